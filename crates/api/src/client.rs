@@ -1,0 +1,38 @@
+//! The client API of the sequencer: `POST /next-id`.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /next-id`; both fields optional, unknown fields refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextIdRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+}
+
+/// IDs `id ..= id + count - 1` of `sequence`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextIdResponse {
+    pub id: u64,
+    pub count: u64,
+    pub sequence: String,
+}
+
+/// `GET /v1/status` of a sequencer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequencerStatus {
+    pub node_id: u32,
+    /// `leader`, `candidate` or `follower`.
+    pub role: String,
+    pub ballot: Option<crate::internal::Ballot>,
+    pub advertise_url: String,
+    /// The leader's URL as the acceptors report it, if any.
+    pub leader_url: Option<String>,
+    pub chosen_below: u64,
+    pub slots_in_flight: usize,
+    /// Acceptors that answered the last status poll.
+    pub acceptors_reachable: usize,
+    pub acceptors: usize,
+}

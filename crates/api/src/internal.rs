@@ -1,0 +1,383 @@
+//! The internal API between services, under `/v1/`. See docs/internal-api.md.
+//!
+//! Protocol rejections (a ballot below the promise) are answers, not errors:
+//! they come back as `200` with `"outcome": "rejected"` and the promised ballot.
+
+use std::collections::BTreeMap;
+
+use paxos_core as core;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ballot {
+    pub round: u64,
+    pub node: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    pub sequence: String,
+    pub id: u64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Value {
+    Noop,
+    Allocations { allocations: Vec<Allocation> },
+}
+
+/// One slot's vote as an acceptor holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub slot: u64,
+    pub ballot: Ballot,
+    pub value: Value,
+    pub chosen: bool,
+}
+
+/// A value to accept in one slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    pub slot: u64,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub below: u64,
+    /// Next ID per sequence.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// `POST /v1/prepare`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareRequest {
+    pub ballot: Ballot,
+    pub from: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PrepareResponse {
+    Promised { ballot: Ballot, snapshot: Snapshot, entries: Vec<Entry> },
+    Rejected { promised: Ballot },
+}
+
+/// `POST /v1/accept`: many slots under one ballot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    pub ballot: Ballot,
+    pub chosen_below: u64,
+    pub proposals: Vec<Proposal>,
+    /// How peers reach the leader; recorded for followers' forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AcceptResponse {
+    Accepted { chosen_below: u64 },
+    Rejected { promised: Ballot },
+}
+
+/// `POST /v1/commit`: the leader's heartbeat and chosen point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    pub ballot: Ballot,
+    pub chosen_below: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+    pub leader_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitResponse {
+    pub promised: Ballot,
+    pub chosen_below: u64,
+}
+
+/// `GET /v1/log?from=S&limit=N`: votes from slot S on, for learners.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogResponse {
+    /// Slots below this were compacted away.
+    pub compacted_below: u64,
+    /// Every slot below this is chosen.
+    pub chosen_below: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// The leader an acceptor last heard under its promised ballot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderInfo {
+    pub ballot: Ballot,
+    pub url: String,
+    pub heard_ago_ms: u64,
+}
+
+/// `GET /v1/status` of an acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptorStatus {
+    pub cluster_id: String,
+    pub node_uuid: String,
+    pub promised: Ballot,
+    pub leader: Option<LeaderInfo>,
+    pub chosen_below: u64,
+    pub compacted_below: u64,
+    pub log_entries: usize,
+}
+
+/// `POST /v1/learners/{id}/progress`: a learner has taken every slot below
+/// `learned_below`, so acceptors may compact up to there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerProgress {
+    pub learned_below: u64,
+}
+
+/// `POST /v1/chosen` on a learner: slots the leader just saw chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChosenPush {
+    pub slots: Vec<Proposal>,
+}
+
+// ---- conversions to and from paxos-core -------------------------------
+
+impl From<core::Ballot> for Ballot {
+    fn from(b: core::Ballot) -> Ballot {
+        Ballot { round: b.round, node: b.node.0 }
+    }
+}
+
+impl From<Ballot> for core::Ballot {
+    fn from(b: Ballot) -> core::Ballot {
+        core::Ballot::new(b.round, core::NodeId(b.node))
+    }
+}
+
+impl From<&core::Allocation> for Allocation {
+    fn from(a: &core::Allocation) -> Allocation {
+        Allocation { sequence: a.sequence.as_str().to_owned(), id: a.first, count: a.count }
+    }
+}
+
+impl TryFrom<&Allocation> for core::Allocation {
+    type Error = String;
+    fn try_from(a: &Allocation) -> Result<core::Allocation, String> {
+        let sequence = core::SequenceName::parse(&a.sequence).map_err(|e| e.to_string())?;
+        if a.count == 0 {
+            return Err("an allocation has count 0".into());
+        }
+        if a.id.checked_add(a.count).is_none() {
+            return Err("an allocation overflows u64".into());
+        }
+        Ok(core::Allocation { sequence, first: a.id, count: a.count })
+    }
+}
+
+impl From<&core::Value> for Value {
+    fn from(v: &core::Value) -> Value {
+        match v {
+            core::Value::Noop => Value::Noop,
+            core::Value::Allocations(a) => Value::Allocations { allocations: a.iter().map(Allocation::from).collect() },
+        }
+    }
+}
+
+impl TryFrom<&Value> for core::Value {
+    type Error = String;
+    fn try_from(v: &Value) -> Result<core::Value, String> {
+        match v {
+            Value::Noop => Ok(core::Value::Noop),
+            Value::Allocations { allocations } => {
+                let parsed: Result<Vec<_>, _> = allocations.iter().map(core::Allocation::try_from).collect();
+                Ok(core::Value::Allocations(parsed?))
+            }
+        }
+    }
+}
+
+impl From<&core::Snapshot> for Snapshot {
+    fn from(s: &core::Snapshot) -> Snapshot {
+        let counters = s.counters.iter().map(|(name, next)| (name.as_str().to_owned(), next)).collect();
+        Snapshot { below: s.below.0, counters }
+    }
+}
+
+impl TryFrom<&Snapshot> for core::Snapshot {
+    type Error = String;
+    fn try_from(s: &Snapshot) -> Result<core::Snapshot, String> {
+        let mut counters = BTreeMap::new();
+        for (name, next) in &s.counters {
+            let name = core::SequenceName::parse(name).map_err(|e| e.to_string())?;
+            counters.insert(name, *next);
+        }
+        Ok(core::Snapshot { below: core::Slot(s.below), counters: core::Counters::from_map(counters) })
+    }
+}
+
+impl Entry {
+    pub fn from_core(slot: core::Slot, accepted: &core::Accepted) -> Entry {
+        Entry {
+            slot: slot.0,
+            ballot: accepted.ballot.into(),
+            value: (&accepted.value).into(),
+            chosen: accepted.chosen,
+        }
+    }
+
+    pub fn to_core(&self) -> Result<(core::Slot, core::Accepted), String> {
+        let accepted = core::Accepted {
+            ballot: self.ballot.into(),
+            value: core::Value::try_from(&self.value)?,
+            chosen: self.chosen,
+        };
+        Ok((core::Slot(self.slot), accepted))
+    }
+}
+
+impl Proposal {
+    pub fn from_core(slot: core::Slot, value: &core::Value) -> Proposal {
+        Proposal { slot: slot.0, value: value.into() }
+    }
+
+    pub fn to_core(&self) -> Result<(core::Slot, core::Value), String> {
+        Ok((core::Slot(self.slot), core::Value::try_from(&self.value)?))
+    }
+}
+
+impl PrepareResponse {
+    pub fn from_core(reply: &core::PrepareReply) -> PrepareResponse {
+        match reply {
+            core::PrepareReply::Rejected { promised } => PrepareResponse::Rejected { promised: (*promised).into() },
+            core::PrepareReply::Promised(p) => PrepareResponse::Promised {
+                ballot: p.ballot.into(),
+                snapshot: (&p.snapshot).into(),
+                entries: p.entries.iter().map(|(s, a)| Entry::from_core(*s, a)).collect(),
+            },
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::PrepareReply, String> {
+        Ok(match self {
+            PrepareResponse::Rejected { promised } => core::PrepareReply::Rejected { promised: (*promised).into() },
+            PrepareResponse::Promised { ballot, snapshot, entries } => {
+                let entries: Result<Vec<_>, _> = entries.iter().map(Entry::to_core).collect();
+                core::PrepareReply::Promised(core::Promise {
+                    ballot: (*ballot).into(),
+                    snapshot: core::Snapshot::try_from(snapshot)?,
+                    entries: entries?,
+                })
+            }
+        })
+    }
+}
+
+impl AcceptRequest {
+    pub fn from_core(accept: &core::Accept, leader_url: Option<String>) -> AcceptRequest {
+        AcceptRequest {
+            ballot: accept.ballot.into(),
+            chosen_below: accept.chosen_below.0,
+            proposals: accept.entries.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect(),
+            leader_url,
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::Accept, String> {
+        let entries: Result<Vec<_>, _> = self.proposals.iter().map(Proposal::to_core).collect();
+        Ok(core::Accept {
+            ballot: self.ballot.into(),
+            chosen_below: core::Slot(self.chosen_below),
+            entries: entries?,
+        })
+    }
+}
+
+impl AcceptResponse {
+    pub fn from_core(reply: &core::AcceptReply) -> AcceptResponse {
+        match reply {
+            core::AcceptReply::Accepted { chosen_below } => AcceptResponse::Accepted { chosen_below: chosen_below.0 },
+            core::AcceptReply::Rejected { promised } => AcceptResponse::Rejected { promised: (*promised).into() },
+        }
+    }
+
+    pub fn to_core(&self) -> core::AcceptReply {
+        match self {
+            AcceptResponse::Accepted { chosen_below } => core::AcceptReply::Accepted { chosen_below: core::Slot(*chosen_below) },
+            AcceptResponse::Rejected { promised } => core::AcceptReply::Rejected { promised: (*promised).into() },
+        }
+    }
+}
+
+impl CommitRequest {
+    pub fn from_core(commit: &core::Commit, leader_url: String) -> CommitRequest {
+        CommitRequest {
+            ballot: commit.ballot.into(),
+            chosen_below: commit.chosen_below.0,
+            snapshot: commit.snapshot.as_ref().map(Snapshot::from),
+            leader_url,
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::Commit, String> {
+        Ok(core::Commit {
+            ballot: self.ballot.into(),
+            chosen_below: core::Slot(self.chosen_below),
+            snapshot: self.snapshot.as_ref().map(core::Snapshot::try_from).transpose()?,
+        })
+    }
+}
+
+impl CommitResponse {
+    pub fn from_core(reply: &core::CommitReply) -> CommitResponse {
+        CommitResponse { promised: reply.promised.into(), chosen_below: reply.chosen_below.0 }
+    }
+
+    pub fn to_core(&self) -> core::CommitReply {
+        core::CommitReply { promised: self.promised.into(), chosen_below: core::Slot(self.chosen_below) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_json() {
+        let value = Value::Allocations { allocations: vec![Allocation { sequence: "default".into(), id: 7, count: 3 }] };
+        let json = serde_json::to_string(&value).expect("serialize");
+        assert_eq!(json, r#"{"kind":"allocations","allocations":[{"sequence":"default","id":7,"count":3}]}"#);
+        let back: Value = serde_json::from_str(&json).expect("parse");
+        assert_eq!(core::Value::try_from(&back), core::Value::try_from(&value));
+    }
+
+    #[test]
+    fn invalid_wire_values_are_refused() {
+        let bad_name = Value::Allocations { allocations: vec![Allocation { sequence: "a b".into(), id: 1, count: 1 }] };
+        assert!(core::Value::try_from(&bad_name).is_err());
+        let overflow = Value::Allocations { allocations: vec![Allocation { sequence: "a".into(), id: u64::MAX, count: 1 }] };
+        assert!(core::Value::try_from(&overflow).is_err());
+    }
+
+    #[test]
+    fn rejections_are_tagged() {
+        let reply = AcceptResponse::Rejected { promised: Ballot { round: 3, node: 1 } };
+        let json = serde_json::to_string(&reply).expect("serialize");
+        assert_eq!(json, r#"{"outcome":"rejected","promised":{"round":3,"node":1}}"#);
+    }
+}

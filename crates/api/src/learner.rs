@@ -1,0 +1,75 @@
+//! The learner's public API: subscriptions and the webhook payload.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/subscriptions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    pub url: String,
+    /// Only these sequences; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<Vec<String>>,
+    /// Deliver from this slot on; the learner's current point when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_slot: Option<u64>,
+}
+
+/// `201` answer: the only time the secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCreated {
+    pub id: String,
+    pub secret: String,
+}
+
+/// `GET /v1/subscriptions/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub url: String,
+    pub sequences: Option<Vec<String>>,
+    /// `active`, `failing` or `disabled`.
+    pub state: String,
+    /// RFC 3339 time of the first failure of the current run of failures.
+    pub failing_since: Option<String>,
+    pub disabled_reason: Option<String>,
+    /// Every slot below this was delivered (or filtered out).
+    pub delivered_below: u64,
+    /// Slots learned but not yet delivered.
+    pub lag_slots: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionList {
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// `GET /v1/status` of a learner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnerStatus {
+    pub learned_below: u64,
+    pub subscriptions: Vec<SubscriptionView>,
+}
+
+/// Body of every webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookMessage {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub data: WebhookData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookData {
+    pub slots: Vec<WebhookSlot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSlot {
+    pub slot: u64,
+    pub allocations: Vec<crate::internal::Allocation>,
+}
+
+pub const WEBHOOK_TYPE: &str = "ids.allocated";

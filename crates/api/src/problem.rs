@@ -1,0 +1,123 @@
+//! RFC 9457 problem details: the body of every paxid error response.
+//!
+//! The `type` URIs below are part of the public contract: clients branch on
+//! them, so they never change meaning. They are identifiers, not links; they
+//! need not resolve.
+
+use serde::{Deserialize, Serialize};
+
+/// Media type of every paxid error body.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// RFC 9457 default when a problem has no more specific type.
+pub const ABOUT_BLANK: &str = "about:blank";
+
+/// 400/422: the request parsed but its content is not acceptable.
+pub const INVALID_REQUEST: &str = "https://paxid.dev/problems/invalid-request";
+/// 400: the body is not syntactically valid JSON.
+pub const MALFORMED_JSON: &str = "https://paxid.dev/problems/malformed-json";
+/// 415: a body was sent without `Content-Type: application/json`.
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "https://paxid.dev/problems/unsupported-media-type";
+/// 413: the body exceeds the configured limit.
+pub const PAYLOAD_TOO_LARGE: &str = "https://paxid.dev/problems/payload-too-large";
+/// 404: no such route or resource.
+pub const NOT_FOUND: &str = "https://paxid.dev/problems/not-found";
+/// 405: the route exists but not for this method.
+pub const METHOD_NOT_ALLOWED: &str = "https://paxid.dev/problems/method-not-allowed";
+/// 401: an internal endpoint was called without the cluster token.
+pub const UNAUTHORIZED: &str = "https://paxid.dev/problems/unauthorized";
+/// 409: the request conflicts with the current state (for example a
+/// higher ballot was promised).
+pub const CONFLICT: &str = "https://paxid.dev/problems/conflict";
+/// 503: no leader or no quorum is reachable right now; retry after the
+/// `Retry-After` header.
+pub const UNAVAILABLE: &str = "https://paxid.dev/problems/unavailable";
+/// 503: the request did not complete within the server's time limit. IDs
+/// may have been consumed (a gap), never handed out twice.
+pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";
+/// 500: a bug or an unexpected failure on the server.
+pub const INTERNAL: &str = "https://paxid.dev/problems/internal";
+
+/// An RFC 9457 problem details object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI identifying the problem type; one of the constants above.
+    #[serde(rename = "type", default = "about_blank")]
+    pub type_: String,
+    /// Short human-readable summary of the problem type.
+    #[serde(default)]
+    pub title: String,
+    /// The HTTP status code, repeated for clients that lose the header.
+    pub status: u16,
+    /// Human-readable explanation of this occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// URI reference identifying this occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Extension members, serialized at the top level (RFC 9457 §3.2).
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Problem {
+    /// A problem with no detail, instance or extensions.
+    pub fn new(type_: &str, title: &str, status: u16) -> Self {
+        Self {
+            type_: type_.to_owned(),
+            title: title.to_owned(),
+            status,
+            detail: None,
+            instance: None,
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the human-readable detail of this occurrence.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds an extension member.
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+}
+
+fn about_blank() -> String {
+    ABOUT_BLANK.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_type_and_flattens_extensions() {
+        let problem = Problem::new(UNAVAILABLE, "No quorum", 503)
+            .with_detail("2 of 3 acceptors unreachable")
+            .with_extension("leader", serde_json::json!(null));
+        let value = serde_json::to_value(&problem).expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "type": UNAVAILABLE,
+                "title": "No quorum",
+                "status": 503,
+                "detail": "2 of 3 acceptors unreachable",
+                "leader": null,
+            })
+        );
+        let back: Problem = serde_json::from_value(value).expect("deserializes");
+        assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn missing_type_defaults_to_about_blank() {
+        let problem: Problem = serde_json::from_str(r#"{"status":404}"#).expect("parses");
+        assert_eq!(problem.type_, ABOUT_BLANK);
+        assert!(problem.extensions.is_empty());
+    }
+}

@@ -1,0 +1,496 @@
+//! The acceptor: the only role with durable state.
+//!
+//! Every handler returns a [`Step`]: the state change to persist and the
+//! reply to send. The reply can only be taken out with a [`Persisted`]
+//! token, which a store hands back after its write is durable, so "persist,
+//! then speak" is the only order the types allow.
+
+use std::collections::BTreeMap;
+
+use crate::types::{Accepted, Ballot, Counters, Slot, Snapshot, Value};
+
+/// Phase 1a: "promise me `ballot`, and tell me what you accepted from `from` on".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepare {
+    pub ballot: Ballot,
+    pub from: Slot,
+}
+
+/// Phase 1b.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promise {
+    pub ballot: Ballot,
+    /// Every slot below `snapshot.below` is chosen; `counters` applies them.
+    pub snapshot: Snapshot,
+    /// Every accepted entry at or above `max(from, snapshot.below)`.
+    pub entries: Vec<(Slot, Accepted)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrepareReply {
+    Promised(Promise),
+    Rejected { promised: Ballot },
+}
+
+/// Phase 2a for many slots at once, carrying the leader's chosen point so
+/// that acceptors learn chosen marks without a separate round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accept {
+    pub ballot: Ballot,
+    pub chosen_below: Slot,
+    pub entries: Vec<(Slot, Value)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcceptReply {
+    /// Every entry of the request was accepted.
+    Accepted { chosen_below: Slot },
+    Rejected { promised: Ballot },
+}
+
+/// The leader's heartbeat: "every slot below `chosen_below` that you
+/// accepted under `ballot` holds the chosen value". `snapshot` is sent to
+/// an acceptor too far behind to be caught up slot by slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub ballot: Ballot,
+    pub chosen_below: Slot,
+    pub snapshot: Option<Snapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitReply {
+    pub promised: Ballot,
+    pub chosen_below: Slot,
+}
+
+/// Everything an acceptor keeps on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptorState {
+    pub promised: Ballot,
+    /// The compacted prefix: slots below `base.below` are folded into counters.
+    pub base: Snapshot,
+    /// Votes for slots at or above `base.below`.
+    pub log: BTreeMap<Slot, Accepted>,
+}
+
+/// One transition's writes, applied by a store as a single atomic batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub promised: Option<Ballot>,
+    /// Replaces the compacted prefix and deletes log entries below it.
+    /// A store applies it before `put`.
+    pub compact: Option<Snapshot>,
+    pub put: Vec<(Slot, Accepted)>,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.promised.is_none() && self.compact.is_none() && self.put.is_empty()
+    }
+
+    /// Applies the change to a state: what a store does on disk, done in memory.
+    pub fn apply_to(&self, state: &mut AcceptorState) {
+        if let Some(ballot) = self.promised {
+            state.promised = ballot;
+        }
+        if let Some(snapshot) = &self.compact {
+            state.log = state.log.split_off(&snapshot.below);
+            state.base = snapshot.clone();
+        }
+        for (slot, accepted) in &self.put {
+            state.log.insert(*slot, accepted.clone());
+        }
+    }
+}
+
+/// Proof that every change handed to a store so far is durable.
+///
+/// Only a store creates one, and only after its synced write returned.
+#[derive(Debug)]
+pub struct Persisted(());
+
+impl Persisted {
+    /// For store implementations: call only after the write is durable.
+    pub fn after_durable_write() -> Persisted {
+        Persisted(())
+    }
+}
+
+/// A handler's outcome: a change to persist (maybe none) and a held reply.
+#[must_use = "the change must be persisted before the reply is sent"]
+#[derive(Debug)]
+pub struct Step<R> {
+    change: Change,
+    reply: R,
+}
+
+impl<R> Step<R> {
+    fn new(change: Change, reply: R) -> Step<R> {
+        Step { change, reply }
+    }
+
+    pub fn change(&self) -> &Change {
+        &self.change
+    }
+
+    /// The reply, released only against proof that the change is durable.
+    pub fn into_reply(self, _proof: Persisted) -> R {
+        self.reply
+    }
+
+    /// Splits the step for a driver that persists many steps in one batch.
+    pub fn into_parts(self) -> (Change, HeldReply<R>) {
+        (self.change, HeldReply(self.reply))
+    }
+}
+
+/// A reply whose change went into a group write; released like a `Step`'s.
+#[derive(Debug)]
+pub struct HeldReply<R>(R);
+
+impl<R> HeldReply<R> {
+    pub fn release(self, _proof: &Persisted) -> R {
+        self.0
+    }
+}
+
+/// What an operator or a follower sequencer sees of an acceptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptorView {
+    pub promised: Ballot,
+    pub chosen_below: Slot,
+    pub compacted_below: Slot,
+    pub log_entries: usize,
+}
+
+/// The acceptor state machine.
+#[derive(Clone, Debug)]
+pub struct Acceptor {
+    state: AcceptorState,
+    /// Derived: first slot at or above `base.below` not marked chosen.
+    chosen_below: Slot,
+    /// Derived: counters after applying every slot below `chosen_below`.
+    chosen_counters: Counters,
+}
+
+impl Acceptor {
+    /// Rebuilds the acceptor from what its store loaded.
+    pub fn restore(state: AcceptorState) -> Acceptor {
+        let mut acceptor = Acceptor {
+            chosen_below: state.base.below,
+            chosen_counters: state.base.counters.clone(),
+            state,
+        };
+        acceptor.advance_chosen_prefix();
+        acceptor
+    }
+
+    pub fn state(&self) -> &AcceptorState {
+        &self.state
+    }
+
+    pub fn view(&self) -> AcceptorView {
+        AcceptorView {
+            promised: self.state.promised,
+            chosen_below: self.chosen_below,
+            compacted_below: self.state.base.below,
+            log_entries: self.state.log.len(),
+        }
+    }
+
+    pub fn handle_prepare(&mut self, prepare: &Prepare) -> Step<PrepareReply> {
+        // Strictly greater: a ballot can be promised once, so a sequencer
+        // that restarted and picked a ballot it already used cannot gather
+        // a second quorum for it.
+        if prepare.ballot <= self.state.promised {
+            let promised = self.state.promised;
+            return Step::new(Change::default(), PrepareReply::Rejected { promised });
+        }
+        let change = Change { promised: Some(prepare.ballot), ..Change::default() };
+        self.apply(&change);
+        let from = prepare.from.max(self.chosen_below);
+        let promise = Promise {
+            ballot: prepare.ballot,
+            snapshot: Snapshot {
+                below: self.chosen_below,
+                counters: self.chosen_counters.clone(),
+            },
+            entries: self.entries_from(from, usize::MAX),
+        };
+        Step::new(change, PrepareReply::Promised(promise))
+    }
+
+    pub fn handle_accept(&mut self, accept: &Accept) -> Step<AcceptReply> {
+        if accept.ballot < self.state.promised {
+            let promised = self.state.promised;
+            return Step::new(Change::default(), AcceptReply::Rejected { promised });
+        }
+        let mut change = Change::default();
+        if accept.ballot > self.state.promised {
+            change.promised = Some(accept.ballot);
+        }
+        for (slot, value) in &accept.entries {
+            if let Some(accepted) = self.vote(accept.ballot, *slot, value) {
+                change.put.push((*slot, accepted));
+            }
+        }
+        self.apply(&change);
+        let marks = self.chosen_marks(accept.ballot, accept.chosen_below);
+        self.apply(&marks);
+        change.put.extend(marks.put);
+        let chosen_below = self.chosen_below;
+        Step::new(change, AcceptReply::Accepted { chosen_below })
+    }
+
+    pub fn handle_commit(&mut self, commit: &Commit) -> Step<CommitReply> {
+        let mut change = Change::default();
+        if let Some(snapshot) = &commit.snapshot {
+            if snapshot.below > self.chosen_below {
+                change.compact = Some(snapshot.clone());
+                self.apply(&change);
+            }
+        }
+        let marks = self.chosen_marks(commit.ballot, commit.chosen_below);
+        self.apply(&marks);
+        change.put.extend(marks.put);
+        let reply = CommitReply {
+            promised: self.state.promised,
+            chosen_below: self.chosen_below,
+        };
+        Step::new(change, reply)
+    }
+
+    /// Folds chosen slots below `below` into the snapshot and drops them.
+    /// Never goes past the chosen prefix: only chosen slots may be forgotten.
+    pub fn compact(&mut self, below: Slot) -> Step<Slot> {
+        let target = below.min(self.chosen_below);
+        if target <= self.state.base.below {
+            let current = self.state.base.below;
+            return Step::new(Change::default(), current);
+        }
+        let mut counters = self.state.base.counters.clone();
+        for accepted in self.state.log.range(..target).map(|(_, a)| a) {
+            counters.raise_above(&accepted.value);
+        }
+        let snapshot = Snapshot { below: target, counters };
+        let change = Change { compact: Some(snapshot), ..Change::default() };
+        self.apply(&change);
+        Step::new(change, target)
+    }
+
+    /// Accepted entries from `from` on, at most `limit` of them; read only.
+    pub fn entries_from(&self, from: Slot, limit: usize) -> Vec<(Slot, Accepted)> {
+        let from = from.max(self.state.base.below);
+        self.state
+            .log
+            .range(from..)
+            .take(limit)
+            .map(|(slot, accepted)| (*slot, accepted.clone()))
+            .collect()
+    }
+
+    /// The vote to write for one slot of an accept, or None if nothing changes.
+    fn vote(&self, ballot: Ballot, slot: Slot, value: &Value) -> Option<Accepted> {
+        if slot < self.state.base.below {
+            // Compacted, hence chosen: the leader can only be re-proposing
+            // the chosen value, and acknowledging it is safe.
+            return None;
+        }
+        match self.state.log.get(&slot) {
+            Some(existing) if existing.chosen => {
+                assert_eq!(
+                    &existing.value, value,
+                    "a leader proposed a different value for chosen slot {slot}"
+                );
+                None
+            }
+            Some(existing) if existing.ballot == ballot => {
+                assert_eq!(
+                    &existing.value, value,
+                    "two values for slot {slot} under ballot {ballot}"
+                );
+                None
+            }
+            _ => Some(Accepted { ballot, value: value.clone(), chosen: false }),
+        }
+    }
+
+    /// Chosen marks implied by a leader's "chosen below" under its ballot.
+    fn chosen_marks(&self, ballot: Ballot, chosen_below: Slot) -> Change {
+        if chosen_below <= self.chosen_below {
+            return Change::default();
+        }
+        let put = self
+            .state
+            .log
+            .range(self.chosen_below..chosen_below)
+            .filter(|(_, accepted)| accepted.ballot == ballot && !accepted.chosen)
+            .map(|(slot, accepted)| (*slot, Accepted { chosen: true, ..accepted.clone() }))
+            .collect();
+        Change { put, ..Change::default() }
+    }
+
+    fn apply(&mut self, change: &Change) {
+        change.apply_to(&mut self.state);
+        if change.compact.is_some() && self.chosen_below < self.state.base.below {
+            self.chosen_below = self.state.base.below;
+            self.chosen_counters = self.state.base.counters.clone();
+        }
+        self.advance_chosen_prefix();
+    }
+
+    fn advance_chosen_prefix(&mut self) {
+        while let Some(accepted) = self.state.log.get(&self.chosen_below) {
+            if !accepted.chosen {
+                break;
+            }
+            self.chosen_counters.raise_above(&accepted.value);
+            self.chosen_below = self.chosen_below.next();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Allocation, NodeId, SequenceName};
+
+    fn ballot(round: u64, node: u32) -> Ballot {
+        Ballot::new(round, NodeId(node))
+    }
+
+    fn alloc(first: u64, count: u64) -> Value {
+        Value::Allocations(vec![Allocation {
+            sequence: SequenceName::default_sequence(),
+            first,
+            count,
+        }])
+    }
+
+    fn release<R>(step: Step<R>) -> (Change, R) {
+        let change = step.change().clone();
+        (change, step.into_reply(Persisted::after_durable_write()))
+    }
+
+    fn acceptor() -> Acceptor {
+        Acceptor::restore(AcceptorState::default())
+    }
+
+    #[test]
+    fn prepare_above_promise_is_promised_and_persisted() {
+        let mut a = acceptor();
+        let (change, reply) = release(a.handle_prepare(&Prepare { ballot: ballot(1, 1), from: Slot(0) }));
+        assert_eq!(change, Change { promised: Some(ballot(1, 1)), ..Change::default() });
+        let PrepareReply::Promised(promise) = reply else { panic!("expected a promise") };
+        assert_eq!(promise.ballot, ballot(1, 1));
+        assert!(promise.entries.is_empty());
+        assert_eq!(a.state().promised, ballot(1, 1));
+    }
+
+    #[test]
+    fn prepare_at_or_below_promise_is_rejected_without_change() {
+        let mut a = acceptor();
+        let _ = release(a.handle_prepare(&Prepare { ballot: ballot(2, 1), from: Slot(0) }));
+        for b in [ballot(2, 1), ballot(1, 9)] {
+            let (change, reply) = release(a.handle_prepare(&Prepare { ballot: b, from: Slot(0) }));
+            assert!(change.is_empty());
+            assert_eq!(reply, PrepareReply::Rejected { promised: ballot(2, 1) });
+        }
+    }
+
+    #[test]
+    fn accept_below_promise_is_rejected_and_at_promise_is_accepted() {
+        let mut a = acceptor();
+        let _ = release(a.handle_prepare(&Prepare { ballot: ballot(2, 1), from: Slot(0) }));
+        let low = Accept { ballot: ballot(1, 2), chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] };
+        let (change, reply) = release(a.handle_accept(&low));
+        assert!(change.is_empty());
+        assert_eq!(reply, AcceptReply::Rejected { promised: ballot(2, 1) });
+
+        let ok = Accept { ballot: ballot(2, 1), chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] };
+        let (change, reply) = release(a.handle_accept(&ok));
+        assert_eq!(change.put, vec![(Slot(0), Accepted { ballot: ballot(2, 1), value: alloc(1, 1), chosen: false })]);
+        assert_eq!(change.promised, None);
+        assert_eq!(reply, AcceptReply::Accepted { chosen_below: Slot(0) });
+    }
+
+    #[test]
+    fn accept_above_promise_raises_the_promise() {
+        let mut a = acceptor();
+        let accept = Accept { ballot: ballot(3, 1), chosen_below: Slot(0), entries: vec![(Slot(5), Value::Noop)] };
+        let (change, _) = release(a.handle_accept(&accept));
+        assert_eq!(change.promised, Some(ballot(3, 1)));
+        assert_eq!(a.state().promised, ballot(3, 1));
+    }
+
+    #[test]
+    fn promise_reports_accepted_entries_and_chosen_snapshot() {
+        let mut a = acceptor();
+        let b = ballot(1, 1);
+        let accept = Accept { ballot: b, chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 10)), (Slot(1), alloc(11, 5))] };
+        let _ = release(a.handle_accept(&accept));
+        let _ = release(a.handle_commit(&Commit { ballot: b, chosen_below: Slot(1), snapshot: None }));
+        let (_, reply) = release(a.handle_prepare(&Prepare { ballot: ballot(2, 2), from: Slot(0) }));
+        let PrepareReply::Promised(promise) = reply else { panic!("expected a promise") };
+        assert_eq!(promise.snapshot.below, Slot(1));
+        assert_eq!(promise.snapshot.counters.next_id(&SequenceName::default_sequence()), 11);
+        assert_eq!(promise.entries, vec![(Slot(1), Accepted { ballot: b, value: alloc(11, 5), chosen: false })]);
+    }
+
+    #[test]
+    fn commit_marks_only_entries_of_its_ballot() {
+        let mut a = acceptor();
+        let old = ballot(1, 1);
+        let new = ballot(2, 2);
+        let _ = release(a.handle_accept(&Accept { ballot: old, chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] }));
+        let _ = release(a.handle_accept(&Accept { ballot: new, chosen_below: Slot(0), entries: vec![(Slot(1), alloc(2, 1))] }));
+        let (change, reply) = release(a.handle_commit(&Commit { ballot: new, chosen_below: Slot(2), snapshot: None }));
+        // Slot 0 holds a vote of another ballot: its value may not be the chosen one.
+        let marked: Vec<Slot> = change.put.iter().map(|(s, _)| *s).collect();
+        assert_eq!(marked, vec![Slot(1)]);
+        assert_eq!(reply.chosen_below, Slot(0));
+        let (change, reply) = release(a.handle_commit(&Commit { ballot: old, chosen_below: Slot(1), snapshot: None }));
+        assert_eq!(change.put.len(), 1);
+        assert_eq!(reply.chosen_below, Slot(2), "slot 1 was marked already");
+    }
+
+    #[test]
+    fn commit_with_snapshot_installs_it_when_behind() {
+        let mut a = acceptor();
+        let counters = Counters::from_map([(SequenceName::default_sequence(), 100)].into());
+        let snapshot = Snapshot { below: Slot(50), counters };
+        let (change, reply) = release(a.handle_commit(&Commit { ballot: ballot(1, 1), chosen_below: Slot(60), snapshot: Some(snapshot.clone()) }));
+        assert_eq!(change.compact, Some(snapshot));
+        assert_eq!(reply.chosen_below, Slot(50));
+        assert_eq!(a.view().compacted_below, Slot(50));
+    }
+
+    #[test]
+    fn compaction_stops_at_the_chosen_prefix() {
+        let mut a = acceptor();
+        let b = ballot(1, 1);
+        let entries = vec![(Slot(0), alloc(1, 1)), (Slot(1), alloc(2, 1)), (Slot(2), alloc(3, 1))];
+        let _ = release(a.handle_accept(&Accept { ballot: b, chosen_below: Slot(2), entries }));
+        let (change, below) = release(a.compact(Slot(10)));
+        assert_eq!(below, Slot(2));
+        let snapshot = change.compact.expect("a snapshot");
+        assert_eq!(snapshot.counters.next_id(&SequenceName::default_sequence()), 3);
+        assert_eq!(a.state().log.len(), 1);
+        // Accepts for compacted slots are acknowledged and change nothing.
+        let again = Accept { ballot: b, chosen_below: Slot(2), entries: vec![(Slot(0), alloc(1, 1))] };
+        let (change, reply) = release(a.handle_accept(&again));
+        assert!(change.is_empty());
+        assert_eq!(reply, AcceptReply::Accepted { chosen_below: Slot(2) });
+    }
+
+    #[test]
+    fn restore_rebuilds_the_chosen_prefix() {
+        let mut a = acceptor();
+        let b = ballot(1, 1);
+        let _ = release(a.handle_accept(&Accept { ballot: b, chosen_below: Slot(1), entries: vec![(Slot(0), alloc(1, 4))] }));
+        let restored = Acceptor::restore(a.state().clone());
+        assert_eq!(restored.view(), a.view());
+        assert_eq!(restored.view().chosen_below, Slot(1));
+    }
+}

@@ -1,0 +1,23 @@
+//! Multi-Paxos for paxid, as plain state machines.
+//!
+//! No async, no I/O, no clock or randomness reads, no serde: time and random
+//! draws come in as arguments, effects come out as values that a driver
+//! executes. See ARCHITECTURE.md for the protocol and its invariants.
+
+pub mod acceptor;
+pub mod learner;
+pub mod proposer;
+pub mod storage;
+pub mod types;
+
+pub use acceptor::{
+    Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply, Persisted,
+    Prepare, PrepareReply, Promise, Step,
+};
+pub use learner::Learner;
+pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
+pub use storage::{AcceptorStore, MemoryStore};
+pub use types::{
+    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, SequenceNameError, Slot,
+    Snapshot, Value,
+};

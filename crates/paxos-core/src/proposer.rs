@@ -1,0 +1,698 @@
+//! The proposer: follower, candidate or leader of a Multi-Paxos log.
+//!
+//! It has no durable state. Everything a new leader needs comes back from a
+//! quorum of acceptors in phase 1. Inputs arrive through `handle_*` and
+//! `tick` with the current time; effects leave through [`Proposer::drain_effects`].
+//! The driver sends each `Send` effect to its acceptor and feeds the answer
+//! back, answers clients from `Reply` effects and pushes `Chosen` ones to
+//! learners.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, Prepare, PrepareReply, Promise};
+use crate::types::{quorum, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value};
+
+/// Limits and timings, each with its unit in its name.
+#[derive(Clone, Debug)]
+pub struct ProposerConfig {
+    pub node: NodeId,
+    pub acceptors: usize,
+    /// Slots proposed but not yet chosen, at most.
+    pub pipeline_slots_max: usize,
+    /// Client requests batched into one slot, at most.
+    pub batch_requests_max: usize,
+    /// Client requests waiting for a slot, at most; more are refused.
+    pub pending_requests_max: usize,
+    /// IDs one request may ask for, at most.
+    pub count_max: u64,
+    /// Distinct sequence names, at most.
+    pub sequences_max: usize,
+    pub heartbeat_interval_ms: u64,
+    /// A follower campaigns after the leader made no progress on a majority
+    /// for a time drawn uniformly from this range.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// An accept not acknowledged after this long is sent again.
+    pub accept_retry_ms: u64,
+    /// A client waits at most this long for its slot to be chosen.
+    pub request_timeout_ms: u64,
+    /// Chosen values kept to catch lagging acceptors up slot by slot.
+    pub catchup_slots_max: usize,
+    /// Catch-up slots sent to one acceptor in one accept, at most.
+    pub catchup_batch_max: usize,
+}
+
+impl ProposerConfig {
+    pub fn new(node: NodeId, acceptors: usize) -> ProposerConfig {
+        ProposerConfig {
+            node,
+            acceptors,
+            pipeline_slots_max: 8,
+            batch_requests_max: 8192,
+            pending_requests_max: 65_536,
+            count_max: 1_000_000,
+            sequences_max: 1024,
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            accept_retry_ms: 200,
+            request_timeout_ms: 5_000,
+            catchup_slots_max: 65_536,
+            catchup_batch_max: 1024,
+        }
+    }
+
+    fn assert_valid(&self) {
+        assert!(self.acceptors >= 1, "at least one acceptor");
+        assert!(self.pipeline_slots_max >= 1);
+        assert!(self.batch_requests_max >= 1);
+        assert!(self.count_max >= 1);
+        assert!(self.sequences_max >= 1);
+        assert!(self.election_timeout_min_ms <= self.election_timeout_max_ms);
+        assert!(self.heartbeat_interval_ms < self.election_timeout_min_ms);
+        assert!(self.catchup_batch_max >= 1);
+    }
+}
+
+/// Chosen by the driver, unique among the requests it has in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// A client's ask, already validated at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdRequest {
+    pub id: RequestId,
+    pub sequence: SequenceName,
+    pub count: u64,
+}
+
+/// Why a request got no IDs. None of them means IDs were consumed that a
+/// later request could receive again: a refused or failed request leaves at
+/// most a gap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// This proposer is not the leader (the driver forwards or answers 503).
+    NotLeader,
+    /// The leader lost its leadership before the slot was chosen.
+    Deposed,
+    /// The slot was not chosen within the request timeout.
+    TimedOut,
+    /// Too many requests waiting.
+    Overloaded,
+    /// A new sequence beyond `sequences_max`.
+    TooManySequences,
+    /// The sequence would pass `u64::MAX`.
+    Exhausted,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Prepare { to: AcceptorId, prepare: Prepare },
+    Accept { to: AcceptorId, accept: Accept },
+    Commit { to: AcceptorId, commit: Commit },
+    Reply { request: RequestId, result: Result<Allocation, Refusal> },
+    /// A slot became chosen; emitted in slot order, every slot once per leadership.
+    Chosen { slot: Slot, value: Value },
+    BecameLeader { ballot: Ballot },
+    SteppedDown { ballot: Ballot, seen: Option<Ballot> },
+}
+
+/// A follower's view of one acceptor, from its status endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptorStatus {
+    pub promised: Ballot,
+    /// How long ago the acceptor heard the leader of its promised ballot;
+    /// None if never.
+    pub leader_heard_ago_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate { ballot: Ballot },
+    Leader { ballot: Ballot },
+}
+
+/// The proposer state machine.
+#[derive(Debug)]
+pub struct Proposer {
+    config: ProposerConfig,
+    /// The highest round seen anywhere; a new ballot goes above it.
+    round_seen_max: u64,
+    /// Slots below this are known chosen; phase 1 starts here.
+    known_chosen_below: Slot,
+    /// Per acceptor: when (our clock) it last heard a leader, as reported.
+    leader_heard_at_ms: Vec<Option<u64>>,
+    election_timeout_ms: u64,
+    /// When the follower last saw a live leader, or became a follower.
+    follower_since_ms: u64,
+    state: State,
+    effects: Vec<Effect>,
+}
+
+#[derive(Debug)]
+enum State {
+    Follower,
+    Candidate(Candidate),
+    Leader(Box<Leader>),
+}
+
+#[derive(Debug)]
+struct Candidate {
+    ballot: Ballot,
+    started_at_ms: u64,
+    promises: BTreeMap<AcceptorId, Promise>,
+}
+
+#[derive(Debug)]
+struct Leader {
+    ballot: Ballot,
+    next_slot: Slot,
+    /// Next ID per sequence for new allocations: above every range seen.
+    counters: Counters,
+    in_flight: BTreeMap<Slot, InFlight>,
+    pending: VecDeque<(IdRequest, u64)>,
+    chosen_below: Slot,
+    /// Chosen slots above `chosen_below`, waiting for the gap below them.
+    chosen_ahead: BTreeMap<Slot, Value>,
+    catchup: CatchUp,
+    /// Per acceptor: its chosen point as last reported, and when it last
+    /// answered under our ballot.
+    acceptor_chosen_below: Vec<Option<Slot>>,
+    answered_at_ms: Vec<Option<u64>>,
+    heartbeat_sent_at_ms: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    value: Value,
+    acks: Vec<bool>,
+    sent_at_ms: u64,
+    /// Clients waiting on this slot, with their part of its allocations.
+    waiting: Vec<(RequestId, Allocation, u64)>,
+}
+
+/// The recent chosen log, kept to catch lagging acceptors up.
+#[derive(Debug)]
+struct CatchUp {
+    base: Snapshot,
+    values: VecDeque<Value>,
+}
+
+impl Proposer {
+    pub fn new(config: ProposerConfig, now_ms: u64, random: u64) -> Proposer {
+        config.assert_valid();
+        let mut proposer = Proposer {
+            leader_heard_at_ms: vec![None; config.acceptors],
+            round_seen_max: 0,
+            known_chosen_below: Slot::ZERO,
+            election_timeout_ms: 0,
+            follower_since_ms: now_ms,
+            state: State::Follower,
+            effects: Vec::new(),
+            config,
+        };
+        proposer.election_timeout_ms = proposer.draw_timeout(random);
+        proposer
+    }
+
+    pub fn config(&self) -> &ProposerConfig {
+        &self.config
+    }
+
+    pub fn role(&self) -> Role {
+        match &self.state {
+            State::Follower => Role::Follower,
+            State::Candidate(c) => Role::Candidate { ballot: c.ballot },
+            State::Leader(l) => Role::Leader { ballot: l.ballot },
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.state, State::Leader(_))
+    }
+
+    /// Slots proposed and not yet chosen (0 unless leader).
+    pub fn slots_in_flight(&self) -> usize {
+        match &self.state {
+            State::Leader(l) => l.in_flight.len(),
+            _ => 0,
+        }
+    }
+
+    pub fn chosen_below(&self) -> Slot {
+        match &self.state {
+            State::Leader(l) => l.chosen_below,
+            _ => self.known_chosen_below,
+        }
+    }
+
+    /// Everything the driver must do now, in order.
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// A client wants IDs. Only a leader takes it; others refuse NotLeader.
+    pub fn handle_request(&mut self, now_ms: u64, request: IdRequest) {
+        assert!(request.count >= 1 && request.count <= self.config.count_max);
+        let State::Leader(leader) = &mut self.state else {
+            self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::NotLeader) });
+            return;
+        };
+        if leader.pending.len() >= self.config.pending_requests_max {
+            self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Overloaded) });
+            return;
+        }
+        leader.pending.push_back((request, now_ms));
+    }
+
+    /// A follower learned an acceptor's status.
+    pub fn handle_status(&mut self, now_ms: u64, from: AcceptorId, status: AcceptorStatus) {
+        self.see(status.promised);
+        self.leader_heard_at_ms[from.0] = status
+            .leader_heard_ago_ms
+            .map(|ago| now_ms.saturating_sub(ago));
+    }
+
+    pub fn handle_prepare_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, reply: PrepareReply) {
+        match reply {
+            PrepareReply::Rejected { promised } => {
+                self.see(promised);
+                if matches!(&self.state, State::Candidate(c) if c.ballot == ballot) && promised > ballot {
+                    self.become_follower(now_ms);
+                }
+            }
+            PrepareReply::Promised(promise) => {
+                let State::Candidate(candidate) = &mut self.state else { return };
+                if candidate.ballot != ballot || promise.ballot != ballot {
+                    return;
+                }
+                candidate.promises.insert(from, promise);
+                if candidate.promises.len() >= quorum(self.config.acceptors) {
+                    self.become_leader(now_ms);
+                }
+            }
+        }
+    }
+
+    /// An acceptor answered an accept carrying `slots` under `ballot`.
+    pub fn handle_accept_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, slots: &[Slot], reply: AcceptReply) {
+        match reply {
+            AcceptReply::Rejected { promised } => self.on_rejected(now_ms, ballot, promised),
+            AcceptReply::Accepted { chosen_below } => {
+                let State::Leader(leader) = &mut self.state else { return };
+                if leader.ballot != ballot {
+                    return;
+                }
+                leader.note_answer(now_ms, from, chosen_below);
+                for slot in slots {
+                    leader.ack(*slot, from, self.config.acceptors, &mut self.effects);
+                }
+                leader.advance_chosen(self.config.catchup_slots_max, &mut self.effects);
+            }
+        }
+    }
+
+    pub fn handle_commit_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, reply: CommitReply) {
+        if reply.promised > ballot {
+            self.on_rejected(now_ms, ballot, reply.promised);
+            return;
+        }
+        if let State::Leader(leader) = &mut self.state {
+            if leader.ballot == ballot {
+                leader.note_answer(now_ms, from, reply.chosen_below);
+            }
+        }
+    }
+
+    /// Timers: elections, heartbeats, retries, timeouts; then proposes.
+    /// `random` is a fresh uniform draw from the driver.
+    pub fn tick(&mut self, now_ms: u64, random: u64) {
+        match &self.state {
+            State::Follower => self.follower_tick(now_ms, random),
+            State::Candidate(c) => {
+                if now_ms.saturating_sub(c.started_at_ms) >= self.election_timeout_ms {
+                    self.become_follower(now_ms);
+                    self.election_timeout_ms = self.draw_timeout(random);
+                }
+            }
+            State::Leader(_) => self.leader_tick(now_ms),
+        }
+    }
+
+    /// Proposes new slots from pending requests while the pipeline has room.
+    /// Drivers call it after handling a burst of inputs, so that everything
+    /// that arrived meanwhile shares slots.
+    pub fn flush(&mut self, now_ms: u64) {
+        let config = &self.config;
+        let State::Leader(leader) = &mut self.state else { return };
+        let mut proposed = Vec::new();
+        while leader.in_flight.len() < config.pipeline_slots_max && !leader.pending.is_empty() {
+            if let Some(slot) = leader.propose_batch(now_ms, config, &mut self.effects) {
+                proposed.push(slot);
+            }
+        }
+        if !proposed.is_empty() {
+            leader.send_accepts(&proposed, config.acceptors, &mut self.effects);
+        }
+    }
+
+    fn follower_tick(&mut self, now_ms: u64, random: u64) {
+        if self.leader_alive(now_ms) {
+            self.follower_since_ms = now_ms;
+            return;
+        }
+        if now_ms.saturating_sub(self.follower_since_ms) < self.election_timeout_ms {
+            return;
+        }
+        self.election_timeout_ms = self.draw_timeout(random);
+        self.campaign(now_ms);
+    }
+
+    /// A majority of acceptors heard a leader within the election timeout.
+    fn leader_alive(&self, now_ms: u64) -> bool {
+        let recent = self
+            .leader_heard_at_ms
+            .iter()
+            .filter(|heard| matches!(heard, Some(at) if now_ms.saturating_sub(*at) < self.election_timeout_ms))
+            .count();
+        recent >= quorum(self.config.acceptors)
+    }
+
+    fn campaign(&mut self, now_ms: u64) {
+        self.round_seen_max += 1;
+        let ballot = Ballot::new(self.round_seen_max, self.config.node);
+        let prepare = Prepare { ballot, from: self.known_chosen_below };
+        for to in (0..self.config.acceptors).map(AcceptorId) {
+            self.effects.push(Effect::Prepare { to, prepare: prepare.clone() });
+        }
+        self.state = State::Candidate(Candidate { ballot, started_at_ms: now_ms, promises: BTreeMap::new() });
+    }
+
+    fn become_leader(&mut self, now_ms: u64) {
+        let State::Candidate(candidate) = std::mem::replace(&mut self.state, State::Follower) else {
+            unreachable!("only a candidate becomes leader")
+        };
+        let leader = Leader::recover(candidate, now_ms, self.config.acceptors);
+        let ballot = leader.ballot;
+        let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
+        self.effects.push(Effect::BecameLeader { ballot });
+        let mut leader = Box::new(leader);
+        leader.send_accepts(&recovered, self.config.acceptors, &mut self.effects);
+        leader.send_heartbeats(&self.config, &mut self.effects);
+        self.state = State::Leader(leader);
+        self.flush(now_ms);
+    }
+
+    fn leader_tick(&mut self, now_ms: u64) {
+        let config = &self.config;
+        let State::Leader(leader) = &mut self.state else { return };
+        if !leader.has_quorum_contact(now_ms, config) {
+            let ballot = leader.ballot;
+            self.step_down(now_ms, ballot, None);
+            return;
+        }
+        leader.time_out_requests(now_ms, config.request_timeout_ms, &mut self.effects);
+        leader.resend_unacknowledged(now_ms, config, &mut self.effects);
+        if now_ms.saturating_sub(leader.heartbeat_sent_at_ms) >= config.heartbeat_interval_ms {
+            leader.heartbeat_sent_at_ms = now_ms;
+            leader.send_heartbeats(config, &mut self.effects);
+        }
+        self.flush(now_ms);
+    }
+
+    fn on_rejected(&mut self, now_ms: u64, ballot: Ballot, promised: Ballot) {
+        self.see(promised);
+        if matches!(&self.state, State::Leader(l) if l.ballot == ballot) && promised > ballot {
+            self.step_down(now_ms, ballot, Some(promised));
+        }
+    }
+
+    /// Fails every waiting client: a deposed leader can get nothing chosen.
+    fn step_down(&mut self, now_ms: u64, ballot: Ballot, seen: Option<Ballot>) {
+        if let State::Leader(leader) = std::mem::replace(&mut self.state, State::Follower) {
+            self.known_chosen_below = leader.chosen_below;
+            for (request, _) in leader.pending {
+                self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Deposed) });
+            }
+            for waiting in leader.in_flight.into_values().flat_map(|f| f.waiting) {
+                self.effects.push(Effect::Reply { request: waiting.0, result: Err(Refusal::Deposed) });
+            }
+        }
+        self.effects.push(Effect::SteppedDown { ballot, seen });
+        self.become_follower(now_ms);
+    }
+
+    fn become_follower(&mut self, now_ms: u64) {
+        self.state = State::Follower;
+        self.follower_since_ms = now_ms;
+        // Forget who heard whom: only fresh statuses may keep us quiet.
+        self.leader_heard_at_ms.iter_mut().for_each(|h| *h = None);
+    }
+
+    fn see(&mut self, ballot: Ballot) {
+        self.round_seen_max = self.round_seen_max.max(ballot.round);
+    }
+
+    fn draw_timeout(&self, random: u64) -> u64 {
+        let span = self.config.election_timeout_max_ms - self.config.election_timeout_min_ms;
+        self.config.election_timeout_min_ms + random % (span + 1)
+    }
+}
+
+impl Leader {
+    /// Phase 1 is done: rebuild the log from a quorum's promises.
+    ///
+    /// Slots below the highest reported chosen point are chosen and folded
+    /// into that acceptor's snapshot. Above it, each slot gets the value of
+    /// the highest ballot reported, holes up to the highest reported slot
+    /// get no-ops, and new allocations start above every range seen.
+    fn recover(candidate: Candidate, now_ms: u64, acceptors: usize) -> Leader {
+        let best = candidate
+            .promises
+            .values()
+            .max_by_key(|p| p.snapshot.below)
+            .expect("a quorum is never empty");
+        let base = best.snapshot.clone();
+        let mut counters = base.counters.clone();
+        let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
+        for promise in candidate.promises.values() {
+            counters.merge(&promise.snapshot.counters);
+            for (slot, accepted) in &promise.entries {
+                counters.raise_above(&accepted.value);
+                if *slot < base.below {
+                    continue;
+                }
+                let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot > *b);
+                if better {
+                    highest.insert(*slot, (accepted.ballot, accepted.value.clone()));
+                }
+            }
+        }
+        let top = highest.keys().next_back().copied();
+        let next_slot = top.map_or(base.below, Slot::next);
+        let mut in_flight = BTreeMap::new();
+        let mut slot = base.below;
+        while slot < next_slot {
+            let value = highest.remove(&slot).map_or(Value::Noop, |(_, v)| v);
+            in_flight.insert(slot, InFlight { value, acks: vec![false; acceptors], sent_at_ms: now_ms, waiting: Vec::new() });
+            slot = slot.next();
+        }
+        let mut acceptor_chosen_below = vec![None; acceptors];
+        for (id, promise) in &candidate.promises {
+            acceptor_chosen_below[id.0] = Some(promise.snapshot.below);
+        }
+        Leader {
+            ballot: candidate.ballot,
+            next_slot,
+            counters,
+            in_flight,
+            pending: VecDeque::new(),
+            chosen_below: base.below,
+            chosen_ahead: BTreeMap::new(),
+            catchup: CatchUp { base, values: VecDeque::new() },
+            acceptor_chosen_below,
+            answered_at_ms: candidate.promises.keys().fold(vec![None; acceptors], |mut v, id| {
+                v[id.0] = Some(now_ms);
+                v
+            }),
+            heartbeat_sent_at_ms: now_ms,
+        }
+    }
+
+    /// Takes pending requests into one new slot. Returns the slot, or None
+    /// if every request taken was refused.
+    fn propose_batch(&mut self, now_ms: u64, config: &ProposerConfig, effects: &mut Vec<Effect>) -> Option<Slot> {
+        let mut allocations: Vec<Allocation> = Vec::new();
+        let mut waiting = Vec::new();
+        let take = self.pending.len().min(config.batch_requests_max);
+        for (request, received_at_ms) in self.pending.drain(..take) {
+            let known = self.counters.contains(&request.sequence)
+                || allocations.iter().any(|a| a.sequence == request.sequence);
+            if !known && self.counters.len() >= config.sequences_max {
+                effects.push(Effect::Reply { request: request.id, result: Err(Refusal::TooManySequences) });
+                continue;
+            }
+            let first = self.counters.next_id(&request.sequence);
+            let Some(end) = first.checked_add(request.count) else {
+                effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Exhausted) });
+                continue;
+            };
+            self.counters.raise_to(&request.sequence, end);
+            let part = Allocation { sequence: request.sequence.clone(), first, count: request.count };
+            match allocations.iter_mut().find(|a| a.sequence == request.sequence) {
+                Some(range) => range.count += request.count,
+                None => allocations.push(part.clone()),
+            }
+            waiting.push((request.id, part, received_at_ms));
+        }
+        if waiting.is_empty() {
+            return None;
+        }
+        let slot = self.next_slot;
+        self.next_slot = slot.next();
+        let acks = vec![false; config.acceptors];
+        let value = Value::Allocations(allocations);
+        self.in_flight.insert(slot, InFlight { value, acks, sent_at_ms: now_ms, waiting });
+        Some(slot)
+    }
+
+    /// One accept per acceptor carrying every listed in-flight slot.
+    fn send_accepts(&mut self, slots: &[Slot], acceptors: usize, effects: &mut Vec<Effect>) {
+        if slots.is_empty() {
+            return;
+        }
+        for to in (0..acceptors).map(AcceptorId) {
+            let entries = slots
+                .iter()
+                .filter_map(|s| self.in_flight.get(s).map(|f| (*s, f.value.clone())))
+                .collect();
+            let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
+            effects.push(Effect::Accept { to, accept });
+        }
+    }
+
+    fn ack(&mut self, slot: Slot, from: AcceptorId, acceptors: usize, effects: &mut Vec<Effect>) {
+        let Some(flight) = self.in_flight.get_mut(&slot) else { return };
+        flight.acks[from.0] = true;
+        if flight.acks.iter().filter(|a| **a).count() < quorum(acceptors) {
+            return;
+        }
+        let flight = self.in_flight.remove(&slot).expect("present above");
+        for (request, allocation, _) in flight.waiting {
+            effects.push(Effect::Reply { request, result: Ok(allocation) });
+        }
+        self.chosen_ahead.insert(slot, flight.value);
+    }
+
+    fn advance_chosen(&mut self, catchup_slots_max: usize, effects: &mut Vec<Effect>) {
+        while let Some(value) = self.chosen_ahead.remove(&self.chosen_below) {
+            effects.push(Effect::Chosen { slot: self.chosen_below, value: value.clone() });
+            self.catchup.push(value, catchup_slots_max);
+            self.chosen_below = self.chosen_below.next();
+        }
+    }
+
+    fn note_answer(&mut self, now_ms: u64, from: AcceptorId, chosen_below: Slot) {
+        self.answered_at_ms[from.0] = Some(now_ms);
+        self.acceptor_chosen_below[from.0] = Some(chosen_below);
+    }
+
+    /// A majority answered within the shortest election timeout. A leader
+    /// cut off from its quorum steps down rather than hold clients forever.
+    fn has_quorum_contact(&self, now_ms: u64, config: &ProposerConfig) -> bool {
+        let recent = self
+            .answered_at_ms
+            .iter()
+            .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < config.election_timeout_min_ms))
+            .count();
+        recent >= quorum(config.acceptors)
+    }
+
+    fn time_out_requests(&mut self, now_ms: u64, timeout_ms: u64, effects: &mut Vec<Effect>) {
+        let expired = |received: u64| now_ms.saturating_sub(received) >= timeout_ms;
+        while let Some((request, received)) = self.pending.front() {
+            if !expired(*received) {
+                break;
+            }
+            effects.push(Effect::Reply { request: request.id, result: Err(Refusal::TimedOut) });
+            self.pending.pop_front();
+        }
+        // The slot stays in flight with its value: it may still be chosen,
+        // and a ballot never carries two values for one slot.
+        for flight in self.in_flight.values_mut() {
+            flight.waiting.retain(|(request, _, received)| {
+                let keep = !expired(*received);
+                if !keep {
+                    effects.push(Effect::Reply { request: *request, result: Err(Refusal::TimedOut) });
+                }
+                keep
+            });
+        }
+    }
+
+    fn resend_unacknowledged(&mut self, now_ms: u64, config: &ProposerConfig, effects: &mut Vec<Effect>) {
+        let mut per_acceptor: Vec<Vec<(Slot, Value)>> = vec![Vec::new(); config.acceptors];
+        for (slot, flight) in self.in_flight.iter_mut() {
+            if now_ms.saturating_sub(flight.sent_at_ms) < config.accept_retry_ms {
+                continue;
+            }
+            flight.sent_at_ms = now_ms;
+            for (to, acked) in flight.acks.iter().enumerate() {
+                if !acked {
+                    per_acceptor[to].push((*slot, flight.value.clone()));
+                }
+            }
+        }
+        for (to, entries) in per_acceptor.into_iter().enumerate() {
+            if !entries.is_empty() {
+                let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
+                effects.push(Effect::Accept { to: AcceptorId(to), accept });
+            }
+        }
+    }
+
+    /// Heartbeat every acceptor; catch up those behind the chosen point.
+    fn send_heartbeats(&mut self, config: &ProposerConfig, effects: &mut Vec<Effect>) {
+        for to in (0..config.acceptors).map(AcceptorId) {
+            let behind = self.acceptor_chosen_below[to.0].filter(|c| *c < self.chosen_below);
+            let snapshot = match behind {
+                Some(point) if point < self.catchup.base.below => Some(self.catchup.base.clone()),
+                _ => None,
+            };
+            let commit = Commit { ballot: self.ballot, chosen_below: self.chosen_below, snapshot };
+            effects.push(Effect::Commit { to, commit });
+            if let Some(point) = behind {
+                let from = point.max(self.catchup.base.below);
+                let entries = self.catchup.values_from(from, config.catchup_batch_max);
+                if !entries.is_empty() {
+                    let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
+                    effects.push(Effect::Accept { to, accept });
+                }
+            }
+        }
+    }
+}
+
+impl CatchUp {
+    fn push(&mut self, value: Value, slots_max: usize) {
+        self.values.push_back(value);
+        while self.values.len() > slots_max {
+            let oldest = self.values.pop_front().expect("longer than the limit");
+            self.base.counters.raise_above(&oldest);
+            self.base.below = self.base.below.next();
+        }
+    }
+
+    fn values_from(&self, from: Slot, limit: usize) -> Vec<(Slot, Value)> {
+        let skip = (from.0 - self.base.below.0) as usize;
+        self.values
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .enumerate()
+            .map(|(i, v)| (Slot(from.0 + i as u64), v.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,279 @@
+//! The protocol's vocabulary, parsed once at the edge and trusted inside.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Distinct per sequencer; the tie-breaker inside a [`Ballot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub u32);
+
+/// A proposal number, compared lexicographically by `(round, node)`.
+///
+/// `Ballot::ZERO` is below every ballot a sequencer can use (node ids are
+/// distinct and rounds start at 1), so it means "nothing promised yet".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ballot {
+    pub round: u64,
+    pub node: NodeId,
+}
+
+impl Ballot {
+    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+
+    pub fn new(round: u64, node: NodeId) -> Ballot {
+        Ballot { round, node }
+    }
+}
+
+impl fmt::Display for Ballot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.round, self.node.0)
+    }
+}
+
+/// A position in the replicated log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Slot(pub u64);
+
+impl Slot {
+    pub const ZERO: Slot = Slot(0);
+
+    pub fn next(self) -> Slot {
+        Slot(self.0.checked_add(1).expect("slot space exhausted"))
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Index of an acceptor in the sequencer's `--acceptors` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AcceptorId(pub usize);
+
+/// A validated sequence name: 1..=64 characters of `[A-Za-z0-9_.-]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SequenceName(String);
+
+/// Why a string is not a [`SequenceName`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SequenceNameError {
+    Empty,
+    TooLong { len: usize },
+    BadCharacter { character: char },
+}
+
+impl fmt::Display for SequenceNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SequenceNameError::Empty => write!(f, "sequence name is empty"),
+            SequenceNameError::TooLong { len } => write!(
+                f,
+                "sequence name has {len} characters; the maximum is {}",
+                SequenceName::LEN_MAX
+            ),
+            SequenceNameError::BadCharacter { character } => write!(
+                f,
+                "sequence name contains {character:?}; allowed are A-Z a-z 0-9 _ . -"
+            ),
+        }
+    }
+}
+
+impl SequenceName {
+    pub const LEN_MAX: usize = 64;
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn parse(name: &str) -> Result<SequenceName, SequenceNameError> {
+        if name.is_empty() {
+            return Err(SequenceNameError::Empty);
+        }
+        if let Some(character) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(SequenceNameError::BadCharacter { character });
+        }
+        if name.len() > Self::LEN_MAX {
+            return Err(SequenceNameError::TooLong { len: name.len() });
+        }
+        Ok(SequenceName(name.to_owned()))
+    }
+
+    pub fn default_sequence() -> SequenceName {
+        SequenceName(Self::DEFAULT.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SequenceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// IDs `first ..= first + count - 1` of one sequence.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Allocation {
+    pub sequence: SequenceName,
+    pub first: u64,
+    pub count: u64,
+}
+
+impl Allocation {
+    /// The first ID above this range.
+    pub fn end(&self) -> u64 {
+        self.first
+            .checked_add(self.count)
+            .expect("allocation overflows u64: the leader must never build one")
+    }
+}
+
+/// What a slot holds once chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// Fills a hole found during recovery; allocates nothing.
+    Noop,
+    /// At most one allocation per sequence, ranges above all earlier slots.
+    Allocations(Vec<Allocation>),
+}
+
+impl Value {
+    pub fn allocations(&self) -> &[Allocation] {
+        match self {
+            Value::Noop => &[],
+            Value::Allocations(allocations) => allocations,
+        }
+    }
+}
+
+/// The state machine: for each sequence, the next ID to hand out.
+///
+/// A sequence that was never allocated starts at 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(BTreeMap<SequenceName, u64>);
+
+impl Counters {
+    pub const FIRST_ID: u64 = 1;
+
+    pub fn from_map(map: BTreeMap<SequenceName, u64>) -> Counters {
+        Counters(map)
+    }
+
+    pub fn next_id(&self, sequence: &SequenceName) -> u64 {
+        self.0.get(sequence).copied().unwrap_or(Self::FIRST_ID)
+    }
+
+    /// Raises counters above every range in `value`. Taking the maximum
+    /// (not the last) makes this safe to apply to values that were accepted
+    /// but superseded: they can only push the counters up, leaving a gap.
+    pub fn raise_above(&mut self, value: &Value) {
+        for allocation in value.allocations() {
+            self.raise_to(&allocation.sequence, allocation.end());
+        }
+    }
+
+    pub fn raise_to(&mut self, sequence: &SequenceName, next_id: u64) {
+        let entry = self.0.entry(sequence.clone()).or_insert(Self::FIRST_ID);
+        *entry = (*entry).max(next_id);
+    }
+
+    /// Pointwise maximum.
+    pub fn merge(&mut self, other: &Counters) {
+        for (sequence, next_id) in &other.0 {
+            self.raise_to(sequence, *next_id);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&SequenceName, u64)> {
+        self.0.iter().map(|(name, next)| (name, *next))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, sequence: &SequenceName) -> bool {
+        self.0.contains_key(sequence)
+    }
+}
+
+/// "Every slot below `below` is chosen, and applying them gives `counters`."
+///
+/// Acceptors report one in every promise, so that a new leader needs no
+/// values below it; leaders install one on acceptors that fell too far
+/// behind to be caught up slot by slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub below: Slot,
+    pub counters: Counters,
+}
+
+/// One slot's vote as an acceptor holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub ballot: Ballot,
+    pub value: Value,
+    /// Set once the acceptor knows this exact value is the chosen one.
+    pub chosen: bool,
+}
+
+/// Majority of `n`: the smallest number of acceptors any two of which
+/// groups intersect.
+pub fn quorum(acceptors: usize) -> usize {
+    acceptors / 2 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ballots_order_by_round_then_node() {
+        assert!(Ballot::new(2, NodeId(1)) > Ballot::new(1, NodeId(9)));
+        assert!(Ballot::new(2, NodeId(2)) > Ballot::new(2, NodeId(1)));
+        assert!(Ballot::ZERO < Ballot::new(1, NodeId(0)));
+    }
+
+    #[test]
+    fn sequence_names_are_validated() {
+        assert!(SequenceName::parse("orders.v2-eu_1").is_ok());
+        assert_eq!(SequenceName::parse(""), Err(SequenceNameError::Empty));
+        assert_eq!(
+            SequenceName::parse("a b"),
+            Err(SequenceNameError::BadCharacter { character: ' ' })
+        );
+        assert_eq!(
+            SequenceName::parse(&"x".repeat(65)),
+            Err(SequenceNameError::TooLong { len: 65 })
+        );
+        assert!(SequenceName::parse(&"x".repeat(64)).is_ok());
+        assert!(SequenceName::parse("é").is_err());
+    }
+
+    #[test]
+    fn counters_only_go_up() {
+        let seq = SequenceName::default_sequence();
+        let mut counters = Counters::default();
+        assert_eq!(counters.next_id(&seq), 1);
+        counters.raise_to(&seq, 10);
+        counters.raise_to(&seq, 5);
+        assert_eq!(counters.next_id(&seq), 10);
+    }
+
+    #[test]
+    fn quorum_is_a_majority() {
+        assert_eq!(quorum(3), 2);
+        assert_eq!(quorum(5), 3);
+        assert_eq!(quorum(4), 3);
+    }
+}

@@ -1,0 +1,66 @@
+//! Flags every paxid binary accepts.
+
+use std::time::Duration;
+
+use clap::builder::{NonEmptyStringValueParser, RangedU64ValueParser};
+use telemetry::LogFormat;
+
+use crate::HttpLimits;
+
+/// Flags shared by every paxid server; `#[command(flatten)]` them into the
+/// binary's own `clap::Parser`. Each flag can also be set from its
+/// `PAXID_<FLAG>` environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct CommonArgs {
+    /// Address to listen on, HOST:PORT (for example 0.0.0.0:7000).
+    #[arg(long, env = "PAXID_LISTEN", value_name = "HOST:PORT")]
+    pub listen: String,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "PAXID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Shared secret of the cluster; when set, internal /v1/ endpoints
+    /// require `Authorization: Bearer <token>`.
+    #[arg(
+        long,
+        env = "PAXID_CLUSTER_TOKEN",
+        hide_env_values = true,
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    pub cluster_token: Option<String>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(
+        long,
+        env = "PAXID_BODY_LIMIT_BYTES",
+        default_value_t = HttpLimits::default().body_bytes_max,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub body_limit_bytes: usize,
+
+    /// Longest a request may take on the server, in milliseconds; slower
+    /// ones get 503 with Retry-After.
+    #[arg(
+        long,
+        env = "PAXID_REQUEST_TIMEOUT_MS",
+        default_value_t = default_request_timeout_ms(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub request_timeout_ms: u64,
+}
+
+impl CommonArgs {
+    /// The HTTP limits these flags describe.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            body_bytes_max: self.body_limit_bytes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+}
+
+fn default_request_timeout_ms() -> u64 {
+    let timeout = HttpLimits::default().request_timeout;
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+}
