@@ -39,8 +39,7 @@ done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 root="$work/rootfs"
-mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/data" "$root/tmp"
-chmod 1777 "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/data"
 
 # Binaries.
 for b in "${binaries[@]}"; do

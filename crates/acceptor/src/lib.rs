@@ -1,1 +1,180 @@
-//! placeholder
+//! `paxid-acceptor`: the Paxos acceptor as an HTTP service.
+//!
+//! [`paxos_core::Acceptor`] decides; this crate persists and speaks. One
+//! actor thread ([`driver`]) owns the state machine and the RocksDB
+//! [`store`], and group-commits: every command waiting is applied, all
+//! their changes go to disk in one synced write batch, and only then are
+//! the replies released. [`http`] is the `/v1` API (see
+//! docs/internal-api.md), which validates every request before the actor
+//! sees it.
+//!
+//! At startup the binary prints one line `listening on http://ADDR` to
+//! stderr, so `--listen 127.0.0.1:0` works for tests that need a free port.
+
+pub mod codec;
+pub mod config;
+pub mod driver;
+pub mod http;
+pub mod metrics;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use service::HttpLimits;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+pub use driver::DriverHandle;
+pub use store::{Identity, RocksStore, StoreError};
+
+/// What every request handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub driver: DriverHandle,
+    pub identity: Arc<Identity>,
+    pub cluster_token: Option<String>,
+    pub limits: HttpLimits,
+}
+
+/// Why the acceptor could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open the data dir: {0}")]
+    Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// A started acceptor: its store is open and its driver and compaction run.
+pub struct Started {
+    pub state: AppState,
+    driver: driver::DriverThread,
+    compactor: JoinHandle<()>,
+}
+
+/// The whole HTTP surface: `/v1` routes, probes, `/metrics`, and the
+/// standard layers (limits, timeout, metrics, spans, problem+json).
+pub fn app(state: AppState) -> Router {
+    let driver = state.driver.clone();
+    let ready = move || {
+        let driver = driver.clone();
+        async move { driver.probe().await.map_err(|error| error.to_string()) }
+    };
+    let limits = state.limits;
+    let router = http::routes(state).merge(service::health_routes(ready));
+    metrics::describe();
+    service::with_standard_layers(router, &limits)
+}
+
+/// Opens the data dir, checks its identity, loads the state, and starts the
+/// driver and the periodic compaction. Call inside a Tokio runtime.
+pub fn start(config: &Config) -> Result<Started, RunError> {
+    let (store, identity) = store::open_data_dir(&config.data_dir, &config.cluster_id, new_node_uuid)?;
+    let state = paxos_core::AcceptorStore::load(&store)?;
+    let learners = store.learners()?;
+    let acceptor = paxos_core::Acceptor::restore(state);
+    let view = acceptor.view();
+    tracing::info!(
+        cluster_id = %identity.cluster_id,
+        node_uuid = %identity.node_uuid,
+        promised = %view.promised,
+        chosen_below = %view.chosen_below,
+        compacted_below = %view.compacted_below,
+        log_entries = view.log_entries,
+        "acceptor state loaded"
+    );
+    let settings = driver::DriverSettings {
+        retain_slots: config.retain_slots,
+    };
+    let (handle, thread) =
+        driver::spawn(acceptor, store, learners, settings).map_err(|source| RunError::Io {
+            context: "cannot start the driver thread".into(),
+            source,
+        })?;
+    let compactor = tokio::spawn(compact_periodically(handle.clone(), config.compact_interval()));
+    let state = AppState {
+        driver: handle,
+        identity: Arc::new(identity),
+        cluster_token: config.common.cluster_token.clone(),
+        limits: config.limits(),
+    };
+    Ok(Started {
+        state,
+        driver: thread,
+        compactor,
+    })
+}
+
+impl Started {
+    /// Stops compaction, lets the driver persist and answer what is queued,
+    /// and waits until it has closed the store.
+    pub async fn stop(self) {
+        self.compactor.abort();
+        self.state.driver.shutdown().await;
+        let driver = self.driver;
+        if tokio::task::spawn_blocking(move || driver.join()).await.is_err() {
+            tracing::error!("waiting for the driver thread failed");
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, finishes the
+/// requests in flight, persists and closes the store.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let started = start(&config)?;
+    let listen = &config.common.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| RunError::Io {
+            context: format!("cannot listen on {listen}"),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RunError::Io {
+        context: "no local address".into(),
+        source,
+    })?;
+    // Tests and scripts started with port 0 read the port from this line.
+    eprintln!("listening on http://{addr}");
+    let served = service::serve(listener, app(started.state.clone()), shutdown).await;
+    started.stop().await;
+    served.map_err(|source| RunError::Io {
+        context: "serving failed".into(),
+        source,
+    })
+}
+
+async fn compact_periodically(driver: DriverHandle, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        if driver.request_compaction().is_err() {
+            return;
+        }
+    }
+}
+
+/// A random (version 4) UUID naming this acceptor's data dir.
+fn new_node_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,17 @@
-fn main() {}
+//! `paxid`: see the library's documentation.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = paxid_cli::Cli::parse();
+    match paxid_cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("paxid: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,254 @@
-//! placeholder
+//! `paxid-learner`: learns chosen slots and delivers every allocation to
+//! webhook subscribers, signed, in slot order, across restarts.
+//!
+//! - [`learn`]: the leader pushes chosen slots (`POST /v1/chosen`); a pull
+//!   loop polls every acceptor's log to catch up and fill gaps. A
+//!   [`paxos_core::Learner`] decides what is chosen; released slots go to
+//!   the RocksDB [`store`] (synced) before anything else sees them.
+//! - [`subscriptions`]: the operator API and one [`delivery`] task per
+//!   subscription, each with a durable cursor.
+//! - [`signing`] (Standard Webhooks v1) and the [`ssrf`] guard.
+
+pub mod config;
+pub mod delivery;
+pub mod http;
+pub mod learn;
+pub mod signing;
+pub mod ssrf;
+pub mod store;
+pub mod subscriptions;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use axum::Router;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Args, Config};
+
+use crate::delivery::{DeliveryContext, DeliveryLimits};
+use crate::learn::{Acceptors, Learning};
+use crate::store::{Store, StoreError};
+use crate::subscriptions::Subscriptions;
+
+/// Metric names; each is documented where it is described.
+pub mod metric {
+    pub const LEARNED_BELOW: &str = "paxid_learner_learned_below";
+    pub const COVERAGE_LOST: &str = "paxid_learner_coverage_lost";
+    pub const DELIVERY_LAG_SLOTS: &str = "paxid_learner_delivery_lag_slots";
+    pub const DELIVERY_ATTEMPTS_TOTAL: &str = "paxid_learner_delivery_attempts_total";
+    pub const WEBHOOK_DURATION_SECONDS: &str = "paxid_learner_webhook_duration_seconds";
+}
+
+/// Why the learner could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("the learning task stopped: {0}")]
+    LearningStopped(String),
+}
+
+/// Everything the handlers and background tasks share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    learner_id: String,
+    learning: Learning,
+    subscriptions: Subscriptions,
+    actor: Mutex<Option<JoinHandle<()>>>,
+    actor_abort: tokio::task::AbortHandle,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How often the per-subscription lag gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl AppState {
+    /// Opens the store and starts learning, progress reports and every
+    /// subscription's delivery. Must be called inside a Tokio runtime.
+    pub fn start(config: Config) -> Result<AppState, LearnerError> {
+        install_crypto_provider();
+        let store = Store::open(&config.data_dir)?;
+        let learner_id = store.learner_id(new_learner_id)?;
+        let (learning, actor) = Learning::start(store.clone(), config.acceptors.len())?;
+        let acceptors = Acceptors {
+            urls: config.acceptors.clone(),
+            token: config.cluster_token.clone(),
+            client: reqwest::Client::builder().no_proxy().connect_timeout(learn::ACCEPTOR_TIMEOUT).build()?,
+        };
+        let client = delivery::webhook_client(
+            config.webhook_timeout,
+            config.webhook_connect_timeout,
+            config.allow_private_webhooks,
+        )?;
+        let context = Arc::new(DeliveryContext {
+            store: store.clone(),
+            learning: learning.clone(),
+            client,
+            allow_private: config.allow_private_webhooks,
+            limits: DeliveryLimits {
+                message_slots_max: config.message_slots_max,
+                message_bytes_max: config.message_bytes_max,
+                retry_initial: config.retry_initial,
+                retry_max: config.retry_max,
+                disable_after_failing: config.disable_after_failing,
+            },
+        });
+        let subscriptions = Subscriptions::start(context, config.subscriptions_max)?;
+        let tasks = vec![
+            tokio::spawn(learning.clone().pull_loop(acceptors.clone(), config.pull_interval)),
+            tokio::spawn(learning.clone().progress_loop(acceptors, learner_id.clone(), config.progress_interval)),
+        ];
+        tracing::info!(%learner_id, learned_below = learning.learned_below(), "learner started");
+        let actor = tokio::spawn(actor);
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                learner_id,
+                learning,
+                subscriptions,
+                actor_abort: actor.abort_handle(),
+                actor: Mutex::new(Some(actor)),
+                tasks: Mutex::new(tasks),
+            }),
+        };
+        let gauges = state.clone();
+        let gauge_task = tokio::spawn(async move {
+            loop {
+                gauges.subscriptions().update_gauges();
+                tokio::time::sleep(GAUGE_INTERVAL).await;
+            }
+        });
+        state.inner.tasks.lock().expect("tasks lock poisoned").push(gauge_task);
+        Ok(state)
+    }
+
+    pub fn learning(&self) -> &Learning {
+        &self.inner.learning
+    }
+
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.inner.subscriptions
+    }
+
+    /// This learner's stable id, as reported to the acceptors.
+    pub fn learner_id(&self) -> &str {
+        &self.inner.learner_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Ready when the store answers and learning is not stalled by compaction.
+    pub fn ready(&self) -> Result<(), String> {
+        self.inner.store.check().map_err(|error| format!("the store does not answer: {error}"))?;
+        match self.inner.learning.coverage().lost() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops every background task; the store closes when the last handle goes.
+    pub fn shutdown(&self) {
+        self.inner.subscriptions.stop();
+        for task in self.inner.tasks.lock().expect("tasks lock poisoned").drain(..) {
+            task.abort();
+        }
+        self.inner.actor_abort.abort();
+    }
+
+    /// Resolves if the learning actor ends, which only a bug can cause.
+    async fn learning_stopped(&self) -> String {
+        let actor = self.inner.actor.lock().expect("actor lock poisoned").take();
+        let Some(actor) = actor else { return std::future::pending().await };
+        match actor.await {
+            Ok(()) => "the learning task returned".to_owned(),
+            Err(error) => error.to_string(),
+        }
+    }
+}
+
+/// The learner's router: `/v1` API, probes and metrics, standard layers.
+pub fn app(state: AppState) -> Router {
+    let ready_state = state.clone();
+    let ready = move || {
+        let state = ready_state.clone();
+        async move { state.ready() }
+    };
+    let limits = state.config().limits;
+    let routes = http::routes(state.clone(), state.config().cluster_token.clone());
+    let router = Router::new().merge(routes).merge(service::health_routes(ready));
+    service::with_standard_layers(router, &limits)
+}
+
+/// Runs the learner until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LearnerError> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| LearnerError::Listen { addr: config.listen.clone(), source })?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound (tests bind port 0).
+pub async fn serve_on(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LearnerError> {
+    let state = AppState::start(config)?;
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("listening on http://{addr}");
+    }
+    let server = service::serve(listener, app(state.clone()), shutdown);
+    let result = tokio::select! {
+        served = server => served.map_err(LearnerError::Serve),
+        reason = state.learning_stopped() => Err(LearnerError::LearningStopped(reason)),
+    };
+    state.shutdown();
+    result
+}
+
+/// Installs rustls' ring provider as the process default (reqwest is built
+/// without one); later calls do nothing.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // An error means another provider was installed first; keep it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Ends the process after an operating error that leaves memory and disk
+/// possibly out of step (a failed write or fsync): it restarts from disk.
+pub(crate) fn fatal(message: &str) -> ! {
+    tracing::error!("fatal: {message}");
+    eprintln!("paxid-learner: fatal: {message}");
+    std::process::exit(1)
+}
+
+fn new_learner_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("lrn_{hex}")
+}
+
+#[cfg(test)]
+mod tests;

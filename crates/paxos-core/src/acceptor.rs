@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use crate::types::{Accepted, Ballot, Counters, Slot, Snapshot, Value};
 
 /// Phase 1a: "promise me `ballot`, and tell me what you accepted from `from` on".
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Prepare {
     pub ballot: Ballot,
     pub from: Slot,
 }
 
 /// Phase 1b.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Promise {
     pub ballot: Ballot,
     /// Every slot below `snapshot.below` is chosen; `counters` applies them.
@@ -26,7 +26,7 @@ pub struct Promise {
     pub entries: Vec<(Slot, Accepted)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PrepareReply {
     Promised(Promise),
     Rejected { promised: Ballot },
@@ -34,38 +34,42 @@ pub enum PrepareReply {
 
 /// Phase 2a for many slots at once, carrying the leader's chosen point so
 /// that acceptors learn chosen marks without a separate round trip.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Accept {
     pub ballot: Ballot,
     pub chosen_below: Slot,
     pub entries: Vec<(Slot, Value)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AcceptReply {
     /// Every entry of the request was accepted.
-    Accepted { chosen_below: Slot },
-    Rejected { promised: Ballot },
+    Accepted {
+        chosen_below: Slot,
+    },
+    Rejected {
+        promised: Ballot,
+    },
 }
 
 /// The leader's heartbeat: "every slot below `chosen_below` that you
 /// accepted under `ballot` holds the chosen value". `snapshot` is sent to
 /// an acceptor too far behind to be caught up slot by slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Commit {
     pub ballot: Ballot,
     pub chosen_below: Slot,
     pub snapshot: Option<Snapshot>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CommitReply {
     pub promised: Ballot,
     pub chosen_below: Slot,
 }
 
 /// Everything an acceptor keeps on disk.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AcceptorState {
     pub promised: Ballot,
     /// The compacted prefix: slots below `base.below` are folded into counters.
@@ -75,7 +79,7 @@ pub struct AcceptorState {
 }
 
 /// One transition's writes, applied by a store as a single atomic batch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Change {
     pub promised: Option<Ballot>,
     /// Replaces the compacted prefix and deletes log entries below it.
@@ -165,7 +169,7 @@ pub struct AcceptorView {
 }
 
 /// The acceptor state machine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Acceptor {
     state: AcceptorState,
     /// Derived: first slot at or above `base.below` not marked chosen.
@@ -203,11 +207,19 @@ impl Acceptor {
         // Strictly greater: a ballot can be promised once, so a sequencer
         // that restarted and picked a ballot it already used cannot gather
         // a second quorum for it.
-        if prepare.ballot <= self.state.promised {
+        #[cfg(not(paxid_bug = "ballot_reuse"))]
+        let stale = prepare.ballot <= self.state.promised;
+        // Planted bug (scripts/planted-bugs.sh): a ballot may be promised twice.
+        #[cfg(paxid_bug = "ballot_reuse")]
+        let stale = prepare.ballot < self.state.promised;
+        if stale {
             let promised = self.state.promised;
             return Step::new(Change::default(), PrepareReply::Rejected { promised });
         }
-        let change = Change { promised: Some(prepare.ballot), ..Change::default() };
+        let change = Change {
+            promised: Some(prepare.ballot),
+            ..Change::default()
+        };
         self.apply(&change);
         let from = prepare.from.max(self.chosen_below);
         let promise = Promise {
@@ -222,7 +234,12 @@ impl Acceptor {
     }
 
     pub fn handle_accept(&mut self, accept: &Accept) -> Step<AcceptReply> {
-        if accept.ballot < self.state.promised {
+        #[cfg(not(paxid_bug = "accept_below_promise"))]
+        let stale = accept.ballot < self.state.promised;
+        // Planted bug (scripts/planted-bugs.sh): no fencing of deposed leaders.
+        #[cfg(paxid_bug = "accept_below_promise")]
+        let stale = false;
+        if stale {
             let promised = self.state.promised;
             return Step::new(Change::default(), AcceptReply::Rejected { promised });
         }
@@ -273,8 +290,14 @@ impl Acceptor {
         for accepted in self.state.log.range(..target).map(|(_, a)| a) {
             counters.raise_above(&accepted.value);
         }
-        let snapshot = Snapshot { below: target, counters };
-        let change = Change { compact: Some(snapshot), ..Change::default() };
+        let snapshot = Snapshot {
+            below: target,
+            counters,
+        };
+        let change = Change {
+            compact: Some(snapshot),
+            ..Change::default()
+        };
         self.apply(&change);
         Step::new(change, target)
     }
@@ -312,7 +335,11 @@ impl Acceptor {
                 );
                 None
             }
-            _ => Some(Accepted { ballot, value: value.clone(), chosen: false }),
+            _ => Some(Accepted {
+                ballot,
+                value: value.clone(),
+                chosen: false,
+            }),
         }
     }
 
@@ -326,9 +353,20 @@ impl Acceptor {
             .log
             .range(self.chosen_below..chosen_below)
             .filter(|(_, accepted)| accepted.ballot == ballot && !accepted.chosen)
-            .map(|(slot, accepted)| (*slot, Accepted { chosen: true, ..accepted.clone() }))
+            .map(|(slot, accepted)| {
+                (
+                    *slot,
+                    Accepted {
+                        chosen: true,
+                        ..accepted.clone()
+                    },
+                )
+            })
             .collect();
-        Change { put, ..Change::default() }
+        Change {
+            put,
+            ..Change::default()
+        }
     }
 
     fn apply(&mut self, change: &Change) {
@@ -380,9 +418,20 @@ mod tests {
     #[test]
     fn prepare_above_promise_is_promised_and_persisted() {
         let mut a = acceptor();
-        let (change, reply) = release(a.handle_prepare(&Prepare { ballot: ballot(1, 1), from: Slot(0) }));
-        assert_eq!(change, Change { promised: Some(ballot(1, 1)), ..Change::default() });
-        let PrepareReply::Promised(promise) = reply else { panic!("expected a promise") };
+        let (change, reply) = release(a.handle_prepare(&Prepare {
+            ballot: ballot(1, 1),
+            from: Slot(0),
+        }));
+        assert_eq!(
+            change,
+            Change {
+                promised: Some(ballot(1, 1)),
+                ..Change::default()
+            }
+        );
+        let PrepareReply::Promised(promise) = reply else {
+            panic!("expected a promise")
+        };
         assert_eq!(promise.ballot, ballot(1, 1));
         assert!(promise.entries.is_empty());
         assert_eq!(a.state().promised, ballot(1, 1));
@@ -391,34 +440,80 @@ mod tests {
     #[test]
     fn prepare_at_or_below_promise_is_rejected_without_change() {
         let mut a = acceptor();
-        let _ = release(a.handle_prepare(&Prepare { ballot: ballot(2, 1), from: Slot(0) }));
+        let _ = release(a.handle_prepare(&Prepare {
+            ballot: ballot(2, 1),
+            from: Slot(0),
+        }));
         for b in [ballot(2, 1), ballot(1, 9)] {
-            let (change, reply) = release(a.handle_prepare(&Prepare { ballot: b, from: Slot(0) }));
+            let (change, reply) = release(a.handle_prepare(&Prepare {
+                ballot: b,
+                from: Slot(0),
+            }));
             assert!(change.is_empty());
-            assert_eq!(reply, PrepareReply::Rejected { promised: ballot(2, 1) });
+            assert_eq!(
+                reply,
+                PrepareReply::Rejected {
+                    promised: ballot(2, 1)
+                }
+            );
         }
     }
 
     #[test]
     fn accept_below_promise_is_rejected_and_at_promise_is_accepted() {
         let mut a = acceptor();
-        let _ = release(a.handle_prepare(&Prepare { ballot: ballot(2, 1), from: Slot(0) }));
-        let low = Accept { ballot: ballot(1, 2), chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] };
+        let _ = release(a.handle_prepare(&Prepare {
+            ballot: ballot(2, 1),
+            from: Slot(0),
+        }));
+        let low = Accept {
+            ballot: ballot(1, 2),
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        };
         let (change, reply) = release(a.handle_accept(&low));
         assert!(change.is_empty());
-        assert_eq!(reply, AcceptReply::Rejected { promised: ballot(2, 1) });
+        assert_eq!(
+            reply,
+            AcceptReply::Rejected {
+                promised: ballot(2, 1)
+            }
+        );
 
-        let ok = Accept { ballot: ballot(2, 1), chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] };
+        let ok = Accept {
+            ballot: ballot(2, 1),
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        };
         let (change, reply) = release(a.handle_accept(&ok));
-        assert_eq!(change.put, vec![(Slot(0), Accepted { ballot: ballot(2, 1), value: alloc(1, 1), chosen: false })]);
+        assert_eq!(
+            change.put,
+            vec![(
+                Slot(0),
+                Accepted {
+                    ballot: ballot(2, 1),
+                    value: alloc(1, 1),
+                    chosen: false
+                }
+            )]
+        );
         assert_eq!(change.promised, None);
-        assert_eq!(reply, AcceptReply::Accepted { chosen_below: Slot(0) });
+        assert_eq!(
+            reply,
+            AcceptReply::Accepted {
+                chosen_below: Slot(0)
+            }
+        );
     }
 
     #[test]
     fn accept_above_promise_raises_the_promise() {
         let mut a = acceptor();
-        let accept = Accept { ballot: ballot(3, 1), chosen_below: Slot(0), entries: vec![(Slot(5), Value::Noop)] };
+        let accept = Accept {
+            ballot: ballot(3, 1),
+            chosen_below: Slot(0),
+            entries: vec![(Slot(5), Value::Noop)],
+        };
         let (change, _) = release(a.handle_accept(&accept));
         assert_eq!(change.promised, Some(ballot(3, 1)));
         assert_eq!(a.state().promised, ballot(3, 1));
@@ -428,14 +523,43 @@ mod tests {
     fn promise_reports_accepted_entries_and_chosen_snapshot() {
         let mut a = acceptor();
         let b = ballot(1, 1);
-        let accept = Accept { ballot: b, chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 10)), (Slot(1), alloc(11, 5))] };
+        let accept = Accept {
+            ballot: b,
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 10)), (Slot(1), alloc(11, 5))],
+        };
         let _ = release(a.handle_accept(&accept));
-        let _ = release(a.handle_commit(&Commit { ballot: b, chosen_below: Slot(1), snapshot: None }));
-        let (_, reply) = release(a.handle_prepare(&Prepare { ballot: ballot(2, 2), from: Slot(0) }));
-        let PrepareReply::Promised(promise) = reply else { panic!("expected a promise") };
+        let _ = release(a.handle_commit(&Commit {
+            ballot: b,
+            chosen_below: Slot(1),
+            snapshot: None,
+        }));
+        let (_, reply) = release(a.handle_prepare(&Prepare {
+            ballot: ballot(2, 2),
+            from: Slot(0),
+        }));
+        let PrepareReply::Promised(promise) = reply else {
+            panic!("expected a promise")
+        };
         assert_eq!(promise.snapshot.below, Slot(1));
-        assert_eq!(promise.snapshot.counters.next_id(&SequenceName::default_sequence()), 11);
-        assert_eq!(promise.entries, vec![(Slot(1), Accepted { ballot: b, value: alloc(11, 5), chosen: false })]);
+        assert_eq!(
+            promise
+                .snapshot
+                .counters
+                .next_id(&SequenceName::default_sequence()),
+            11
+        );
+        assert_eq!(
+            promise.entries,
+            vec![(
+                Slot(1),
+                Accepted {
+                    ballot: b,
+                    value: alloc(11, 5),
+                    chosen: false
+                }
+            )]
+        );
     }
 
     #[test]
@@ -443,14 +567,30 @@ mod tests {
         let mut a = acceptor();
         let old = ballot(1, 1);
         let new = ballot(2, 2);
-        let _ = release(a.handle_accept(&Accept { ballot: old, chosen_below: Slot(0), entries: vec![(Slot(0), alloc(1, 1))] }));
-        let _ = release(a.handle_accept(&Accept { ballot: new, chosen_below: Slot(0), entries: vec![(Slot(1), alloc(2, 1))] }));
-        let (change, reply) = release(a.handle_commit(&Commit { ballot: new, chosen_below: Slot(2), snapshot: None }));
+        let _ = release(a.handle_accept(&Accept {
+            ballot: old,
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        }));
+        let _ = release(a.handle_accept(&Accept {
+            ballot: new,
+            chosen_below: Slot(0),
+            entries: vec![(Slot(1), alloc(2, 1))],
+        }));
+        let (change, reply) = release(a.handle_commit(&Commit {
+            ballot: new,
+            chosen_below: Slot(2),
+            snapshot: None,
+        }));
         // Slot 0 holds a vote of another ballot: its value may not be the chosen one.
         let marked: Vec<Slot> = change.put.iter().map(|(s, _)| *s).collect();
         assert_eq!(marked, vec![Slot(1)]);
         assert_eq!(reply.chosen_below, Slot(0));
-        let (change, reply) = release(a.handle_commit(&Commit { ballot: old, chosen_below: Slot(1), snapshot: None }));
+        let (change, reply) = release(a.handle_commit(&Commit {
+            ballot: old,
+            chosen_below: Slot(1),
+            snapshot: None,
+        }));
         assert_eq!(change.put.len(), 1);
         assert_eq!(reply.chosen_below, Slot(2), "slot 1 was marked already");
     }
@@ -459,8 +599,15 @@ mod tests {
     fn commit_with_snapshot_installs_it_when_behind() {
         let mut a = acceptor();
         let counters = Counters::from_map([(SequenceName::default_sequence(), 100)].into());
-        let snapshot = Snapshot { below: Slot(50), counters };
-        let (change, reply) = release(a.handle_commit(&Commit { ballot: ballot(1, 1), chosen_below: Slot(60), snapshot: Some(snapshot.clone()) }));
+        let snapshot = Snapshot {
+            below: Slot(50),
+            counters,
+        };
+        let (change, reply) = release(a.handle_commit(&Commit {
+            ballot: ballot(1, 1),
+            chosen_below: Slot(60),
+            snapshot: Some(snapshot.clone()),
+        }));
         assert_eq!(change.compact, Some(snapshot));
         assert_eq!(reply.chosen_below, Slot(50));
         assert_eq!(a.view().compacted_below, Slot(50));
@@ -470,25 +617,46 @@ mod tests {
     fn compaction_stops_at_the_chosen_prefix() {
         let mut a = acceptor();
         let b = ballot(1, 1);
-        let entries = vec![(Slot(0), alloc(1, 1)), (Slot(1), alloc(2, 1)), (Slot(2), alloc(3, 1))];
-        let _ = release(a.handle_accept(&Accept { ballot: b, chosen_below: Slot(2), entries }));
+        let entries = vec![
+            (Slot(0), alloc(1, 1)),
+            (Slot(1), alloc(2, 1)),
+            (Slot(2), alloc(3, 1)),
+        ];
+        let _ = release(a.handle_accept(&Accept {
+            ballot: b,
+            chosen_below: Slot(2),
+            entries,
+        }));
         let (change, below) = release(a.compact(Slot(10)));
         assert_eq!(below, Slot(2));
         let snapshot = change.compact.expect("a snapshot");
         assert_eq!(snapshot.counters.next_id(&SequenceName::default_sequence()), 3);
         assert_eq!(a.state().log.len(), 1);
         // Accepts for compacted slots are acknowledged and change nothing.
-        let again = Accept { ballot: b, chosen_below: Slot(2), entries: vec![(Slot(0), alloc(1, 1))] };
+        let again = Accept {
+            ballot: b,
+            chosen_below: Slot(2),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        };
         let (change, reply) = release(a.handle_accept(&again));
         assert!(change.is_empty());
-        assert_eq!(reply, AcceptReply::Accepted { chosen_below: Slot(2) });
+        assert_eq!(
+            reply,
+            AcceptReply::Accepted {
+                chosen_below: Slot(2)
+            }
+        );
     }
 
     #[test]
     fn restore_rebuilds_the_chosen_prefix() {
         let mut a = acceptor();
         let b = ballot(1, 1);
-        let _ = release(a.handle_accept(&Accept { ballot: b, chosen_below: Slot(1), entries: vec![(Slot(0), alloc(1, 4))] }));
+        let _ = release(a.handle_accept(&Accept {
+            ballot: b,
+            chosen_below: Slot(1),
+            entries: vec![(Slot(0), alloc(1, 4))],
+        }));
         let restored = Acceptor::restore(a.state().clone());
         assert_eq!(restored.view(), a.view());
         assert_eq!(restored.view().chosen_below, Slot(1));

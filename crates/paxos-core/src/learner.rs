@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::types::{quorum, Accepted, AcceptorId, Ballot, Slot, Value};
 
 /// Tracks votes and chosen values above the delivery point.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Learner {
     acceptors: usize,
     /// The next slot to release; everything below was released.
@@ -65,9 +65,13 @@ impl Learner {
         if slot < self.next || slot >= self.window_end() || self.chosen.contains_key(&slot) {
             return;
         }
-        let votes = self.votes.entry(slot).or_insert_with(|| vec![None; self.acceptors]);
+        let votes = self
+            .votes
+            .entry(slot)
+            .or_insert_with(|| vec![None; self.acceptors]);
         votes[from.0] = Some(accepted.ballot);
-        self.values.insert((slot, accepted.ballot), accepted.value.clone());
+        self.values
+            .insert((slot, accepted.ballot), accepted.value.clone());
         let same = votes.iter().filter(|v| **v == Some(accepted.ballot)).count();
         if same >= quorum(self.acceptors) {
             self.learn_chosen(slot, accepted.value.clone());
@@ -95,7 +99,11 @@ mod tests {
     use crate::types::NodeId;
 
     fn vote(round: u64, value: Value) -> Accepted {
-        Accepted { ballot: Ballot::new(round, NodeId(1)), value, chosen: false }
+        Accepted {
+            ballot: Ballot::new(round, NodeId(1)),
+            value,
+            chosen: false,
+        }
     }
 
     #[test]

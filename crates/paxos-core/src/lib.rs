@@ -11,13 +11,13 @@ pub mod storage;
 pub mod types;
 
 pub use acceptor::{
-    Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply, Persisted,
-    Prepare, PrepareReply, Promise, Step,
+    Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply,
+    Persisted, Prepare, PrepareReply, Promise, Step,
 };
 pub use learner::Learner;
 pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
 pub use storage::{AcceptorStore, MemoryStore};
 pub use types::{
-    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, SequenceNameError, Slot,
-    Snapshot, Value,
+    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, SequenceNameError,
+    Slot, Snapshot, Value,
 };

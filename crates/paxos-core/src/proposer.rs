@@ -10,10 +10,12 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, Prepare, PrepareReply, Promise};
-use crate::types::{quorum, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value};
+use crate::types::{
+    quorum, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value,
+};
 
 /// Limits and timings, each with its unit in its name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProposerConfig {
     pub node: NodeId,
     pub acceptors: usize,
@@ -79,7 +81,7 @@ impl ProposerConfig {
 pub struct RequestId(pub u64);
 
 /// A client's ask, already validated at the edge.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IdRequest {
     pub id: RequestId,
     pub sequence: SequenceName,
@@ -89,7 +91,7 @@ pub struct IdRequest {
 /// Why a request got no IDs. None of them means IDs were consumed that a
 /// later request could receive again: a refused or failed request leaves at
 /// most a gap.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// This proposer is not the leader (the driver forwards or answers 503).
     NotLeader,
@@ -106,20 +108,40 @@ pub enum Refusal {
 }
 
 /// What the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect {
-    Prepare { to: AcceptorId, prepare: Prepare },
-    Accept { to: AcceptorId, accept: Accept },
-    Commit { to: AcceptorId, commit: Commit },
-    Reply { request: RequestId, result: Result<Allocation, Refusal> },
+    Prepare {
+        to: AcceptorId,
+        prepare: Prepare,
+    },
+    Accept {
+        to: AcceptorId,
+        accept: Accept,
+    },
+    Commit {
+        to: AcceptorId,
+        commit: Commit,
+    },
+    Reply {
+        request: RequestId,
+        result: Result<Allocation, Refusal>,
+    },
     /// A slot became chosen; emitted in slot order, every slot once per leadership.
-    Chosen { slot: Slot, value: Value },
-    BecameLeader { ballot: Ballot },
-    SteppedDown { ballot: Ballot, seen: Option<Ballot> },
+    Chosen {
+        slot: Slot,
+        value: Value,
+    },
+    BecameLeader {
+        ballot: Ballot,
+    },
+    SteppedDown {
+        ballot: Ballot,
+        seen: Option<Ballot>,
+    },
 }
 
 /// A follower's view of one acceptor, from its status endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AcceptorStatus {
     pub promised: Ballot,
     /// How long ago the acceptor heard the leader of its promised ballot;
@@ -127,7 +149,7 @@ pub struct AcceptorStatus {
     pub leader_heard_ago_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Follower,
     Candidate { ballot: Ballot },
@@ -135,13 +157,17 @@ pub enum Role {
 }
 
 /// The proposer state machine.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Proposer {
     config: ProposerConfig,
     /// The highest round seen anywhere; a new ballot goes above it.
     round_seen_max: u64,
-    /// Slots below this are known chosen; phase 1 starts here.
-    known_chosen_below: Slot,
+    /// Slots below `known_chosen.below` are known chosen, and applying them
+    /// gives `known_chosen.counters`; phase 1 starts there. The counters
+    /// must come with the slot: acceptors report nothing below the point a
+    /// prepare starts at, so a leader that knew only the slot would take
+    /// slots between an acceptor's chosen point and it for empty.
+    known_chosen: Snapshot,
     /// Per acceptor: when (our clock) it last heard a leader, as reported.
     leader_heard_at_ms: Vec<Option<u64>>,
     election_timeout_ms: u64,
@@ -151,21 +177,21 @@ pub struct Proposer {
     effects: Vec<Effect>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum State {
     Follower,
     Candidate(Candidate),
     Leader(Box<Leader>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Candidate {
     ballot: Ballot,
     started_at_ms: u64,
     promises: BTreeMap<AcceptorId, Promise>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Leader {
     ballot: Ballot,
     next_slot: Slot,
@@ -174,8 +200,12 @@ struct Leader {
     in_flight: BTreeMap<Slot, InFlight>,
     pending: VecDeque<(IdRequest, u64)>,
     chosen_below: Slot,
-    /// Chosen slots above `chosen_below`, waiting for the gap below them.
-    chosen_ahead: BTreeMap<Slot, Value>,
+    /// Chosen slots above `chosen_below`, waiting for the gap below them,
+    /// with their clients: a client is answered only once every slot below
+    /// its own is chosen (see [`Counters::apply`]).
+    chosen_ahead: BTreeMap<Slot, (Value, Vec<Waiting>)>,
+    /// The state machine after applying every slot below `chosen_below`.
+    applied: Counters,
     catchup: CatchUp,
     /// Per acceptor: its chosen point as last reported, and when it last
     /// answered under our ballot.
@@ -184,17 +214,21 @@ struct Leader {
     heartbeat_sent_at_ms: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct InFlight {
     value: Value,
     acks: Vec<bool>,
     sent_at_ms: u64,
     /// Clients waiting on this slot, with their part of its allocations.
-    waiting: Vec<(RequestId, Allocation, u64)>,
+    waiting: Vec<Waiting>,
 }
 
+/// A client waiting for its slot: its part of the slot's allocation, and
+/// when its request arrived (our clock).
+type Waiting = (RequestId, Allocation, u64);
+
 /// The recent chosen log, kept to catch lagging acceptors up.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CatchUp {
     base: Snapshot,
     values: VecDeque<Value>,
@@ -206,7 +240,7 @@ impl Proposer {
         let mut proposer = Proposer {
             leader_heard_at_ms: vec![None; config.acceptors],
             round_seen_max: 0,
-            known_chosen_below: Slot::ZERO,
+            known_chosen: Snapshot::default(),
             election_timeout_ms: 0,
             follower_since_ms: now_ms,
             state: State::Follower,
@@ -244,7 +278,7 @@ impl Proposer {
     pub fn chosen_below(&self) -> Slot {
         match &self.state {
             State::Leader(l) => l.chosen_below,
-            _ => self.known_chosen_below,
+            _ => self.known_chosen.below,
         }
     }
 
@@ -257,11 +291,17 @@ impl Proposer {
     pub fn handle_request(&mut self, now_ms: u64, request: IdRequest) {
         assert!(request.count >= 1 && request.count <= self.config.count_max);
         let State::Leader(leader) = &mut self.state else {
-            self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::NotLeader) });
+            self.effects.push(Effect::Reply {
+                request: request.id,
+                result: Err(Refusal::NotLeader),
+            });
             return;
         };
         if leader.pending.len() >= self.config.pending_requests_max {
-            self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Overloaded) });
+            self.effects.push(Effect::Reply {
+                request: request.id,
+                result: Err(Refusal::Overloaded),
+            });
             return;
         }
         leader.pending.push_back((request, now_ms));
@@ -269,13 +309,21 @@ impl Proposer {
 
     /// A follower learned an acceptor's status.
     pub fn handle_status(&mut self, now_ms: u64, from: AcceptorId, status: AcceptorStatus) {
+        // Planted bug (scripts/planted-bugs.sh), with the acceptor's half: a
+        // restarted follower does not learn rounds from statuses, so it starts
+        // again from round 1.
+        #[cfg(not(paxid_bug = "ballot_reuse"))]
         self.see(status.promised);
-        self.leader_heard_at_ms[from.0] = status
-            .leader_heard_ago_ms
-            .map(|ago| now_ms.saturating_sub(ago));
+        self.leader_heard_at_ms[from.0] = status.leader_heard_ago_ms.map(|ago| now_ms.saturating_sub(ago));
     }
 
-    pub fn handle_prepare_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, reply: PrepareReply) {
+    pub fn handle_prepare_reply(
+        &mut self,
+        now_ms: u64,
+        from: AcceptorId,
+        ballot: Ballot,
+        reply: PrepareReply,
+    ) {
         match reply {
             PrepareReply::Rejected { promised } => {
                 self.see(promised);
@@ -284,7 +332,9 @@ impl Proposer {
                 }
             }
             PrepareReply::Promised(promise) => {
-                let State::Candidate(candidate) = &mut self.state else { return };
+                let State::Candidate(candidate) = &mut self.state else {
+                    return;
+                };
                 if candidate.ballot != ballot || promise.ballot != ballot {
                     return;
                 }
@@ -297,17 +347,26 @@ impl Proposer {
     }
 
     /// An acceptor answered an accept carrying `slots` under `ballot`.
-    pub fn handle_accept_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, slots: &[Slot], reply: AcceptReply) {
+    pub fn handle_accept_reply(
+        &mut self,
+        now_ms: u64,
+        from: AcceptorId,
+        ballot: Ballot,
+        slots: &[Slot],
+        reply: AcceptReply,
+    ) {
         match reply {
             AcceptReply::Rejected { promised } => self.on_rejected(now_ms, ballot, promised),
             AcceptReply::Accepted { chosen_below } => {
-                let State::Leader(leader) = &mut self.state else { return };
+                let State::Leader(leader) = &mut self.state else {
+                    return;
+                };
                 if leader.ballot != ballot {
                     return;
                 }
                 leader.note_answer(now_ms, from, chosen_below);
                 for slot in slots {
-                    leader.ack(*slot, from, self.config.acceptors, &mut self.effects);
+                    leader.ack(*slot, from, self.config.acceptors);
                 }
                 leader.advance_chosen(self.config.catchup_slots_max, &mut self.effects);
             }
@@ -346,7 +405,9 @@ impl Proposer {
     /// that arrived meanwhile shares slots.
     pub fn flush(&mut self, now_ms: u64) {
         let config = &self.config;
-        let State::Leader(leader) = &mut self.state else { return };
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
         let mut proposed = Vec::new();
         while leader.in_flight.len() < config.pipeline_slots_max && !leader.pending.is_empty() {
             if let Some(slot) = leader.propose_batch(now_ms, config, &mut self.effects) {
@@ -375,7 +436,9 @@ impl Proposer {
         let recent = self
             .leader_heard_at_ms
             .iter()
-            .filter(|heard| matches!(heard, Some(at) if now_ms.saturating_sub(*at) < self.election_timeout_ms))
+            .filter(
+                |heard| matches!(heard, Some(at) if now_ms.saturating_sub(*at) < self.election_timeout_ms),
+            )
             .count();
         recent >= quorum(self.config.acceptors)
     }
@@ -383,18 +446,28 @@ impl Proposer {
     fn campaign(&mut self, now_ms: u64) {
         self.round_seen_max += 1;
         let ballot = Ballot::new(self.round_seen_max, self.config.node);
-        let prepare = Prepare { ballot, from: self.known_chosen_below };
+        let prepare = Prepare {
+            ballot,
+            from: self.known_chosen.below,
+        };
         for to in (0..self.config.acceptors).map(AcceptorId) {
-            self.effects.push(Effect::Prepare { to, prepare: prepare.clone() });
+            self.effects.push(Effect::Prepare {
+                to,
+                prepare: prepare.clone(),
+            });
         }
-        self.state = State::Candidate(Candidate { ballot, started_at_ms: now_ms, promises: BTreeMap::new() });
+        self.state = State::Candidate(Candidate {
+            ballot,
+            started_at_ms: now_ms,
+            promises: BTreeMap::new(),
+        });
     }
 
     fn become_leader(&mut self, now_ms: u64) {
         let State::Candidate(candidate) = std::mem::replace(&mut self.state, State::Follower) else {
             unreachable!("only a candidate becomes leader")
         };
-        let leader = Leader::recover(candidate, now_ms, self.config.acceptors);
+        let leader = Leader::recover(candidate, &self.known_chosen, now_ms, self.config.acceptors);
         let ballot = leader.ballot;
         let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
         self.effects.push(Effect::BecameLeader { ballot });
@@ -407,7 +480,9 @@ impl Proposer {
 
     fn leader_tick(&mut self, now_ms: u64) {
         let config = &self.config;
-        let State::Leader(leader) = &mut self.state else { return };
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
         if !leader.has_quorum_contact(now_ms, config) {
             let ballot = leader.ballot;
             self.step_down(now_ms, ballot, None);
@@ -432,12 +507,20 @@ impl Proposer {
     /// Fails every waiting client: a deposed leader can get nothing chosen.
     fn step_down(&mut self, now_ms: u64, ballot: Ballot, seen: Option<Ballot>) {
         if let State::Leader(leader) = std::mem::replace(&mut self.state, State::Follower) {
-            self.known_chosen_below = leader.chosen_below;
+            self.known_chosen = leader.catchup.chosen_prefix();
             for (request, _) in leader.pending {
-                self.effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Deposed) });
+                self.effects.push(Effect::Reply {
+                    request: request.id,
+                    result: Err(Refusal::Deposed),
+                });
             }
-            for waiting in leader.in_flight.into_values().flat_map(|f| f.waiting) {
-                self.effects.push(Effect::Reply { request: waiting.0, result: Err(Refusal::Deposed) });
+            let in_flight = leader.in_flight.into_values().flat_map(|f| f.waiting);
+            let chosen_ahead = leader.chosen_ahead.into_values().flat_map(|(_, waiting)| waiting);
+            for waiting in in_flight.chain(chosen_ahead) {
+                self.effects.push(Effect::Reply {
+                    request: waiting.0,
+                    result: Err(Refusal::Deposed),
+                });
             }
         }
         self.effects.push(Effect::SteppedDown { ballot, seen });
@@ -468,14 +551,19 @@ impl Leader {
     /// into that acceptor's snapshot. Above it, each slot gets the value of
     /// the highest ballot reported, holes up to the highest reported slot
     /// get no-ops, and new allocations start above every range seen.
-    fn recover(candidate: Candidate, now_ms: u64, acceptors: usize) -> Leader {
+    /// `known` is what this proposer knew chosen when it campaigned; the
+    /// prepare asked for nothing below it.
+    fn recover(candidate: Candidate, known: &Snapshot, now_ms: u64, acceptors: usize) -> Leader {
         let best = candidate
             .promises
             .values()
-            .max_by_key(|p| p.snapshot.below)
-            .expect("a quorum is never empty");
-        let base = best.snapshot.clone();
+            .map(|p| &p.snapshot)
+            .chain([known])
+            .max_by_key(|snapshot| snapshot.below)
+            .expect("never empty");
+        let base = best.clone();
         let mut counters = base.counters.clone();
+        counters.merge(&known.counters);
         let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
         for promise in candidate.promises.values() {
             counters.merge(&promise.snapshot.counters);
@@ -484,7 +572,11 @@ impl Leader {
                 if *slot < base.below {
                     continue;
                 }
+                #[cfg(not(paxid_bug = "no_adopt_highest"))]
                 let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot > *b);
+                // Planted bug (scripts/planted-bugs.sh): the lowest ballot's value wins.
+                #[cfg(paxid_bug = "no_adopt_highest")]
+                let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot < *b);
                 if better {
                     highest.insert(*slot, (accepted.ballot, accepted.value.clone()));
                 }
@@ -495,8 +587,33 @@ impl Leader {
         let mut in_flight = BTreeMap::new();
         let mut slot = base.below;
         while slot < next_slot {
+            #[cfg(not(paxid_bug = "hole_new_allocation"))]
             let value = highest.remove(&slot).map_or(Value::Noop, |(_, v)| v);
-            in_flight.insert(slot, InFlight { value, acks: vec![false; acceptors], sent_at_ms: now_ms, waiting: Vec::new() });
+            // Planted bug (scripts/planted-bugs.sh): a hole gets fresh IDs, which
+            // lie above the ranges of the higher slots recovered after it.
+            #[cfg(paxid_bug = "hole_new_allocation")]
+            let value = highest.remove(&slot).map_or_else(
+                || {
+                    let sequence = SequenceName::default_sequence();
+                    let first = counters.next_id(&sequence);
+                    counters.raise_to(&sequence, first + 1);
+                    Value::Allocations(vec![Allocation {
+                        sequence,
+                        first,
+                        count: 1,
+                    }])
+                },
+                |(_, v)| v,
+            );
+            in_flight.insert(
+                slot,
+                InFlight {
+                    value,
+                    acks: vec![false; acceptors],
+                    sent_at_ms: now_ms,
+                    waiting: Vec::new(),
+                },
+            );
             slot = slot.next();
         }
         let mut acceptor_chosen_below = vec![None; acceptors];
@@ -511,19 +628,31 @@ impl Leader {
             pending: VecDeque::new(),
             chosen_below: base.below,
             chosen_ahead: BTreeMap::new(),
-            catchup: CatchUp { base, values: VecDeque::new() },
+            applied: base.counters.clone(),
+            catchup: CatchUp {
+                base,
+                values: VecDeque::new(),
+            },
             acceptor_chosen_below,
-            answered_at_ms: candidate.promises.keys().fold(vec![None; acceptors], |mut v, id| {
-                v[id.0] = Some(now_ms);
-                v
-            }),
+            answered_at_ms: candidate
+                .promises
+                .keys()
+                .fold(vec![None; acceptors], |mut v, id| {
+                    v[id.0] = Some(now_ms);
+                    v
+                }),
             heartbeat_sent_at_ms: now_ms,
         }
     }
 
     /// Takes pending requests into one new slot. Returns the slot, or None
     /// if every request taken was refused.
-    fn propose_batch(&mut self, now_ms: u64, config: &ProposerConfig, effects: &mut Vec<Effect>) -> Option<Slot> {
+    fn propose_batch(
+        &mut self,
+        now_ms: u64,
+        config: &ProposerConfig,
+        effects: &mut Vec<Effect>,
+    ) -> Option<Slot> {
         let mut allocations: Vec<Allocation> = Vec::new();
         let mut waiting = Vec::new();
         let take = self.pending.len().min(config.batch_requests_max);
@@ -531,16 +660,26 @@ impl Leader {
             let known = self.counters.contains(&request.sequence)
                 || allocations.iter().any(|a| a.sequence == request.sequence);
             if !known && self.counters.len() >= config.sequences_max {
-                effects.push(Effect::Reply { request: request.id, result: Err(Refusal::TooManySequences) });
+                effects.push(Effect::Reply {
+                    request: request.id,
+                    result: Err(Refusal::TooManySequences),
+                });
                 continue;
             }
             let first = self.counters.next_id(&request.sequence);
             let Some(end) = first.checked_add(request.count) else {
-                effects.push(Effect::Reply { request: request.id, result: Err(Refusal::Exhausted) });
+                effects.push(Effect::Reply {
+                    request: request.id,
+                    result: Err(Refusal::Exhausted),
+                });
                 continue;
             };
             self.counters.raise_to(&request.sequence, end);
-            let part = Allocation { sequence: request.sequence.clone(), first, count: request.count };
+            let part = Allocation {
+                sequence: request.sequence.clone(),
+                first,
+                count: request.count,
+            };
             match allocations.iter_mut().find(|a| a.sequence == request.sequence) {
                 Some(range) => range.count += request.count,
                 None => allocations.push(part.clone()),
@@ -554,7 +693,15 @@ impl Leader {
         self.next_slot = slot.next();
         let acks = vec![false; config.acceptors];
         let value = Value::Allocations(allocations);
-        self.in_flight.insert(slot, InFlight { value, acks, sent_at_ms: now_ms, waiting });
+        self.in_flight.insert(
+            slot,
+            InFlight {
+                value,
+                acks,
+                sent_at_ms: now_ms,
+                waiting,
+            },
+        );
         Some(slot)
     }
 
@@ -568,27 +715,50 @@ impl Leader {
                 .iter()
                 .filter_map(|s| self.in_flight.get(s).map(|f| (*s, f.value.clone())))
                 .collect();
-            let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
+            let accept = Accept {
+                ballot: self.ballot,
+                chosen_below: self.chosen_below,
+                entries,
+            };
             effects.push(Effect::Accept { to, accept });
         }
     }
 
-    fn ack(&mut self, slot: Slot, from: AcceptorId, acceptors: usize, effects: &mut Vec<Effect>) {
-        let Some(flight) = self.in_flight.get_mut(&slot) else { return };
+    fn ack(&mut self, slot: Slot, from: AcceptorId, acceptors: usize) {
+        let Some(flight) = self.in_flight.get_mut(&slot) else {
+            return;
+        };
         flight.acks[from.0] = true;
         if flight.acks.iter().filter(|a| **a).count() < quorum(acceptors) {
             return;
         }
         let flight = self.in_flight.remove(&slot).expect("present above");
-        for (request, allocation, _) in flight.waiting {
-            effects.push(Effect::Reply { request, result: Ok(allocation) });
-        }
-        self.chosen_ahead.insert(slot, flight.value);
+        self.chosen_ahead.insert(slot, (flight.value, flight.waiting));
     }
 
+    /// Answers clients and reports chosen slots, in slot order.
     fn advance_chosen(&mut self, catchup_slots_max: usize, effects: &mut Vec<Effect>) {
-        while let Some(value) = self.chosen_ahead.remove(&self.chosen_below) {
-            effects.push(Effect::Chosen { slot: self.chosen_below, value: value.clone() });
+        while let Some((value, waiting)) = self.chosen_ahead.remove(&self.chosen_below) {
+            let effective = self.applied.apply(&value);
+            for (request, allocation, _) in waiting {
+                // Our own allocations lie above everything recovery saw, so
+                // they always take effect; anything else is a bug.
+                assert!(
+                    effective.iter().any(|e| e.sequence == allocation.sequence
+                        && e.first <= allocation.first
+                        && allocation.end() <= e.end()),
+                    "slot {} was chosen with {allocation:?}, which does not take effect",
+                    self.chosen_below
+                );
+                effects.push(Effect::Reply {
+                    request,
+                    result: Ok(allocation),
+                });
+            }
+            effects.push(Effect::Chosen {
+                slot: self.chosen_below,
+                value: value.clone(),
+            });
             self.catchup.push(value, catchup_slots_max);
             self.chosen_below = self.chosen_below.next();
         }
@@ -616,16 +786,24 @@ impl Leader {
             if !expired(*received) {
                 break;
             }
-            effects.push(Effect::Reply { request: request.id, result: Err(Refusal::TimedOut) });
+            effects.push(Effect::Reply {
+                request: request.id,
+                result: Err(Refusal::TimedOut),
+            });
             self.pending.pop_front();
         }
         // The slot stays in flight with its value: it may still be chosen,
         // and a ballot never carries two values for one slot.
-        for flight in self.in_flight.values_mut() {
-            flight.waiting.retain(|(request, _, received)| {
+        let in_flight = self.in_flight.values_mut().map(|f| &mut f.waiting);
+        let chosen_ahead = self.chosen_ahead.values_mut().map(|(_, waiting)| waiting);
+        for waiting in in_flight.chain(chosen_ahead) {
+            waiting.retain(|(request, _, received)| {
                 let keep = !expired(*received);
                 if !keep {
-                    effects.push(Effect::Reply { request: *request, result: Err(Refusal::TimedOut) });
+                    effects.push(Effect::Reply {
+                        request: *request,
+                        result: Err(Refusal::TimedOut),
+                    });
                 }
                 keep
             });
@@ -647,8 +825,15 @@ impl Leader {
         }
         for (to, entries) in per_acceptor.into_iter().enumerate() {
             if !entries.is_empty() {
-                let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
-                effects.push(Effect::Accept { to: AcceptorId(to), accept });
+                let accept = Accept {
+                    ballot: self.ballot,
+                    chosen_below: self.chosen_below,
+                    entries,
+                };
+                effects.push(Effect::Accept {
+                    to: AcceptorId(to),
+                    accept,
+                });
             }
         }
     }
@@ -661,13 +846,21 @@ impl Leader {
                 Some(point) if point < self.catchup.base.below => Some(self.catchup.base.clone()),
                 _ => None,
             };
-            let commit = Commit { ballot: self.ballot, chosen_below: self.chosen_below, snapshot };
+            let commit = Commit {
+                ballot: self.ballot,
+                chosen_below: self.chosen_below,
+                snapshot,
+            };
             effects.push(Effect::Commit { to, commit });
             if let Some(point) = behind {
                 let from = point.max(self.catchup.base.below);
                 let entries = self.catchup.values_from(from, config.catchup_batch_max);
                 if !entries.is_empty() {
-                    let accept = Accept { ballot: self.ballot, chosen_below: self.chosen_below, entries };
+                    let accept = Accept {
+                        ballot: self.ballot,
+                        chosen_below: self.chosen_below,
+                        entries,
+                    };
                     effects.push(Effect::Accept { to, accept });
                 }
             }
@@ -676,6 +869,16 @@ impl Leader {
 }
 
 impl CatchUp {
+    /// Everything chosen so far, folded into one snapshot.
+    fn chosen_prefix(&self) -> Snapshot {
+        let mut snapshot = self.base.clone();
+        for value in &self.values {
+            snapshot.counters.raise_above(value);
+            snapshot.below = snapshot.below.next();
+        }
+        snapshot
+    }
+
     fn push(&mut self, value: Value, slots_max: usize) {
         self.values.push_back(value);
         while self.values.len() > slots_max {

@@ -59,48 +59,86 @@ pub mod conformance {
     }
 
     fn value(first: u64) -> Value {
-        Value::Allocations(vec![Allocation { sequence: SequenceName::default_sequence(), first, count: 3 }])
+        Value::Allocations(vec![Allocation {
+            sequence: SequenceName::default_sequence(),
+            first,
+            count: 3,
+        }])
     }
 
     fn accepted(round: u64, first: u64, chosen: bool) -> Accepted {
-        Accepted { ballot: ballot(round), value: value(first), chosen }
+        Accepted {
+            ballot: ballot(round),
+            value: value(first),
+            chosen,
+        }
     }
 
     /// Panics with a message naming the broken rule.
     pub fn run<S: AcceptorStore>(mut open: impl FnMut() -> S) {
         let store = open();
-        assert_eq!(store.load().expect("load"), AcceptorState::default(), "a new store is empty");
+        assert_eq!(
+            store.load().expect("load"),
+            AcceptorState::default(),
+            "a new store is empty"
+        );
         drop(store);
 
         let mut store = open();
         let first = Change {
             promised: Some(ballot(3)),
             compact: None,
-            put: vec![(Slot(0), accepted(2, 1, true)), (Slot(1), accepted(3, 4, false)), (Slot(7), accepted(3, 7, false))],
+            put: vec![
+                (Slot(0), accepted(2, 1, true)),
+                (Slot(1), accepted(3, 4, false)),
+                (Slot(7), accepted(3, 7, false)),
+            ],
         };
-        let second = Change { promised: None, compact: None, put: vec![(Slot(1), accepted(3, 4, true))] };
+        let second = Change {
+            promised: None,
+            compact: None,
+            put: vec![(Slot(1), accepted(3, 4, true))],
+        };
         store.write(&[first.clone(), second.clone()]).expect("write");
         let mut expected = AcceptorState::default();
         first.apply_to(&mut expected);
         second.apply_to(&mut expected);
-        assert_eq!(store.load().expect("load"), expected, "load returns what was written");
+        assert_eq!(
+            store.load().expect("load"),
+            expected,
+            "load returns what was written"
+        );
         drop(store);
 
         let mut store = open();
-        assert_eq!(store.load().expect("load"), expected, "a write survives reopening");
+        assert_eq!(
+            store.load().expect("load"),
+            expected,
+            "a write survives reopening"
+        );
         let counters = Counters::from_map([(SequenceName::default_sequence(), 7)].into());
         let compact = Change {
             promised: Some(ballot(4)),
-            compact: Some(Snapshot { below: Slot(2), counters }),
+            compact: Some(Snapshot {
+                below: Slot(2),
+                counters,
+            }),
             put: vec![(Slot(8), accepted(4, 10, false))],
         };
         store.write(std::slice::from_ref(&compact)).expect("write");
         compact.apply_to(&mut expected);
-        assert_eq!(expected.log.keys().copied().collect::<Vec<_>>(), vec![Slot(7), Slot(8)]);
+        assert_eq!(
+            expected.log.keys().copied().collect::<Vec<_>>(),
+            vec![Slot(7), Slot(8)]
+        );
         drop(store);
 
         let store = open();
-        assert_eq!(store.load().expect("load"), expected, "compaction deletes below and keeps the snapshot");
+        assert_eq!(
+            store.load().expect("load"),
+            expected,
+            "compaction deletes below and keeps the snapshot"
+        );
         let mut store = store;
         store.write(&[]).expect("an empty write is allowed");
         assert_eq!(store.load().expect("load"), expected);

@@ -18,7 +18,10 @@ pub struct Ballot {
 }
 
 impl Ballot {
-    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+    pub const ZERO: Ballot = Ballot {
+        round: 0,
+        node: NodeId(0),
+    };
 
     pub fn new(round: u64, node: NodeId) -> Ballot {
         Ballot { round, node }
@@ -155,7 +158,7 @@ impl Value {
 /// The state machine: for each sequence, the next ID to hand out.
 ///
 /// A sequence that was never allocated starts at 1.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Counters(BTreeMap<SequenceName, u64>);
 
 impl Counters {
@@ -176,6 +179,27 @@ impl Counters {
         for allocation in value.allocations() {
             self.raise_to(&allocation.sequence, allocation.end());
         }
+    }
+
+    /// Applies the value of the next slot, in slot order, and returns the
+    /// allocations that take effect: those that start at or above their
+    /// sequence's counter. The others are void and hand out nothing.
+    ///
+    /// Void allocations exist because recovery must re-propose, in each
+    /// slot, the highest-ballot value its quorum reports, even one that an
+    /// old leader allocated against a view that a later leader, who never
+    /// saw that vote, has since allocated past at a lower slot. Paxos may
+    /// choose it; this rule keeps it from handing out IDs twice. Every
+    /// consumer of the chosen log (learners, subscribers) applies it.
+    pub fn apply(&mut self, value: &Value) -> Vec<Allocation> {
+        let mut effective = Vec::new();
+        for allocation in value.allocations() {
+            if allocation.first >= self.next_id(&allocation.sequence) {
+                effective.push(allocation.clone());
+            }
+            self.raise_to(&allocation.sequence, allocation.end());
+        }
+        effective
     }
 
     pub fn raise_to(&mut self, sequence: &SequenceName, next_id: u64) {
@@ -212,14 +236,14 @@ impl Counters {
 /// Acceptors report one in every promise, so that a new leader needs no
 /// values below it; leaders install one on acceptors that fell too far
 /// behind to be caught up slot by slot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Snapshot {
     pub below: Slot,
     pub counters: Counters,
 }
 
 /// One slot's vote as an acceptor holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Accepted {
     pub ballot: Ballot,
     pub value: Value,
@@ -268,6 +292,41 @@ mod tests {
         counters.raise_to(&seq, 10);
         counters.raise_to(&seq, 5);
         assert_eq!(counters.next_id(&seq), 10);
+    }
+
+    #[test]
+    fn apply_voids_allocations_below_the_counter() {
+        let a = SequenceName::default_sequence();
+        let b = SequenceName::parse("b").expect("valid");
+        let value = |first_a, first_b| {
+            Value::Allocations(vec![
+                Allocation {
+                    sequence: a.clone(),
+                    first: first_a,
+                    count: 3,
+                },
+                Allocation {
+                    sequence: b.clone(),
+                    first: first_b,
+                    count: 2,
+                },
+            ])
+        };
+        let mut counters = Counters::default();
+        assert_eq!(counters.apply(&value(1, 1)).len(), 2);
+        // `a` starts inside the range applied before: void; `b` is above: takes effect.
+        let effective = counters.apply(&value(2, 3));
+        assert_eq!(
+            effective,
+            vec![Allocation {
+                sequence: b.clone(),
+                first: 3,
+                count: 2
+            }]
+        );
+        // A void allocation still raises its counter: it leaves a gap, never a reuse.
+        assert_eq!(counters.next_id(&a), 5);
+        assert!(counters.apply(&Value::Noop).is_empty());
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl<S, B> Service<Request<B>> for RequireBearerService<S>
 where
     S: Service<Request<B>, Response = Response>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;

@@ -25,8 +25,12 @@ pub const READY_CHECK_TIMEOUT_MS: u64 = 2_000;
 ///
 /// `ready` is the service's own check: for an acceptor, the store is open
 /// and writable; for a sequencer, the leader and a quorum are reachable.
-pub fn health_routes<F, Fut>(ready: F) -> Router
+///
+/// Generic over the router state so it can be merged before or after
+/// `with_state`; its handlers use no state.
+pub fn health_routes<S, F, Fut>(ready: F) -> Router<S>
 where
+    S: Clone + Send + Sync + 'static,
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {

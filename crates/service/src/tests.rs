@@ -34,7 +34,7 @@ fn test_app(token: Option<&str>) -> Router {
         .route("/next-id", post(next_id))
         .route("/slow", get(slow))
         .merge(internal)
-        .merge(health_routes(|| async { Ok(()) }));
+        .merge(health_routes(|| async { Ok::<(), String>(()) }));
     let limits = HttpLimits { body_bytes_max: BODY_BYTES_MAX, request_timeout: Duration::from_millis(200) };
     with_standard_layers(app, &limits)
 }

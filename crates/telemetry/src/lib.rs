@@ -17,6 +17,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;

@@ -1,0 +1,121 @@
+//! Command-line flags of `paxid-acceptor`; each also reads `PAXID_<FLAG>`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use service::{CommonArgs, HttpLimits};
+
+/// A promise or an accept can carry many slots: larger than the 64 KiB
+/// default of the client-facing services.
+pub const BODY_LIMIT_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
+const BODY_LIMIT_BYTES_DEFAULT_TEXT: &str = "16777216";
+
+/// paxid acceptor: stores Paxos votes durably in RocksDB and serves them
+/// to sequencers and learners over the internal /v1 API.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "paxid-acceptor",
+    version,
+    mut_arg("body_limit_bytes", |arg| arg.default_value(BODY_LIMIT_BYTES_DEFAULT_TEXT))
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Directory of the acceptor's RocksDB database (created on first start).
+    #[arg(long, env = "PAXID_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Cluster this acceptor belongs to: recorded in the data dir on first
+    /// start, and a data dir of another cluster is refused.
+    #[arg(long, env = "PAXID_CLUSTER_ID", default_value = "paxid", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+
+    /// Most chosen slots kept below the chosen point for lagging learners;
+    /// compaction passes a learner that lags by more.
+    #[arg(
+        long,
+        env = "PAXID_RETAIN_SLOTS",
+        default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub retain_slots: u64,
+
+    /// How often compaction runs, in milliseconds.
+    #[arg(
+        long,
+        env = "PAXID_COMPACT_INTERVAL_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub compact_interval_ms: u64,
+}
+
+impl Config {
+    pub fn limits(&self) -> HttpLimits {
+        self.common.limits()
+    }
+
+    pub fn compact_interval(&self) -> Duration {
+        Duration::from_millis(self.compact_interval_ms)
+    }
+
+    /// A configuration for tests and embedding: every default, these places.
+    pub fn new(listen: &str, data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            common: CommonArgs {
+                listen: listen.to_owned(),
+                log_format: telemetry::LogFormat::Pretty,
+                cluster_token: None,
+                body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
+                request_timeout_ms: 10_000,
+            },
+            data_dir: data_dir.into(),
+            cluster_id: "paxid".to_owned(),
+            retain_slots: 1_000_000,
+            compact_interval_ms: 1000,
+        }
+    }
+}
+
+/// 1..=64 characters of `[A-Za-z0-9_.-]`, like a sequence name: it shows up
+/// in logs, status and error messages.
+fn parse_cluster_id(id: &str) -> Result<String, String> {
+    paxos_core::SequenceName::parse(id)
+        .map(|_| id.to_owned())
+        .map_err(|e| e.to_string().replace("sequence name", "cluster id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn flags_parse_with_their_defaults() {
+        Config::command().debug_assert();
+        let config =
+            Config::try_parse_from(["paxid-acceptor", "--listen", "127.0.0.1:0", "--data-dir", "/d"])
+                .expect("parses");
+        assert_eq!(config.common.body_limit_bytes, BODY_LIMIT_BYTES_DEFAULT);
+        assert_eq!(config.cluster_id, "paxid");
+        assert_eq!(config.retain_slots, 1_000_000);
+        assert_eq!(config.compact_interval_ms, 1000);
+        assert_eq!(config.common.request_timeout_ms, 10_000);
+    }
+
+    #[test]
+    fn data_dir_is_required_and_cluster_ids_are_checked() {
+        assert!(Config::try_parse_from(["paxid-acceptor", "--listen", "127.0.0.1:0"]).is_err());
+        let bad = [
+            "paxid-acceptor",
+            "--listen",
+            "x:1",
+            "--data-dir",
+            "/d",
+            "--cluster-id",
+            "a b",
+        ];
+        assert!(Config::try_parse_from(bad).is_err());
+    }
+}

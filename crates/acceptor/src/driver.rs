@@ -1,0 +1,546 @@
+//! The group-commit actor: the one thread that owns the acceptor state
+//! machine and the store.
+//!
+//! It takes every command waiting in its queue (up to a batch limit),
+//! applies each to the core at once (so later commands see earlier ones),
+//! writes all their changes in one synced RocksDB batch, and only then
+//! sends the replies. Concurrent requests therefore share one fsync, and
+//! nothing a reply says (even a read) is ever ahead of the disk.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use paxos_core::{
+    Accept, AcceptReply, Accepted, Acceptor, Ballot, Change, Commit, CommitReply, Persisted, Prepare,
+    PrepareReply, Slot, Snapshot, Step,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics;
+use crate::store::RocksStore;
+
+/// Commands waiting for the actor; senders wait when it is full.
+pub const QUEUE_COMMANDS_MAX: usize = 4096;
+/// Most commands applied and persisted by one write.
+pub const BATCH_COMMANDS_MAX: usize = 1024;
+/// Most learners whose progress is tracked; a decommissioned learner's entry
+/// stays, and `--retain-slots` bounds how long it can hold compaction back.
+pub const LEARNERS_MAX: usize = 64;
+
+/// Cheap to clone; every HTTP handler talks to the actor through one.
+#[derive(Clone, Debug)]
+pub struct DriverHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The actor has stopped: the process is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the acceptor is shutting down")]
+pub struct DriverGone;
+
+/// An accept that would overwrite a value the core must never overwrite.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Conflict(pub String);
+
+/// Accepted entries from a slot on, with the points that frame them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogView {
+    pub compacted_below: Slot,
+    pub chosen_below: Slot,
+    pub entries: Vec<(Slot, Accepted)>,
+}
+
+/// The leader an acceptor last heard from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderHeard {
+    pub ballot: Ballot,
+    pub url: String,
+    pub heard_ago_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusView {
+    pub promised: Ballot,
+    /// Only a leader heard under the current promise.
+    pub leader: Option<LeaderHeard>,
+    pub chosen_below: Slot,
+    pub compacted_below: Slot,
+    pub log_entries: usize,
+}
+
+/// Settings of the actor.
+#[derive(Debug, Clone, Copy)]
+pub struct DriverSettings {
+    /// Compaction may pass a lagging learner to keep at most this many
+    /// slots below the chosen point.
+    pub retain_slots: u64,
+}
+
+/// The actor's thread; join it after [`DriverHandle::shutdown`].
+pub struct DriverThread(JoinHandle<()>);
+
+impl DriverThread {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the acceptor driver thread panicked");
+        }
+    }
+}
+
+/// Starts the actor on its own thread with the state `store` holds.
+pub fn spawn(
+    acceptor: Acceptor,
+    store: RocksStore,
+    learners: BTreeMap<String, u64>,
+    settings: DriverSettings,
+) -> std::io::Result<(DriverHandle, DriverThread)> {
+    let (tx, rx) = mpsc::channel(QUEUE_COMMANDS_MAX);
+    let driver = Driver {
+        acceptor,
+        store,
+        learners,
+        leader: None,
+        settings,
+    };
+    driver.publish_gauges();
+    let thread = std::thread::Builder::new()
+        .name("acceptor-driver".to_owned())
+        .spawn(move || {
+            // A panic here is a bug in the state machine or in us: the
+            // state in memory can no longer be trusted to match the disk.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| driver.run(rx))).is_err() {
+                tracing::error!("the acceptor driver panicked; aborting so the process restarts from disk");
+                std::process::abort();
+            }
+        })?;
+    Ok((DriverHandle { tx }, DriverThread(thread)))
+}
+
+impl DriverHandle {
+    pub async fn prepare(&self, prepare: Prepare) -> Result<PrepareReply, DriverGone> {
+        self.call(|reply| Command::Prepare { prepare, reply }).await
+    }
+
+    /// `leader_url` is recorded as the leader last heard if the accept succeeds.
+    pub async fn accept(
+        &self,
+        accept: Accept,
+        leader_url: Option<String>,
+    ) -> Result<Result<AcceptReply, Conflict>, DriverGone> {
+        self.call(|reply| Command::Accept {
+            accept,
+            leader_url,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn commit(&self, commit: Commit, leader_url: String) -> Result<CommitReply, DriverGone> {
+        self.call(|reply| Command::Commit {
+            commit,
+            leader_url,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn log(&self, from: Slot, limit: usize) -> Result<LogView, DriverGone> {
+        self.call(|reply| Command::Log { from, limit, reply }).await
+    }
+
+    /// The snapshot the log is compacted to.
+    pub async fn snapshot(&self) -> Result<Snapshot, DriverGone> {
+        self.call(|reply| Command::Snapshot { reply }).await
+    }
+
+    pub async fn status(&self) -> Result<StatusView, DriverGone> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Err when the learner is new and [`LEARNERS_MAX`] are tracked already.
+    pub async fn learner_progress(
+        &self,
+        id: String,
+        learned_below: u64,
+    ) -> Result<Result<(), Conflict>, DriverGone> {
+        self.call(|reply| Command::LearnerProgress {
+            id,
+            learned_below,
+            reply,
+        })
+        .await
+    }
+
+    /// Makes a synced write through the actor: the store is open and writable.
+    pub async fn probe(&self) -> Result<(), DriverGone> {
+        self.call(|reply| Command::Probe { reply }).await
+    }
+
+    /// Asks for a compaction step; skipped when the queue is full, since
+    /// the next tick asks again.
+    pub fn request_compaction(&self) -> Result<(), DriverGone> {
+        match self.tx.try_send(Command::Compact) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(DriverGone),
+        }
+    }
+
+    /// Lets the actor finish what is queued, persist it, and stop.
+    pub async fn shutdown(&self) {
+        // Already gone is fine: then it has stopped.
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    async fn call<R>(&self, make: impl FnOnce(oneshot::Sender<R>) -> Command) -> Result<R, DriverGone> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| DriverGone)?;
+        answer.await.map_err(|_| DriverGone)
+    }
+}
+
+enum Command {
+    Prepare {
+        prepare: Prepare,
+        reply: oneshot::Sender<PrepareReply>,
+    },
+    Accept {
+        accept: Accept,
+        leader_url: Option<String>,
+        reply: oneshot::Sender<Result<AcceptReply, Conflict>>,
+    },
+    Commit {
+        commit: Commit,
+        leader_url: String,
+        reply: oneshot::Sender<CommitReply>,
+    },
+    Log {
+        from: Slot,
+        limit: usize,
+        reply: oneshot::Sender<LogView>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusView>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+    LearnerProgress {
+        id: String,
+        learned_below: u64,
+        reply: oneshot::Sender<Result<(), Conflict>>,
+    },
+    Probe {
+        reply: oneshot::Sender<()>,
+    },
+    Compact,
+    Shutdown,
+}
+
+/// A reply waiting for the batch's write.
+type Release = Box<dyn FnOnce(&Persisted) + Send>;
+
+#[derive(Default)]
+struct Batch {
+    commands: usize,
+    changes: Vec<Change>,
+    learners: Vec<(String, u64)>,
+    probe: bool,
+    releases: Vec<Release>,
+}
+
+impl Batch {
+    /// Holds a core step's reply until the batch is durable.
+    fn step<R: Send + 'static>(&mut self, step: Step<R>, send: impl FnOnce(R) + Send + 'static) {
+        let (change, held) = step.into_parts();
+        if !change.is_empty() {
+            self.changes.push(change);
+        }
+        self.releases
+            .push(Box::new(move |persisted| send(held.release(persisted))));
+    }
+
+    /// Holds any other reply until the batch is durable: it may describe
+    /// state changed earlier in this batch.
+    fn reply<R: Send + 'static>(&mut self, reply: oneshot::Sender<R>, value: R) {
+        self.releases.push(Box::new(move |_| {
+            // The requester may have timed out and gone; nothing to do then.
+            let _ = reply.send(value);
+        }));
+    }
+}
+
+struct Driver {
+    acceptor: Acceptor,
+    store: RocksStore,
+    learners: BTreeMap<String, u64>,
+    leader: Option<(Ballot, String, Instant)>,
+    settings: DriverSettings,
+}
+
+impl Driver {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = rx.blocking_recv() else { break };
+            let mut batch = Batch::default();
+            stopping = self.handle(first, &mut batch);
+            while !stopping && batch.commands < BATCH_COMMANDS_MAX {
+                let Ok(command) = rx.try_recv() else { break };
+                stopping = self.handle(command, &mut batch);
+            }
+            self.persist_and_reply(batch);
+        }
+        if let Err(error) = self.store.flush() {
+            tracing::warn!(%error, "flushing the memtable at shutdown failed; the WAL has everything");
+        }
+        tracing::info!("acceptor driver stopped");
+    }
+
+    /// Applies one command; true when it asks the actor to stop.
+    fn handle(&mut self, command: Command, batch: &mut Batch) -> bool {
+        batch.commands += 1;
+        match command {
+            Command::Prepare { prepare, reply } => self.prepare(&prepare, reply, batch),
+            Command::Accept {
+                accept,
+                leader_url,
+                reply,
+            } => self.accept(&accept, leader_url, reply, batch),
+            Command::Commit {
+                commit,
+                leader_url,
+                reply,
+            } => self.commit(&commit, leader_url, reply, batch),
+            Command::Log { from, limit, reply } => {
+                let view = self.acceptor.view();
+                let entries = self.acceptor.entries_from(from, limit);
+                let log = LogView {
+                    compacted_below: view.compacted_below,
+                    chosen_below: view.chosen_below,
+                    entries,
+                };
+                batch.reply(reply, log);
+            }
+            Command::Status { reply } => batch.reply(reply, self.status()),
+            Command::Snapshot { reply } => batch.reply(reply, self.acceptor.state().base.clone()),
+            Command::LearnerProgress {
+                id,
+                learned_below,
+                reply,
+            } => {
+                let result = self.learner_progress(id, learned_below, batch);
+                batch.reply(reply, result);
+            }
+            Command::Probe { reply } => {
+                batch.probe = true;
+                batch.reply(reply, ());
+            }
+            Command::Compact => self.compact(batch),
+            Command::Shutdown => return true,
+        }
+        false
+    }
+
+    fn prepare(&mut self, prepare: &Prepare, reply: oneshot::Sender<PrepareReply>, batch: &mut Batch) {
+        if prepare.ballot <= self.acceptor.state().promised {
+            metrics::rejection("prepare_ballot_not_above_promise");
+        }
+        batch.step(self.acceptor.handle_prepare(prepare), move |r| {
+            let _ = reply.send(r);
+        });
+    }
+
+    fn accept(
+        &mut self,
+        accept: &Accept,
+        leader_url: Option<String>,
+        reply: oneshot::Sender<Result<AcceptReply, Conflict>>,
+        batch: &mut Batch,
+    ) {
+        if let Some(conflict) = find_conflict(&self.acceptor, accept) {
+            metrics::rejection("conflicting_value");
+            batch.reply(reply, Err(conflict));
+            return;
+        }
+        // The core accepts exactly when the ballot is at or above the promise.
+        let accepted = accept.ballot >= self.acceptor.state().promised;
+        if !accepted {
+            metrics::rejection("accept_ballot_below_promise");
+        }
+        batch.step(self.acceptor.handle_accept(accept), move |r| {
+            let _ = reply.send(Ok(r));
+        });
+        if let (true, Some(url)) = (accepted, leader_url) {
+            self.leader = Some((accept.ballot, url, Instant::now()));
+        }
+    }
+
+    fn commit(
+        &mut self,
+        commit: &Commit,
+        leader_url: String,
+        reply: oneshot::Sender<CommitReply>,
+        batch: &mut Batch,
+    ) {
+        // A heartbeat from below the promise comes from a deposed leader.
+        if commit.ballot >= self.acceptor.state().promised {
+            self.leader = Some((commit.ballot, leader_url, Instant::now()));
+        } else {
+            metrics::rejection("commit_ballot_below_promise");
+        }
+        batch.step(self.acceptor.handle_commit(commit), move |r| {
+            let _ = reply.send(r);
+        });
+    }
+
+    fn status(&self) -> StatusView {
+        let view = self.acceptor.view();
+        let leader = self
+            .leader
+            .as_ref()
+            .filter(|(ballot, _, _)| *ballot == view.promised)
+            .map(|(ballot, url, heard)| LeaderHeard {
+                ballot: *ballot,
+                url: url.clone(),
+                heard_ago_ms: u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        StatusView {
+            promised: view.promised,
+            leader,
+            chosen_below: view.chosen_below,
+            compacted_below: view.compacted_below,
+            log_entries: view.log_entries,
+        }
+    }
+
+    fn learner_progress(
+        &mut self,
+        id: String,
+        learned_below: u64,
+        batch: &mut Batch,
+    ) -> Result<(), Conflict> {
+        match self.learners.get(&id) {
+            Some(known) if *known == learned_below => return Ok(()),
+            None if self.learners.len() >= LEARNERS_MAX => {
+                metrics::rejection("too_many_learners");
+                return Err(Conflict(format!(
+                    "{LEARNERS_MAX} learners are tracked already; {id:?} is not one of them"
+                )));
+            }
+            _ => {}
+        }
+        // Taken as reported, even if lower: a learner that lost its data
+        // must not be skipped by compaction from now on.
+        self.learners.insert(id.clone(), learned_below);
+        batch.learners.push((id, learned_below));
+        Ok(())
+    }
+
+    fn compact(&mut self, batch: &mut Batch) {
+        let target = compaction_target(
+            self.acceptor.view().chosen_below,
+            self.learners.values().min().copied(),
+            self.settings.retain_slots,
+        );
+        let step = self.acceptor.compact(target);
+        if !step.change().is_empty() {
+            tracing::debug!(below = %target, "compacting the log");
+        }
+        batch.step(step, |_| {});
+    }
+
+    fn persist_and_reply(&mut self, batch: Batch) {
+        let writes = !batch.changes.is_empty() || !batch.learners.is_empty() || batch.probe;
+        let started = Instant::now();
+        let persisted = match self.store.write_all(&batch.changes, &batch.learners, batch.probe) {
+            Ok(persisted) => persisted,
+            Err(error) => fatal_write_error(&error),
+        };
+        if writes {
+            metrics::record_write(started.elapsed(), batch.changes.len());
+        }
+        self.publish_gauges();
+        for release in batch.releases {
+            release(&persisted);
+        }
+    }
+
+    fn publish_gauges(&self) {
+        let view = self.acceptor.view();
+        metrics::publish_state(&view);
+    }
+}
+
+/// The slot below which the log may be dropped: past every learner, unless
+/// that keeps more than `retain_slots` below the chosen point. With no
+/// learner ever heard from, only the retention applies.
+pub fn compaction_target(chosen_below: Slot, slowest_learner: Option<u64>, retain_slots: u64) -> Slot {
+    let retained = chosen_below.0.saturating_sub(retain_slots);
+    Slot(slowest_learner.unwrap_or(0).max(retained))
+}
+
+/// Refuses an accept that would put a second value into a chosen slot, or
+/// into a slot already holding another value under the same ballot: a
+/// correct leader never sends one, and the core treats it as a bug.
+fn find_conflict(acceptor: &Acceptor, accept: &Accept) -> Option<Conflict> {
+    let state = acceptor.state();
+    if accept.ballot < state.promised {
+        return None;
+    }
+    accept.entries.iter().find_map(|(slot, value)| {
+        let existing = state.log.get(slot)?;
+        if existing.value == *value {
+            return None;
+        }
+        if existing.chosen {
+            return Some(Conflict(format!("slot {slot} is chosen with another value")));
+        }
+        (existing.ballot == accept.ballot).then(|| {
+            Conflict(format!(
+                "slot {slot} holds another value under ballot {}",
+                accept.ballot
+            ))
+        })
+    })
+}
+
+/// fsyncgate: after a failed write or fsync the kernel may have dropped the
+/// dirty pages, so retrying could report durable what is not. Only the
+/// disk, read again from a fresh start, can be trusted.
+fn fatal_write_error(error: &crate::store::StoreError) -> ! {
+    tracing::error!(%error, "a synced write failed; exiting so the acceptor restarts from disk");
+    eprintln!("paxid-acceptor: fatal: a synced write failed: {error}");
+    std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_waits_for_the_slowest_learner_within_retention() {
+        assert_eq!(
+            compaction_target(Slot(100), None, 1000),
+            Slot(0),
+            "no learner and little log"
+        );
+        assert_eq!(
+            compaction_target(Slot(5000), None, 1000),
+            Slot(4000),
+            "retention alone"
+        );
+        assert_eq!(
+            compaction_target(Slot(100), Some(40), 1000),
+            Slot(40),
+            "the slowest learner"
+        );
+        assert_eq!(
+            compaction_target(Slot(5000), Some(40), 1000),
+            Slot(4000),
+            "retention passes a laggard"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The internal `/v1` API: parse and validate at the edge (no driver sees
+//! bad input), hand the core types to the driver, answer with wire types.
+
+use std::collections::BTreeSet;
+
+use api::internal::{
+    AcceptRequest, AcceptResponse, AcceptorStatus, CommitRequest, CommitResponse, Entry, LeaderInfo,
+    LearnerProgress, LogResponse, PrepareRequest, PrepareResponse,
+};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paxos_core::Slot;
+use serde::Deserialize;
+use service::{ApiError, JsonBody};
+use tracing::Instrument;
+
+use crate::driver::{Conflict, DriverGone};
+use crate::{metrics, AppState};
+
+/// Entries returned by `GET /v1/log` when the request names no limit.
+pub const LOG_ENTRIES_DEFAULT: usize = 1000;
+/// Most entries one `GET /v1/log` returns.
+pub const LOG_ENTRIES_MAX: usize = 10_000;
+/// Most slots in one accept; the body limit usually binds first.
+pub const PROPOSALS_PER_ACCEPT_MAX: usize = 100_000;
+/// Highest slot an accept may name: the slot after it must exist.
+pub const SLOT_MAX: u64 = u64::MAX - 1;
+/// Longest leader URL recorded, in bytes.
+pub const LEADER_URL_BYTES_MAX: usize = 2048;
+/// Longest learner id, in characters of `[A-Za-z0-9_.-]`.
+pub const LEARNER_ID_CHARS_MAX: usize = 64;
+
+/// The `/v1` routes, each behind the cluster token when one is set.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/prepare", post(prepare))
+        .route("/v1/accept", post(accept))
+        .route("/v1/commit", post(commit))
+        .route("/v1/log", get(log))
+        .route("/v1/status", get(status))
+        .route("/v1/snapshot", get(snapshot))
+        .route("/v1/learners/{learner_id}/progress", post(learner_progress))
+        .route_layer(service::require_bearer(state.cluster_token.clone()))
+        .with_state(state)
+}
+
+async fn prepare(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<PrepareRequest>,
+) -> Result<Json<PrepareResponse>, ApiError> {
+    let prepare = paxos_core::Prepare {
+        ballot: request.ballot.into(),
+        from: Slot(request.from),
+    };
+    let span = tracing::info_span!("prepare", ballot = %prepare.ballot, from = request.from);
+    let reply = state
+        .driver
+        .prepare(prepare)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    Ok(Json(PrepareResponse::from_core(&reply)))
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<AcceptRequest>,
+) -> Result<Json<AcceptResponse>, ApiError> {
+    let accept = validate_accept(&request).map_err(invalid)?;
+    let slots = accept.entries.iter().map(|(slot, _)| slot.0);
+    let span = tracing::info_span!(
+        "accept",
+        ballot = %accept.ballot,
+        slots = accept.entries.len(),
+        slot_min = slots.clone().min(),
+        slot_max = slots.max(),
+        chosen_below = accept.chosen_below.0,
+    );
+    let reply = state
+        .driver
+        .accept(accept, request.leader_url)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    let reply = reply.map_err(conflict)?;
+    Ok(Json(AcceptResponse::from_core(&reply)))
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CommitRequest>,
+) -> Result<Json<CommitResponse>, ApiError> {
+    let commit = request.to_core().map_err(invalid)?;
+    check_leader_url(&request.leader_url).map_err(invalid)?;
+    let span = tracing::info_span!(
+        "commit",
+        ballot = %commit.ballot,
+        chosen_below = commit.chosen_below.0,
+        snapshot_below = commit.snapshot.as_ref().map(|s| s.below.0),
+    );
+    let reply = state
+        .driver
+        .commit(commit, request.leader_url)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    Ok(Json(CommitResponse::from_core(&reply)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<usize>,
+}
+
+async fn log(
+    State(state): State<AppState>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<LogResponse>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(LOG_ENTRIES_DEFAULT);
+    if !(1..=LOG_ENTRIES_MAX).contains(&limit) {
+        return Err(invalid(format!(
+            "limit must be 1..={LOG_ENTRIES_MAX}, got {limit}"
+        )));
+    }
+    let span = tracing::info_span!("log", from = query.from, limit);
+    let view = state
+        .driver
+        .log(Slot(query.from), limit)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    Ok(Json(LogResponse {
+        compacted_below: view.compacted_below.0,
+        chosen_below: view.chosen_below.0,
+        entries: view
+            .entries
+            .iter()
+            .map(|(slot, accepted)| Entry::from_core(*slot, accepted))
+            .collect(),
+    }))
+}
+
+async fn status(State(state): State<AppState>) -> Result<Json<AcceptorStatus>, ApiError> {
+    let view = state.driver.status().await.map_err(gone)?;
+    Ok(Json(AcceptorStatus {
+        cluster_id: state.identity.cluster_id.clone(),
+        node_uuid: state.identity.node_uuid.clone(),
+        promised: view.promised.into(),
+        leader: view.leader.map(|leader| LeaderInfo {
+            ballot: leader.ballot.into(),
+            url: leader.url,
+            heard_ago_ms: leader.heard_ago_ms,
+        }),
+        chosen_below: view.chosen_below.0,
+        compacted_below: view.compacted_below.0,
+        log_entries: view.log_entries,
+    }))
+}
+
+async fn snapshot(State(state): State<AppState>) -> Result<Json<api::internal::Snapshot>, ApiError> {
+    let snapshot = state.driver.snapshot().await.map_err(gone)?;
+    Ok(Json(api::internal::Snapshot::from(&snapshot)))
+}
+
+async fn learner_progress(
+    State(state): State<AppState>,
+    Path(learner_id): Path<String>,
+    JsonBody(progress): JsonBody<LearnerProgress>,
+) -> Result<StatusCode, ApiError> {
+    check_learner_id(&learner_id).map_err(invalid)?;
+    let span = tracing::info_span!("learner_progress", learner_id = %learner_id, learned_below = progress.learned_below);
+    let result = state
+        .driver
+        .learner_progress(learner_id, progress.learned_below)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    result.map_err(conflict)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything the core or the store would trip over, refused here.
+fn validate_accept(request: &AcceptRequest) -> Result<paxos_core::Accept, String> {
+    if request.proposals.len() > PROPOSALS_PER_ACCEPT_MAX {
+        let n = request.proposals.len();
+        return Err(format!(
+            "{n} proposals; at most {PROPOSALS_PER_ACCEPT_MAX} per accept"
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for proposal in &request.proposals {
+        if proposal.slot > SLOT_MAX {
+            return Err(format!(
+                "slot {} is out of range; the highest is {SLOT_MAX}",
+                proposal.slot
+            ));
+        }
+        if !seen.insert(proposal.slot) {
+            return Err(format!("slot {} appears twice", proposal.slot));
+        }
+    }
+    if let Some(url) = &request.leader_url {
+        check_leader_url(url)?;
+    }
+    request.to_core()
+}
+
+fn check_leader_url(url: &str) -> Result<(), String> {
+    if url.len() > LEADER_URL_BYTES_MAX {
+        return Err(format!(
+            "leader_url has {} bytes; the maximum is {LEADER_URL_BYTES_MAX}",
+            url.len()
+        ));
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control()) => Ok(()),
+        _ => Err(format!("leader_url {url:?} is not an http:// or https:// URL")),
+    }
+}
+
+fn check_learner_id(id: &str) -> Result<(), String> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if id.is_empty() || id.len() > LEARNER_ID_CHARS_MAX || !id.chars().all(valid_char) {
+        return Err(format!(
+            "learner id {id:?} must be 1..={LEARNER_ID_CHARS_MAX} characters of [A-Za-z0-9_.-]"
+        ));
+    }
+    Ok(())
+}
+
+/// 422 for well-formed JSON whose content is refused; counted, since a
+/// peer sending these is misconfigured or buggy.
+fn invalid(detail: impl Into<String>) -> ApiError {
+    metrics::rejection("invalid_request");
+    ApiError::unprocessable(detail)
+}
+
+fn gone(error: DriverGone) -> ApiError {
+    ApiError::unavailable(error.to_string(), 1)
+}
+
+fn conflict(error: Conflict) -> ApiError {
+    ApiError::conflict(error.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_urls_and_learner_ids_are_checked() {
+        assert!(check_leader_url("http://10.0.0.1:7000").is_ok());
+        assert!(check_leader_url("https://seq-0.paxid").is_ok());
+        for bad in ["", "http://", "ftp://x", "http://a b", "x"] {
+            assert!(check_leader_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_leader_url(&format!("http://{}", "a".repeat(LEADER_URL_BYTES_MAX))).is_err());
+        assert!(check_learner_id("learner-0.eu_1").is_ok());
+        for bad in ["", "a b", "é", &"x".repeat(65)] {
+            assert!(check_learner_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The acceptor's durable state in RocksDB.
+//!
+//! Keys: `meta/identity`, `meta/promised`, `meta/base` (the compaction
+//! snapshot), `meta/probe` (written by readiness checks), `log/<slot as 8
+//! big-endian bytes>` (so RocksDB's byte order is slot order) and
+//! `learner/<id>` (each learner's reported progress). Every value is sealed
+//! by [`crate::codec`] with a checksum.
+//!
+//! The data directory holds the database in `acceptor/`. A new database is
+//! built in `acceptor.init/`, given its identity, and renamed into place,
+//! so a database without an identity can only be a foreign or damaged one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use paxos_core::{AcceptorState, AcceptorStore, Ballot, Change, Persisted, Slot, Snapshot};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use crate::codec::{self, CorruptRecord, Decoder, Encoder};
+
+/// Name of the RocksDB directory inside `--data-dir`.
+pub const DB_DIR_NAME: &str = "acceptor";
+const INIT_DIR_NAME: &str = "acceptor.init";
+
+const KEY_IDENTITY: &[u8] = b"meta/identity";
+const KEY_PROMISED: &[u8] = b"meta/promised";
+const KEY_BASE: &[u8] = b"meta/base";
+const KEY_PROBE: &[u8] = b"meta/probe";
+const LOG_PREFIX: &[u8] = b"log/";
+const LEARNER_PREFIX: &[u8] = b"learner/";
+/// RocksDB's own info logs: a few small files, so the disk stays bounded.
+const INFO_LOG_FILES_MAX: usize = 4;
+const INFO_LOG_FILE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Which cluster a data directory belongs to, and which node it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub node_uuid: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRecord),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// [`AcceptorStore`] on RocksDB: one synced `WriteBatch` per write.
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    /// Opens (creating if missing) the database at `path`, with no identity
+    /// check: for tests and for [`open_data_dir`].
+    pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        Self::open_with(path, true)
+    }
+
+    pub fn identity(&self) -> Result<Option<Identity>, StoreError> {
+        let Some(record) = self.db.get(KEY_IDENTITY)? else {
+            return Ok(None);
+        };
+        let mut d = Decoder::new(KEY_IDENTITY, codec::open(KEY_IDENTITY, &record)?);
+        let identity = Identity {
+            cluster_id: d.str()?,
+            node_uuid: d.str()?,
+        };
+        d.finish()?;
+        Ok(Some(identity))
+    }
+
+    /// Every learner's last reported `learned_below`.
+    pub fn learners(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut learners = BTreeMap::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(LEARNER_PREFIX, Direction::Forward))
+        {
+            let (key, record) = item?;
+            let Some(id) = key.strip_prefix(LEARNER_PREFIX) else {
+                break;
+            };
+            let id = String::from_utf8(id.to_vec()).map_err(|_| CorruptRecord {
+                key: codec::printable_key(&key),
+                reason: "learner id".into(),
+            })?;
+            let mut d = Decoder::new(&key, codec::open(&key, &record)?);
+            let learned_below = d.u64()?;
+            d.finish()?;
+            learners.insert(id, learned_below);
+        }
+        Ok(learners)
+    }
+
+    /// Applies `changes` in order, records learner progress, and optionally
+    /// touches the readiness probe key, all in one synced batch. A batch with
+    /// nothing in it costs no I/O: everything handed over before is durable.
+    pub fn write_all(
+        &mut self,
+        changes: &[Change],
+        learners: &[(String, u64)],
+        probe: bool,
+    ) -> Result<Persisted, StoreError> {
+        let mut batch = WriteBatch::default();
+        for change in changes {
+            add_change(&mut batch, change);
+        }
+        for (id, learned_below) in learners {
+            let key = learner_key(id);
+            batch.put(
+                &key,
+                codec::seal(&key, &Encoder::default().u64(*learned_below).finish()),
+            );
+        }
+        if probe {
+            batch.put(KEY_PROBE, codec::seal(KEY_PROBE, &[]));
+        }
+        if !batch.is_empty() {
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            self.db.write_opt(batch, &options)?;
+        }
+        Ok(Persisted::after_durable_write())
+    }
+
+    /// Moves the memtable to disk so the next start replays a short WAL;
+    /// every write is already durable without it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        Ok(self.db.flush()?)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<RocksStore, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(create);
+        options.set_keep_log_file_num(INFO_LOG_FILES_MAX);
+        options.set_max_log_file_size(INFO_LOG_FILE_BYTES_MAX);
+        Ok(RocksStore {
+            db: DB::open(&options, path)?,
+        })
+    }
+
+    fn write_identity(&mut self, identity: &Identity) -> Result<(), StoreError> {
+        let payload = Encoder::default()
+            .str(&identity.cluster_id)
+            .str(&identity.node_uuid)
+            .finish();
+        let mut batch = WriteBatch::default();
+        batch.put(KEY_IDENTITY, codec::seal(KEY_IDENTITY, &payload));
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        Ok(self.db.write_opt(batch, &options)?)
+    }
+
+    fn load_state(&self) -> Result<AcceptorState, StoreError> {
+        let promised = match self.db.get(KEY_PROMISED)? {
+            None => Ballot::ZERO,
+            Some(record) => {
+                let mut d = Decoder::new(KEY_PROMISED, codec::open(KEY_PROMISED, &record)?);
+                let ballot = d.ballot()?;
+                d.finish()?;
+                ballot
+            }
+        };
+        let base = match self.db.get(KEY_BASE)? {
+            None => Snapshot::default(),
+            Some(record) => {
+                let mut d = Decoder::new(KEY_BASE, codec::open(KEY_BASE, &record)?);
+                let snapshot = d.snapshot()?;
+                d.finish()?;
+                snapshot
+            }
+        };
+        let mut log = BTreeMap::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(LOG_PREFIX, Direction::Forward))
+        {
+            let (key, record) = item?;
+            if !key.starts_with(LOG_PREFIX) {
+                break;
+            }
+            let slot = parse_log_key(&key)?;
+            let mut d = Decoder::new(&key, codec::open(&key, &record)?);
+            let accepted = d.accepted()?;
+            d.finish()?;
+            log.insert(slot, accepted);
+        }
+        Ok(AcceptorState { promised, base, log })
+    }
+}
+
+impl AcceptorStore for RocksStore {
+    type Error = StoreError;
+
+    fn load(&self) -> Result<AcceptorState, StoreError> {
+        self.load_state()
+    }
+
+    fn write(&mut self, changes: &[Change]) -> Result<Persisted, StoreError> {
+        self.write_all(changes, &[], false)
+    }
+}
+
+/// Opens the acceptor database in `data_dir`, creating it with a fresh
+/// identity on first start. Refuses a database of another cluster, and one
+/// without an identity record (wiped or foreign).
+pub fn open_data_dir(
+    data_dir: &Path,
+    cluster_id: &str,
+    new_node_uuid: impl FnOnce() -> String,
+) -> Result<(RocksStore, Identity), StoreError> {
+    let db_dir = data_dir.join(DB_DIR_NAME);
+    if !db_dir.exists() {
+        create_database(
+            data_dir,
+            Identity {
+                cluster_id: cluster_id.to_owned(),
+                node_uuid: new_node_uuid(),
+            },
+        )?;
+    }
+    if !db_dir.join("CURRENT").exists() {
+        return Err(StoreError::Refused(format!(
+            "{} exists but holds no RocksDB database; refusing to start on a damaged or foreign data dir",
+            db_dir.display()
+        )));
+    }
+    let store = RocksStore::open_with(&db_dir, false)?;
+    let Some(identity) = store.identity()? else {
+        return Err(StoreError::Refused(format!(
+            "{} holds a database without an identity record (wiped or foreign); refusing to vote with it",
+            db_dir.display()
+        )));
+    };
+    if identity.cluster_id != cluster_id {
+        return Err(StoreError::Refused(format!(
+            "{} belongs to cluster {:?} (node {}), but this acceptor was started with --cluster-id {:?}",
+            db_dir.display(),
+            identity.cluster_id,
+            identity.node_uuid,
+            cluster_id
+        )));
+    }
+    Ok((store, identity))
+}
+
+/// Builds a database with its identity aside, then renames it into place,
+/// so a crash half way leaves only a scratch directory, removed on the next try.
+fn create_database(data_dir: &Path, identity: Identity) -> Result<(), StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io { path, source }
+    };
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let init_dir = data_dir.join(INIT_DIR_NAME);
+    if init_dir.exists() {
+        std::fs::remove_dir_all(&init_dir).map_err(io(&init_dir))?;
+    }
+    {
+        let mut store = RocksStore::open_with(&init_dir, true)?;
+        store.write_identity(&identity)?;
+    }
+    let db_dir = data_dir.join(DB_DIR_NAME);
+    std::fs::rename(&init_dir, &db_dir).map_err(io(&db_dir))?;
+    // The rename is durable only once the directory holding it is synced.
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(data_dir))?;
+    tracing::info!(cluster_id = %identity.cluster_id, node_uuid = %identity.node_uuid, dir = %db_dir.display(), "created a new acceptor database");
+    Ok(())
+}
+
+fn add_change(batch: &mut WriteBatch, change: &Change) {
+    if let Some(ballot) = change.promised {
+        batch.put(
+            KEY_PROMISED,
+            codec::seal(KEY_PROMISED, &Encoder::default().ballot(ballot).finish()),
+        );
+    }
+    if let Some(snapshot) = &change.compact {
+        // Before the puts, as `Change::apply_to` does: a batch applies in order.
+        if snapshot.below > Slot::ZERO {
+            batch.delete_range(log_key(Slot::ZERO), log_key(snapshot.below));
+        }
+        batch.put(
+            KEY_BASE,
+            codec::seal(KEY_BASE, &Encoder::default().snapshot(snapshot).finish()),
+        );
+    }
+    for (slot, accepted) in &change.put {
+        let key = log_key(*slot);
+        batch.put(
+            &key,
+            codec::seal(&key, &Encoder::default().accepted(accepted).finish()),
+        );
+    }
+}
+
+fn log_key(slot: Slot) -> Vec<u8> {
+    let mut key = LOG_PREFIX.to_vec();
+    key.extend_from_slice(&slot.0.to_be_bytes());
+    key
+}
+
+fn parse_log_key(key: &[u8]) -> Result<Slot, CorruptRecord> {
+    let corrupt = || CorruptRecord {
+        key: codec::printable_key(key),
+        reason: "malformed log key".into(),
+    };
+    let suffix = key.strip_prefix(LOG_PREFIX).ok_or_else(corrupt)?;
+    let bytes: [u8; 8] = suffix.try_into().map_err(|_| corrupt())?;
+    Ok(Slot(u64::from_be_bytes(bytes)))
+}
+
+fn learner_key(id: &str) -> Vec<u8> {
+    let mut key = LEARNER_PREFIX.to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos_core::{Accepted, NodeId, Value};
+
+    fn uuid() -> String {
+        "00000000-0000-4000-8000-000000000001".to_owned()
+    }
+
+    #[test]
+    fn rocks_store_conforms() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        paxos_core::storage::conformance::run(|| RocksStore::open(&path).expect("open"));
+    }
+
+    #[test]
+    fn first_start_records_identity_and_later_starts_check_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, identity) = open_data_dir(dir.path(), "alpha", uuid).expect("first start");
+        assert_eq!(
+            identity,
+            Identity {
+                cluster_id: "alpha".into(),
+                node_uuid: uuid()
+            }
+        );
+        drop(store);
+        let (_, again) = open_data_dir(dir.path(), "alpha", || unreachable!("no new uuid")).expect("restart");
+        assert_eq!(again, identity);
+    }
+
+    #[test]
+    fn another_clusters_data_dir_is_refused_naming_both_ids() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(open_data_dir(dir.path(), "alpha", uuid).expect("first start"));
+        let error = open_data_dir(dir.path(), "beta", uuid)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("\"alpha\"") && error.contains("\"beta\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_database_without_identity_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(RocksStore::open(&dir.path().join(DB_DIR_NAME)).expect("bare database"));
+        let error = open_data_dir(dir.path(), "alpha", uuid)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("without an identity"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_database_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join(DB_DIR_NAME)).expect("mkdir");
+        assert!(open_data_dir(dir.path(), "alpha", uuid).is_err());
+    }
+
+    #[test]
+    fn a_leftover_scratch_database_is_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(RocksStore::open(&dir.path().join(INIT_DIR_NAME)).expect("scratch"));
+        let (_, identity) = open_data_dir(dir.path(), "alpha", uuid).expect("start");
+        assert_eq!(identity.cluster_id, "alpha");
+    }
+
+    #[test]
+    fn a_corrupt_record_fails_the_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        {
+            let mut store = RocksStore::open(&path).expect("open");
+            let accepted = Accepted {
+                ballot: Ballot::new(1, NodeId(1)),
+                value: Value::Noop,
+                chosen: false,
+            };
+            let change = Change {
+                put: vec![(Slot(3), accepted)],
+                ..Change::default()
+            };
+            store.write(&[change]).expect("write");
+            // Damage the record behind the codec's back.
+            let key = log_key(Slot(3));
+            let mut record = store.db.get(&key).expect("get").expect("present");
+            record[2] ^= 0x40;
+            store.db.put(&key, record).expect("put");
+        }
+        let store = RocksStore::open(&path).expect("reopen");
+        let error = store.load().expect_err("corruption is an error").to_string();
+        assert!(error.contains("checksum"), "{error}");
+    }
+
+    #[test]
+    fn learner_progress_survives_reopening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        {
+            let mut store = RocksStore::open(&path).expect("open");
+            store
+                .write_all(&[], &[("l-1".into(), 40), ("l.2".into(), 7)], true)
+                .expect("write");
+            store.write_all(&[], &[("l-1".into(), 41)], false).expect("write");
+        }
+        let store = RocksStore::open(&path).expect("reopen");
+        let learners = store.learners().expect("learners");
+        assert_eq!(
+            learners,
+            BTreeMap::from([("l-1".to_owned(), 41), ("l.2".to_owned(), 7)])
+        );
+        assert_eq!(
+            store.load().expect("load"),
+            AcceptorState::default(),
+            "learners are not log entries"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! `paxid-ceiling`: bench-only, see the library's documentation. Never part
+//! of a production configuration.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use paxid_ceiling::CeilingArgs;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = CeilingArgs::parse();
+    let _telemetry = telemetry::init("paxid-ceiling", args.common.log_format);
+    // Said on stderr whatever the log level, so nobody mistakes it for paxid.
+    eprintln!("paxid-ceiling: BENCH-ONLY server; IDs live in memory and restart at 1; never use it in production");
+    match paxid_ceiling::run(args, service::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("paxid-ceiling: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

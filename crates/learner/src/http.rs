@@ -1,0 +1,94 @@
+//! HTTP handlers: the leader's push, the subscription API and status.
+//!
+//! Every route here is under `/v1/` and requires the cluster token when one
+//! is set: pushes come from the leader, and subscriptions are an operator
+//! API (their secrets and URLs are not for every caller).
+
+use api::internal::ChosenPush;
+use api::learner::{CreateSubscription, LearnerStatus, SubscriptionCreated, SubscriptionList, SubscriptionView};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service::{ApiError, JsonBody};
+
+use crate::learn::PushRefused;
+use crate::AppState;
+
+/// `POST /v1/subscriptions/{id}/replay`.
+// TODO(api): move to crates/api/src/learner.rs so the CLI can send it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySubscription {
+    pub from_slot: u64,
+}
+
+/// The `/v1` routes of the learner, with the bearer check applied.
+pub fn routes(state: AppState, cluster_token: Option<String>) -> Router {
+    Router::new()
+        .route("/v1/chosen", post(chosen))
+        .route("/v1/status", get(status))
+        .route("/v1/subscriptions", post(create).get(list))
+        .route("/v1/subscriptions/{id}", get(show).delete(remove))
+        .route("/v1/subscriptions/{id}/enable", post(enable))
+        .route("/v1/subscriptions/{id}/replay", post(replay))
+        .route_layer(service::require_bearer(cluster_token))
+        .with_state(state)
+}
+
+/// The leader's push of chosen slots: 204 once queued for learning.
+async fn chosen(State(state): State<AppState>, JsonBody(push): JsonBody<ChosenPush>) -> Result<StatusCode, ApiError> {
+    let mut slots = Vec::with_capacity(push.slots.len());
+    for proposal in &push.slots {
+        let parsed = proposal.to_core().map_err(|e| ApiError::unprocessable(format!("slot {}: {e}", proposal.slot)))?;
+        slots.push(parsed);
+    }
+    match state.learning().push(slots) {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(PushRefused::Overloaded) => Err(ApiError::unavailable(
+            "the learner's input queue is full; the slots will be pulled from the acceptors",
+            1,
+        )),
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Json<LearnerStatus> {
+    Json(LearnerStatus {
+        learned_below: state.learning().learned_below(),
+        subscriptions: state.subscriptions().list(),
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateSubscription>,
+) -> Result<(StatusCode, Json<SubscriptionCreated>), ApiError> {
+    let created = state.subscriptions().create(request)?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list(State(state): State<AppState>) -> Json<SubscriptionList> {
+    Json(SubscriptionList { subscriptions: state.subscriptions().list() })
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SubscriptionView>, ApiError> {
+    state.subscriptions().get(&id).map(Json)
+}
+
+async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.subscriptions().delete(&id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enable(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SubscriptionView>, ApiError> {
+    state.subscriptions().enable(&id).map(Json)
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ReplaySubscription>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    state.subscriptions().replay(&id, request.from_slot).map(Json)
+}

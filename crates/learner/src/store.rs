@@ -1,0 +1,275 @@
+//! The learner's RocksDB store: learned log, learner id, subscriptions and
+//! their delivery cursors.
+//!
+//! Every record is `crc32 (4 bytes, big endian) ++ JSON`, so a torn or
+//! corrupted record is detected on read instead of being delivered. Every
+//! state change is one `WriteBatch`; writes that other parties rely on are
+//! synced before the caller proceeds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use paxos_core::{Slot, Value};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Why the store failed; every variant is an operating error of the disk.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt record under key {key:?}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("task running a store operation failed: {0}")]
+    Join(String),
+}
+
+/// A handle on the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+/// Delivery state of one subscription as persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Active,
+    Failing,
+    Disabled,
+}
+
+/// A message whose slot range is fixed before its first attempt, so that
+/// its `webhook-id` and body stay the same across retries and restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMessage {
+    /// First slot of the range (holds content for the subscriber).
+    pub first_slot: u64,
+    /// One past the last slot of the range.
+    pub end_slot: u64,
+    /// When the message was built, unix milliseconds (the body's timestamp).
+    pub created_ms: u64,
+}
+
+/// One subscription with its cursor, as persisted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub url: String,
+    pub sequences: Option<Vec<String>>,
+    /// `whsec_...`; never shown after creation.
+    pub secret: String,
+    pub state: DeliveryState,
+    pub failing_since_ms: Option<u64>,
+    pub disabled_reason: Option<String>,
+    /// Every slot below this was delivered (or had nothing for this subscriber).
+    pub delivered_below: u64,
+    pub pending: Option<PendingMessage>,
+    /// Bumped by replay and enable, so that an attempt started before them
+    /// cannot move the cursor afterwards.
+    pub epoch: u64,
+}
+
+const LEARNER_ID_KEY: &[u8] = b"m:learner_id";
+const LEARNED_BELOW_KEY: &[u8] = b"m:learned_below";
+const LOG_PREFIX: &[u8] = b"l:";
+const SUBSCRIPTION_PREFIX: &[u8] = b"s:";
+
+impl Store {
+    /// Opens (creating if needed) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        // Each record is small; a log of allocations compresses poorly anyway.
+        options.set_compression_type(rocksdb::DBCompressionType::None);
+        let db = DB::open(&options, dir)?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// This learner's stable id, generated and persisted on first use.
+    pub fn learner_id(&self, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
+        if let Some(id) = self.get::<String>(LEARNER_ID_KEY)? {
+            return Ok(id);
+        }
+        let id = generate();
+        let mut batch = WriteBatch::default();
+        batch.put(LEARNER_ID_KEY, encode(&id));
+        self.write(batch, true)?;
+        Ok(id)
+    }
+
+    /// Every slot below this is in the learned log.
+    pub fn learned_below(&self) -> Result<u64, StoreError> {
+        Ok(self.get::<u64>(LEARNED_BELOW_KEY)?.unwrap_or(0))
+    }
+
+    /// Appends chosen slots, which must continue the log exactly, and moves
+    /// the learned point past them: one synced write batch.
+    pub fn append(&self, from: Slot, values: &[(Slot, Value)]) -> Result<u64, StoreError> {
+        let mut batch = WriteBatch::default();
+        let mut next = from.0;
+        for (slot, value) in values {
+            assert_eq!(slot.0, next, "the learner releases slots without gaps");
+            batch.put(log_key(slot.0), encode(&api::internal::Value::from(value)));
+            next += 1;
+        }
+        batch.put(LEARNED_BELOW_KEY, encode(&next));
+        self.write(batch, true)?;
+        Ok(next)
+    }
+
+    /// Learned slots in `from .. until`, at most `slots_max` of them.
+    pub fn read_log(&self, from: u64, until: u64, slots_max: usize) -> Result<Vec<(u64, Value)>, StoreError> {
+        let start = log_key(from);
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(start.as_slice(), Direction::Forward)) {
+            let (key, bytes) = item?;
+            let Some(slot) = parse_log_key(&key) else { break };
+            if slot >= until || out.len() >= slots_max {
+                break;
+            }
+            let wire: api::internal::Value = decode(&key, &bytes)?;
+            let value = Value::try_from(&wire).map_err(|reason| corrupt(&key, reason))?;
+            out.push((slot, value));
+        }
+        Ok(out)
+    }
+
+    /// Every stored subscription.
+    pub fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(SUBSCRIPTION_PREFIX, Direction::Forward);
+        for item in self.db.iterator(mode) {
+            let (key, bytes) = item?;
+            if !key.starts_with(SUBSCRIPTION_PREFIX) {
+                break;
+            }
+            out.push(decode(&key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes one subscription record; `sync` when a party outside this
+    /// process will rely on it (an API answer, a message about to be sent).
+    pub fn put_subscription(&self, record: &SubscriptionRecord, sync: bool) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put(subscription_key(&record.id), encode(record));
+        self.write(batch, sync)
+    }
+
+    pub fn delete_subscription(&self, id: &str) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete(subscription_key(id));
+        self.write(batch, true)
+    }
+
+    /// A cheap read proving the store answers, for `/readyz`.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.learned_below().map(|_| ())
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get(key)? {
+            Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn log_key(slot: u64) -> Vec<u8> {
+    let mut key = LOG_PREFIX.to_vec();
+    key.extend_from_slice(&slot.to_be_bytes());
+    key
+}
+
+fn parse_log_key(key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(LOG_PREFIX)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+fn subscription_key(id: &str) -> Vec<u8> {
+    let mut key = SUBSCRIPTION_PREFIX.to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing our own plain structs cannot fail.
+    let json = serde_json::to_vec(value).expect("store records serialize");
+    let mut out = crc32fast::hash(&json).to_be_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    if bytes.len() < 4 {
+        return Err(corrupt(key, "shorter than its checksum".into()));
+    }
+    let (crc, json) = bytes.split_at(4);
+    let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(json) != expected {
+        return Err(corrupt(key, "checksum mismatch".into()));
+    }
+    serde_json::from_slice(json).map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn corrupt(key: &[u8], reason: String) -> StoreError {
+    StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos_core::{Allocation, SequenceName};
+
+    fn alloc(first: u64) -> Value {
+        let sequence = SequenceName::default_sequence();
+        Value::Allocations(vec![Allocation { sequence, first, count: 1 }])
+    }
+
+    #[test]
+    fn appended_slots_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            assert_eq!(store.learned_below().expect("read"), 0);
+            let next = store.append(Slot(0), &[(Slot(0), alloc(1)), (Slot(1), Value::Noop)]).expect("append");
+            assert_eq!(next, 2);
+            assert_eq!(store.learner_id(|| "lrn_a".into()).expect("id"), "lrn_a");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.learned_below().expect("read"), 2);
+        assert_eq!(store.learner_id(|| "lrn_b".into()).expect("id"), "lrn_a", "the id is stable");
+        let log = store.read_log(0, 10, 10).expect("read");
+        assert_eq!(log, vec![(0, alloc(1)), (1, Value::Noop)]);
+        assert_eq!(store.read_log(1, 10, 10).expect("read").len(), 1);
+        assert_eq!(store.read_log(0, 1, 10).expect("read").len(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_not_a_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.append(Slot(0), &[(Slot(0), alloc(1))]).expect("append");
+        let mut bytes = store.db.get(log_key(0)).expect("get").expect("present");
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        store.db.put(log_key(0), bytes).expect("put");
+        assert!(matches!(store.read_log(0, 1, 1), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    #[should_panic(expected = "without gaps")]
+    fn appending_with_a_gap_is_a_bug() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let _ = store.append(Slot(0), &[(Slot(1), Value::Noop)]);
+    }
+}

@@ -1,0 +1,685 @@
+//! An exhaustive model check of the real core with `stateright`.
+//!
+//! The state is the real `Acceptor`s (with the durable `AcceptorState`
+//! beside each), the real `Proposer`s, and a network that is a multiset of
+//! requests to acceptors, delivered in any order. Loss needs no action: a
+//! request never delivered was lost, and safety cannot depend on delivery.
+//! A bounded number of duplications copies a request in flight. To keep
+//! the space small, an acceptor's answer reaches its proposer in the same
+//! step as the request is handled: a reply cannot be overtaken by later
+//! events (the simulation covers that), and a proposer misses replies only
+//! by leaving the ballot they answer (timeout, step-down, crash).
+//! Actions: deliver a message; duplicate one; a proposer's timer fires (bounded); a client
+//! asks a leader for an ID (bounded, which bounds the slots); one crash of
+//! an acceptor (it restarts from what was durable) or of a proposer (it
+//! restarts empty, with `Proposer::new`).
+//!
+//! A ghost in the state records every durable vote. Properties: agreement
+//! (one value per slot, one value per ballot and slot); every `Chosen`
+//! effect matches the ghost; IDs handed to clients are unique and lie in
+//! ranges that take effect when the chosen log is applied; the ranges that
+//! take effect are disjoint and ordered by slot.
+//!
+//! `PAXID_MODEL_TIMEOUTS`, `PAXID_MODEL_REQUESTS`, `PAXID_MODEL_CRASHES`,
+//! `PAXID_MODEL_DUPLICATES` and `PAXID_MODEL_RESTART_CAMPAIGNS=1` change the
+//! bounds of `model_check_two_slots`; `PAXID_MODEL_DEPTH_MAX` and
+//! `PAXID_MODEL_STATES_MAX` cut a search short (then it is not exhaustive).
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Instant;
+
+use paxos_core::{
+    Accept, AcceptReply, Acceptor, AcceptorId, AcceptorState, Allocation, Ballot, Change, Commit,
+    CommitReply, Counters, Effect, IdRequest, NodeId, Prepare, PrepareReply, Proposer, ProposerConfig,
+    RequestId, SequenceName, Slot, Value,
+};
+use stateright::{Checker, Model, Property};
+
+const ACCEPTORS: usize = 3;
+const PROPOSERS: usize = 2;
+const MODEL_COMMITS: bool = false;
+/// Losing a reply after its request was handled doubles the branching. A
+/// proposer also misses replies when it steps down, times out or crashes
+/// before they arrive, which the model explores, so it is off by default.
+const LOSE_REPLIES: bool = false;
+/// How far a timer jump moves a proposer's clock: past every timeout.
+const JUMP_MS: u64 = 1_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Msg {
+    Prepare {
+        p: u8,
+        inc: u8,
+        to: u8,
+        prepare: Prepare,
+    },
+    Accept {
+        p: u8,
+        inc: u8,
+        to: u8,
+        accept: Accept,
+    },
+    Commit {
+        p: u8,
+        inc: u8,
+        to: u8,
+        commit: Commit,
+    },
+    PrepareReply {
+        p: u8,
+        inc: u8,
+        from: u8,
+        ballot: Ballot,
+        reply: PrepareReply,
+    },
+    AcceptReply {
+        p: u8,
+        inc: u8,
+        from: u8,
+        ballot: Ballot,
+        slots: Vec<Slot>,
+        reply: AcceptReply,
+    },
+    CommitReply {
+        p: u8,
+        inc: u8,
+        from: u8,
+        ballot: Ballot,
+        reply: CommitReply,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AcceptorNode {
+    acceptor: Acceptor,
+    durable: AcceptorState,
+    /// Changes applied in memory but not yet durable: only ever non-empty
+    /// with the planted bug `reply_before_persist`.
+    unwritten: Vec<Change>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ProposerNode {
+    proposer: Proposer,
+    inc: u8,
+    clock_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Ghost {
+    /// (slot, ballot) → the value and the acceptors that voted it durably.
+    votes: BTreeMap<(Slot, Ballot), (Value, u8)>,
+    chosen: BTreeMap<Slot, Value>,
+    /// Ranges that take effect, applying the chosen prefix in slot order.
+    applied_below: Slot,
+    applied: Counters,
+    effective: Vec<(Slot, Allocation)>,
+    replies: Vec<Allocation>,
+    /// The first broken property, by name, with what broke it.
+    broken: Option<(&'static str, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct State {
+    acceptors: Vec<AcceptorNode>,
+    proposers: Vec<ProposerNode>,
+    /// Sorted by a stable hash, so that equal multisets are equal states.
+    network: Vec<(u64, Msg)>,
+    duplicates_left: u8,
+    timeouts_left: Vec<u8>,
+    requests_left: u8,
+    crashes_left: u8,
+    ghost: Ghost,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Action {
+    /// The acceptor handles the request and its reply arrives.
+    Deliver(Msg),
+    /// The acceptor handles the request and its reply is lost.
+    DeliverLoseReply(Msg),
+    Duplicate(Msg),
+    Timeout(u8),
+    Request(u8),
+    CrashAcceptor(u8),
+    CrashProposer(u8),
+    /// Only with the planted bug `reply_before_persist`.
+    Write(u8),
+}
+
+#[derive(Clone, Debug)]
+struct Paxid {
+    /// A restarted proposer gets a timeout of its own (ten times the states).
+    restart_campaigns: bool,
+    duplicates: u8,
+    timeouts: u8,
+    requests: u8,
+    crashes: u8,
+}
+
+fn config(p: usize) -> ProposerConfig {
+    let mut config = ProposerConfig::new(NodeId(p as u32 + 1), ACCEPTORS);
+    config.heartbeat_interval_ms = 10;
+    config.election_timeout_min_ms = 100;
+    config.election_timeout_max_ms = 100;
+    config.request_timeout_ms = 1_000_000;
+    config.accept_retry_ms = 1_000_000;
+    config
+}
+
+fn is_request(msg: &Msg) -> bool {
+    matches!(msg, Msg::Prepare { .. } | Msg::Accept { .. } | Msg::Commit { .. })
+}
+
+fn stable_hash(msg: &Msg) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    msg.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl State {
+    fn send(&mut self, msg: Msg) {
+        let key = (stable_hash(&msg), msg);
+        let at = self
+            .network
+            .binary_search_by(|(h, m)| h.cmp(&key.0).then_with(|| order(m, &key.1)))
+            .unwrap_or_else(|at| at);
+        self.network.insert(at, key);
+    }
+
+    fn take(&mut self, msg: &Msg) {
+        let at = self
+            .network
+            .iter()
+            .position(|(_, m)| m == msg)
+            .expect("delivered from the network");
+        self.network.remove(at);
+    }
+
+    fn break_property(&mut self, name: &'static str, what: String) {
+        if self.ghost.broken.is_none() {
+            self.ghost.broken = Some((name, what));
+        }
+    }
+
+    /// Runs a proposer's effects: messages into the network, claims checked.
+    fn drain(&mut self, p: usize) {
+        let inc = self.proposers[p].inc;
+        let pp = p as u8;
+        for effect in self.proposers[p].proposer.drain_effects() {
+            match effect {
+                Effect::Prepare { to, prepare } => self.send(Msg::Prepare {
+                    p: pp,
+                    inc,
+                    to: to.0 as u8,
+                    prepare,
+                }),
+                Effect::Accept { to, accept } => self.send(Msg::Accept {
+                    p: pp,
+                    inc,
+                    to: to.0 as u8,
+                    accept,
+                }),
+                // Heartbeats are left out to keep the space small: they only
+                // mark chosen slots and catch acceptors up, which accepts do
+                // too (their `chosen_below`); the simulation covers them.
+                Effect::Commit { to, commit } if MODEL_COMMITS => self.send(Msg::Commit {
+                    p: pp,
+                    inc,
+                    to: to.0 as u8,
+                    commit,
+                }),
+                Effect::Commit { .. } => {}
+                Effect::Reply {
+                    result: Ok(allocation),
+                    ..
+                } => self.reply(allocation),
+                Effect::Reply { result: Err(_), .. } => {}
+                Effect::Chosen { slot, value } => {
+                    if self.ghost.chosen.get(&slot) != Some(&value) {
+                        let what = format!("proposer {p} reports slot {slot} chose {value:?}");
+                        self.break_property("chosen effects are chosen", what);
+                    }
+                }
+                Effect::BecameLeader { .. } | Effect::SteppedDown { .. } => {}
+            }
+        }
+    }
+
+    fn reply(&mut self, allocation: Allocation) {
+        let overlaps = |a: &Allocation| {
+            a.sequence == allocation.sequence && a.first < allocation.end() && allocation.first < a.end()
+        };
+        if self.ghost.replies.iter().any(overlaps) {
+            self.break_property(
+                "client IDs are unique",
+                format!("{allocation:?} handed out twice"),
+            );
+        }
+        let inside = self.ghost.effective.iter().any(|(_, e)| {
+            e.sequence == allocation.sequence && e.first <= allocation.first && allocation.end() <= e.end()
+        });
+        if !inside {
+            self.break_property(
+                "client IDs take effect",
+                format!("{allocation:?} is not in the applied log"),
+            );
+        }
+        self.ghost.replies.push(allocation);
+    }
+
+    /// Acceptor `a` made `change` durable.
+    fn durable(&mut self, a: usize, change: &Change) {
+        change.apply_to(&mut self.acceptors[a].durable);
+        for (slot, accepted) in &change.put {
+            let key = (*slot, accepted.ballot);
+            let (value, voters) = self
+                .ghost
+                .votes
+                .entry(key)
+                .or_insert((accepted.value.clone(), 0))
+                .clone();
+            if value != accepted.value {
+                self.break_property(
+                    "agreement",
+                    format!("slot {slot} ballot {} carries two values", accepted.ballot),
+                );
+            }
+            let voters = voters | (1 << a);
+            self.ghost.votes.insert(key, (value.clone(), voters));
+            if voters.count_ones() as usize >= paxos_core::quorum(ACCEPTORS) {
+                match self.ghost.chosen.get(slot) {
+                    Some(chosen) if *chosen != value => self
+                        .break_property("agreement", format!("slot {slot} chose {chosen:?} and {value:?}")),
+                    Some(_) => {}
+                    None => {
+                        self.ghost.chosen.insert(*slot, value);
+                        self.apply_prefix();
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_prefix(&mut self) {
+        while let Some(value) = self.ghost.chosen.get(&self.ghost.applied_below).cloned() {
+            let slot = self.ghost.applied_below;
+            for allocation in self.ghost.applied.apply(&value) {
+                let misordered = self
+                    .ghost
+                    .effective
+                    .iter()
+                    .any(|(_, e)| e.sequence == allocation.sequence && e.end() > allocation.first);
+                if misordered {
+                    self.break_property(
+                        "ranges disjoint and ordered",
+                        format!("slot {slot}: {allocation:?}"),
+                    );
+                }
+                self.ghost.effective.push((slot, allocation));
+            }
+            self.ghost.applied_below = slot.next();
+        }
+    }
+
+    /// Returns the reply, which the planted bug `reply_before_persist`
+    /// releases before the write.
+    fn acceptor_receive(&mut self, msg: Msg) -> Option<Msg> {
+        let (Msg::Prepare { to, .. } | Msg::Accept { to, .. } | Msg::Commit { to, .. }) = &msg else {
+            unreachable!("only requests reach acceptors")
+        };
+        let a = *to as usize;
+        let node = &mut self.acceptors[a];
+        let (change, reply) = match msg {
+            Msg::Prepare { p, inc, prepare, .. } => {
+                let (change, held) = node.acceptor.handle_prepare(&prepare).into_parts();
+                let reply = held.release(&paxos_core::Persisted::after_durable_write());
+                (
+                    change,
+                    Msg::PrepareReply {
+                        p,
+                        inc,
+                        from: a as u8,
+                        ballot: prepare.ballot,
+                        reply,
+                    },
+                )
+            }
+            Msg::Accept { p, inc, accept, .. } => {
+                let (change, held) = node.acceptor.handle_accept(&accept).into_parts();
+                let reply = held.release(&paxos_core::Persisted::after_durable_write());
+                let slots = accept.entries.iter().map(|(s, _)| *s).collect();
+                (
+                    change,
+                    Msg::AcceptReply {
+                        p,
+                        inc,
+                        from: a as u8,
+                        ballot: accept.ballot,
+                        slots,
+                        reply,
+                    },
+                )
+            }
+            Msg::Commit { p, inc, commit, .. } => {
+                let (change, held) = node.acceptor.handle_commit(&commit).into_parts();
+                let reply = held.release(&paxos_core::Persisted::after_durable_write());
+                (
+                    change,
+                    Msg::CommitReply {
+                        p,
+                        inc,
+                        from: a as u8,
+                        ballot: commit.ballot,
+                        reply,
+                    },
+                )
+            }
+            other => unreachable!("an acceptor got {other:?}"),
+        };
+        // The write is synchronous here (the model's step is atomic), so the
+        // proof above is honest; the planted bug defers the write instead.
+        if cfg!(paxid_bug = "reply_before_persist") {
+            if !change.is_empty() {
+                self.acceptors[a].unwritten.push(change);
+            }
+        } else {
+            self.durable(a, &change);
+        }
+        Some(reply)
+    }
+
+    fn proposer_receive(&mut self, p: usize, msg: Msg) {
+        let node = &mut self.proposers[p];
+        let now = node.clock_ms;
+        match msg {
+            Msg::PrepareReply { inc, .. } | Msg::AcceptReply { inc, .. } | Msg::CommitReply { inc, .. }
+                if inc != node.inc => {}
+            Msg::PrepareReply {
+                from, ballot, reply, ..
+            } => node
+                .proposer
+                .handle_prepare_reply(now, AcceptorId(from as usize), ballot, reply),
+            Msg::AcceptReply {
+                from,
+                ballot,
+                slots,
+                reply,
+                ..
+            } => node
+                .proposer
+                .handle_accept_reply(now, AcceptorId(from as usize), ballot, &slots, reply),
+            Msg::CommitReply {
+                from, ballot, reply, ..
+            } => node
+                .proposer
+                .handle_commit_reply(now, AcceptorId(from as usize), ballot, reply),
+            other => unreachable!("a proposer got {other:?}"),
+        }
+        node.proposer.flush(now);
+        self.drain(p);
+    }
+}
+
+/// A total order on messages with equal hashes (practically never used).
+fn order(a: &Msg, b: &Msg) -> std::cmp::Ordering {
+    if a == b {
+        std::cmp::Ordering::Equal
+    } else {
+        format!("{a:?}").cmp(&format!("{b:?}"))
+    }
+}
+
+impl Model for Paxid {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State {
+            acceptors: (0..ACCEPTORS)
+                .map(|_| AcceptorNode {
+                    acceptor: Acceptor::restore(AcceptorState::default()),
+                    durable: AcceptorState::default(),
+                    unwritten: Vec::new(),
+                })
+                .collect(),
+            proposers: (0..PROPOSERS)
+                .map(|p| ProposerNode {
+                    proposer: Proposer::new(config(p), 0, 0),
+                    inc: 0,
+                    clock_ms: 0,
+                })
+                .collect(),
+            network: Vec::new(),
+            duplicates_left: self.duplicates,
+            timeouts_left: vec![self.timeouts; PROPOSERS],
+            requests_left: self.requests,
+            crashes_left: self.crashes,
+            ghost: Ghost::default(),
+        }]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        if state.ghost.broken.is_some() {
+            return;
+        }
+        for (i, (_, msg)) in state.network.iter().enumerate() {
+            // Equal copies sit next to each other: one action per distinct message.
+            if i > 0 && state.network[i - 1].1 == *msg {
+                continue;
+            }
+            actions.push(Action::Deliver(msg.clone()));
+            if LOSE_REPLIES {
+                actions.push(Action::DeliverLoseReply(msg.clone()));
+            }
+            if state.duplicates_left > 0 {
+                actions.push(Action::Duplicate(msg.clone()));
+            }
+        }
+        for p in 0..PROPOSERS {
+            if state.timeouts_left[p] > 0 {
+                actions.push(Action::Timeout(p as u8));
+            }
+            if state.requests_left > 0 && state.proposers[p].proposer.is_leader() {
+                actions.push(Action::Request(p as u8));
+            }
+            if state.crashes_left > 0 {
+                actions.push(Action::CrashProposer(p as u8));
+            }
+        }
+        for a in 0..ACCEPTORS {
+            // Writes are synchronous unless a bug defers them: a crash then
+            // restores exactly the state in memory, so it is left out.
+            if state.crashes_left > 0 && !state.acceptors[a].unwritten.is_empty() {
+                actions.push(Action::CrashAcceptor(a as u8));
+            }
+            if !state.acceptors[a].unwritten.is_empty() {
+                actions.push(Action::Write(a as u8));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        // A core assertion that fires is a finding like any other: record
+        // it in the state, so that the checker reports the path to it.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut next = last.clone();
+            self.step(&mut next, action);
+            next
+        }));
+        Some(step.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            let mut state = last.clone();
+            state.break_property("core assertions hold", what);
+            state
+        }))
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        fn holds(state: &State, name: &str) -> bool {
+            state.ghost.broken.as_ref().is_none_or(|(broken, _)| *broken != name)
+        }
+        let mut properties = vec![
+            Property::always("core assertions hold", |_, s| holds(s, "core assertions hold")),
+            Property::always("agreement", |_, s| holds(s, "agreement")),
+            Property::always("chosen effects are chosen", |_, s| holds(s, "chosen effects are chosen")),
+            Property::always("client IDs are unique", |_, s| holds(s, "client IDs are unique")),
+            Property::always("client IDs take effect", |_, s| holds(s, "client IDs take effect")),
+            Property::always("ranges disjoint and ordered", |_, s| holds(s, "ranges disjoint and ordered")),
+            // Evidence that the bounds reach the interesting states.
+            Property::sometimes("a client gets IDs", |_, s: &State| !s.ghost.replies.is_empty()),
+        ];
+        if self.requests >= 2 {
+            properties.push(Property::sometimes("two slots chosen", |_, s: &State| s.ghost.chosen.len() >= 2));
+        }
+        properties
+    }
+}
+
+impl Paxid {
+    fn step(&self, state: &mut State, action: Action) {
+        match action {
+            Action::Duplicate(msg) => {
+                state.duplicates_left -= 1;
+                state.send(msg);
+            }
+            Action::Deliver(msg) | Action::DeliverLoseReply(msg) if !is_request(&msg) => {
+                unreachable!("only requests travel: {msg:?}")
+            }
+            Action::Deliver(msg) => {
+                state.take(&msg);
+                if let Some(reply) = state.acceptor_receive(msg) {
+                    let (Msg::PrepareReply { p, .. }
+                    | Msg::AcceptReply { p, .. }
+                    | Msg::CommitReply { p, .. }) = reply
+                    else {
+                        unreachable!("acceptors answer with replies")
+                    };
+                    state.proposer_receive(p as usize, reply);
+                }
+            }
+            Action::DeliverLoseReply(msg) => {
+                state.take(&msg);
+                let _lost = state.acceptor_receive(msg);
+            }
+            Action::Timeout(p) => {
+                let p = p as usize;
+                state.timeouts_left[p] -= 1;
+                let node = &mut state.proposers[p];
+                node.clock_ms += JUMP_MS;
+                node.proposer.tick(node.clock_ms, 0);
+                state.drain(p);
+            }
+            Action::Request(p) => {
+                let p = p as usize;
+                state.requests_left -= 1;
+                let id = RequestId(u64::from(self.requests - state.requests_left));
+                let node = &mut state.proposers[p];
+                let request = IdRequest {
+                    id,
+                    sequence: SequenceName::default_sequence(),
+                    count: 1,
+                };
+                node.proposer.handle_request(node.clock_ms, request);
+                node.proposer.flush(node.clock_ms);
+                state.drain(p);
+            }
+            Action::CrashAcceptor(a) => {
+                state.crashes_left -= 1;
+                let node = &mut state.acceptors[a as usize];
+                node.unwritten.clear();
+                node.acceptor = Acceptor::restore(node.durable.clone());
+            }
+            Action::CrashProposer(p) => {
+                state.crashes_left -= 1;
+                let node = &mut state.proposers[p as usize];
+                node.inc += 1;
+                node.proposer = Proposer::new(config(p as usize), node.clock_ms, 0);
+                if self.restart_campaigns {
+                    // The new incarnation may campaign once: how a reused ballot would show.
+                    state.timeouts_left[p as usize] = state.timeouts_left[p as usize].max(1);
+                }
+            }
+            Action::Write(a) => {
+                let changes = std::mem::take(&mut state.acceptors[a as usize].unwritten);
+                for change in &changes {
+                    state.durable(a as usize, change);
+                }
+            }
+        }
+    }
+}
+
+fn bound(name: &str, default: u8) -> u8 {
+    std::env::var(name).map_or(default, |v| v.parse().expect(name))
+}
+
+/// Two slots, a lossy reordering network, one crash: about 40 s.
+#[test]
+fn model_check_two_slots() {
+    check(Paxid {
+        restart_campaigns: bound("PAXID_MODEL_RESTART_CAMPAIGNS", 0) == 1,
+        duplicates: bound("PAXID_MODEL_DUPLICATES", 0),
+        timeouts: bound("PAXID_MODEL_TIMEOUTS", 1),
+        requests: bound("PAXID_MODEL_REQUESTS", 2),
+        crashes: bound("PAXID_MODEL_CRASHES", 1),
+    });
+}
+
+/// One slot, and the network may also duplicate a request: about 10 s.
+#[test]
+fn model_check_duplicating_network() {
+    check(Paxid {
+        restart_campaigns: false,
+        duplicates: 1,
+        timeouts: 1,
+        requests: 1,
+        crashes: 1,
+    });
+}
+
+/// Explores every state within the bounds; prints the counts and, for a
+/// broken property, the actions that lead to it.
+fn check(model: Paxid) {
+    let started = Instant::now();
+    let mut builder = model.clone().checker().threads(num_threads());
+    if let Ok(depth) = std::env::var("PAXID_MODEL_DEPTH_MAX") {
+        builder = builder.target_max_depth(depth.parse().expect("PAXID_MODEL_DEPTH_MAX"));
+    }
+    if let Ok(max) = std::env::var("PAXID_MODEL_STATES_MAX") {
+        builder = builder.target_state_count(max.parse().expect("PAXID_MODEL_STATES_MAX"));
+    }
+    // Depth first: memory holds fingerprints and one path, not a frontier of states.
+    let checker = builder.spawn_dfs().join();
+    println!(
+        "model check {model:?}: {} states generated, {} unique, max depth {}, {:.1} s",
+        checker.state_count(),
+        checker.unique_state_count(),
+        checker.max_depth(),
+        started.elapsed().as_secs_f64()
+    );
+    for (name, path) in checker.discoveries() {
+        if let Some((broken, what)) = path.last_state().ghost.broken.as_ref().filter(|(b, _)| *b == name) {
+            let actions: Vec<String> = path
+                .clone()
+                .into_actions()
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect();
+            println!(
+                "property {broken:?} broken: {what}\nactions:\n  {}",
+                actions.join("\n  ")
+            );
+        }
+    }
+    checker.assert_properties();
+}
+
+fn num_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,551 @@
+//! Proposer transitions: each test drives the real `Proposer` through its
+//! public inputs and asserts the new role and the exact effects emitted.
+
+use paxos_core::{
+    Accept, AcceptReply, Accepted, AcceptorId, AcceptorStatus, Allocation, Ballot, Commit, CommitReply,
+    Counters, Effect, IdRequest, NodeId, Prepare, PrepareReply, Promise, Proposer, ProposerConfig, Refusal,
+    RequestId, Role, SequenceName, Slot, Snapshot, Value,
+};
+
+const ELECTION_MS: u64 = 400;
+
+fn config(pipeline_slots_max: usize) -> ProposerConfig {
+    let mut config = ProposerConfig::new(NodeId(1), 3);
+    config.pipeline_slots_max = pipeline_slots_max;
+    // min == max: the election timeout does not depend on the random draw.
+    config.election_timeout_min_ms = ELECTION_MS;
+    config.election_timeout_max_ms = ELECTION_MS;
+    config.heartbeat_interval_ms = 50;
+    config.accept_retry_ms = 200;
+    config.request_timeout_ms = 1_000;
+    config
+}
+
+fn ballot(round: u64, node: u32) -> Ballot {
+    Ballot::new(round, NodeId(node))
+}
+
+fn seq(name: &str) -> SequenceName {
+    SequenceName::parse(name).expect("valid")
+}
+
+fn alloc(name: &str, first: u64, count: u64) -> Allocation {
+    Allocation {
+        sequence: seq(name),
+        first,
+        count,
+    }
+}
+
+fn value(allocations: &[Allocation]) -> Value {
+    Value::Allocations(allocations.to_vec())
+}
+
+fn request(id: u64, name: &str, count: u64) -> IdRequest {
+    IdRequest {
+        id: RequestId(id),
+        sequence: seq(name),
+        count,
+    }
+}
+
+fn to_all(make: impl Fn(AcceptorId) -> Effect) -> Vec<Effect> {
+    (0..3).map(AcceptorId).map(make).collect()
+}
+
+fn accepts(ballot: Ballot, chosen_below: u64, entries: &[(u64, Value)]) -> Vec<Effect> {
+    let entries: Vec<(Slot, Value)> = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
+    to_all(|to| Effect::Accept {
+        to,
+        accept: Accept {
+            ballot,
+            chosen_below: Slot(chosen_below),
+            entries: entries.clone(),
+        },
+    })
+}
+
+fn commits(ballot: Ballot, chosen_below: u64) -> Vec<Effect> {
+    to_all(|to| Effect::Commit {
+        to,
+        commit: Commit {
+            ballot,
+            chosen_below: Slot(chosen_below),
+            snapshot: None,
+        },
+    })
+}
+
+fn empty_promise(ballot: Ballot) -> PrepareReply {
+    PrepareReply::Promised(Promise {
+        ballot,
+        snapshot: Snapshot::default(),
+        entries: Vec::new(),
+    })
+}
+
+fn accepted(chosen_below: u64) -> AcceptReply {
+    AcceptReply::Accepted {
+        chosen_below: Slot(chosen_below),
+    }
+}
+
+/// A proposer that campaigned at `ELECTION_MS` with ballot 1.1 and won
+/// with two empty promises; its effects are drained.
+fn leader(pipeline_slots_max: usize) -> Proposer {
+    let mut p = Proposer::new(config(pipeline_slots_max), 0, 0);
+    p.tick(ELECTION_MS, 0);
+    let b = ballot(1, 1);
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, empty_promise(b));
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(b));
+    assert_eq!(p.role(), Role::Leader { ballot: b });
+    let _ = p.drain_effects();
+    p
+}
+
+#[test]
+fn election_timeout_campaigns_with_a_prepare_to_every_acceptor() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    p.tick(ELECTION_MS - 1, 0);
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.drain_effects(), vec![]);
+
+    p.tick(ELECTION_MS, 0);
+    let b = ballot(1, 1);
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+    let prepare = Prepare {
+        ballot: b,
+        from: Slot(0),
+    };
+    assert_eq!(
+        p.drain_effects(),
+        to_all(|to| Effect::Prepare {
+            to,
+            prepare: prepare.clone()
+        })
+    );
+}
+
+#[test]
+fn a_live_leader_keeps_a_follower_quiet_and_statuses_raise_its_rounds() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    let status = AcceptorStatus {
+        promised: ballot(7, 2),
+        leader_heard_ago_ms: Some(10),
+    };
+    p.handle_status(ELECTION_MS, AcceptorId(0), status);
+    p.handle_status(ELECTION_MS, AcceptorId(1), status);
+    p.tick(ELECTION_MS, 0);
+    assert_eq!(p.role(), Role::Follower, "a majority heard the leader 10 ms ago");
+    assert_eq!(p.drain_effects(), vec![]);
+
+    // The leader goes silent: the next campaign is above every round seen.
+    p.tick(2 * ELECTION_MS + 10, 0);
+    let prepare = Prepare {
+        ballot: ballot(8, 1),
+        from: Slot(0),
+    };
+    assert_eq!(
+        p.drain_effects(),
+        to_all(|to| Effect::Prepare {
+            to,
+            prepare: prepare.clone()
+        })
+    );
+}
+
+#[test]
+fn requests_to_a_follower_are_refused_not_leader() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    p.handle_request(0, request(9, "default", 1));
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::Reply {
+            request: RequestId(9),
+            result: Err(Refusal::NotLeader)
+        }]
+    );
+}
+
+#[test]
+fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    p.handle_status(
+        0,
+        AcceptorId(2),
+        AcceptorStatus {
+            promised: ballot(4, 2),
+            leader_heard_ago_ms: None,
+        },
+    );
+    p.tick(ELECTION_MS, 0);
+    let b = ballot(5, 1);
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+    let _ = p.drain_effects();
+
+    let z = value(&[alloc("default", 6, 2)]);
+    let y = value(&[alloc("orders", 20, 1)]);
+    let vote = |ballot, value: &Value| Accepted {
+        ballot,
+        value: value.clone(),
+        chosen: false,
+    };
+    // Acceptor 0 saw an older value in slot 0 and a value in slot 2.
+    let first = Promise {
+        ballot: b,
+        snapshot: Snapshot::default(),
+        entries: vec![
+            (Slot(0), vote(ballot(3, 2), &value(&[alloc("default", 1, 5)]))),
+            (Slot(2), vote(ballot(2, 3), &y)),
+        ],
+    };
+    // Acceptor 1 saw a higher ballot in slot 0.
+    let second = Promise {
+        ballot: b,
+        snapshot: Snapshot::default(),
+        entries: vec![(Slot(0), vote(ballot(4, 2), &z))],
+    };
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, PrepareReply::Promised(first));
+    assert_eq!(p.drain_effects(), vec![], "one promise is not a quorum");
+    // A promise for another ballot (late, from an old campaign) counts for nothing.
+    p.handle_prepare_reply(
+        ELECTION_MS,
+        AcceptorId(2),
+        ballot(1, 1),
+        empty_promise(ballot(1, 1)),
+    );
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, PrepareReply::Promised(second));
+
+    assert_eq!(p.role(), Role::Leader { ballot: b });
+    // Slot 0: the highest ballot's value; slot 1: a hole, so a no-op; slot 2: the only value.
+    let mut expected = vec![Effect::BecameLeader { ballot: b }];
+    expected.extend(accepts(b, 0, &[(0, z), (1, Value::Noop), (2, y)]));
+    expected.extend(commits(b, 0));
+    assert_eq!(p.drain_effects(), expected);
+
+    // New allocations start above every range seen (default ..=7, orders ..=20) and above slot 2.
+    p.handle_request(ELECTION_MS, request(1, "default", 1));
+    p.handle_request(ELECTION_MS, request(2, "orders", 1));
+    p.flush(ELECTION_MS);
+    let fresh = value(&[alloc("default", 8, 1), alloc("orders", 21, 1)]);
+    assert_eq!(p.drain_effects(), accepts(b, 0, &[(3, fresh)]));
+}
+
+#[test]
+fn recovery_starts_from_the_most_advanced_snapshot() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    p.tick(ELECTION_MS, 0);
+    let b = ballot(1, 1);
+    let _ = p.drain_effects();
+    let counters = Counters::from_map([(seq("default"), 11)].into());
+    let ahead = Promise {
+        ballot: b,
+        snapshot: Snapshot {
+            below: Slot(3),
+            counters,
+        },
+        entries: Vec::new(),
+    };
+    // The other acceptor is behind and still reports slot 1, which is chosen.
+    let vote = Accepted {
+        ballot: ballot(0, 2),
+        value: value(&[alloc("default", 5, 1)]),
+        chosen: false,
+    };
+    let behind = Promise {
+        ballot: b,
+        snapshot: Snapshot::default(),
+        entries: vec![(Slot(1), vote)],
+    };
+    p.handle_prepare_reply(0, AcceptorId(0), b, PrepareReply::Promised(ahead));
+    p.handle_prepare_reply(0, AcceptorId(1), b, PrepareReply::Promised(behind));
+    assert_eq!(p.chosen_below(), Slot(3));
+    let effects = p.drain_effects();
+    assert_eq!(effects[0], Effect::BecameLeader { ballot: b });
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Accept { accept, .. } if !accept.entries.is_empty() && accept.entries[0].0 < Slot(3))), "nothing below the snapshot is re-proposed");
+    p.handle_request(0, request(1, "default", 1));
+    p.flush(0);
+    assert_eq!(
+        p.drain_effects(),
+        accepts(b, 3, &[(3, value(&[alloc("default", 11, 1)]))])
+    );
+}
+
+#[test]
+fn majority_acks_answer_clients_and_report_chosen_in_slot_order() {
+    let mut p = leader(2);
+    let b = ballot(1, 1);
+    p.handle_request(500, request(1, "default", 2));
+    p.flush(500);
+    p.handle_request(501, request(2, "default", 1));
+    p.flush(501);
+    let slot0 = value(&[alloc("default", 1, 2)]);
+    let slot1 = value(&[alloc("default", 3, 1)]);
+    let mut expected = accepts(b, 0, &[(0, slot0.clone())]);
+    expected.extend(accepts(b, 0, &[(1, slot1.clone())]));
+    assert_eq!(p.drain_effects(), expected);
+    assert_eq!(p.slots_in_flight(), 2);
+
+    // Slot 1 is chosen first: its client waits until slot 0 is chosen too.
+    p.handle_accept_reply(502, AcceptorId(0), b, &[Slot(1)], accepted(0));
+    p.handle_accept_reply(502, AcceptorId(2), b, &[Slot(1)], accepted(0));
+    assert_eq!(p.drain_effects(), vec![]);
+    assert_eq!(p.chosen_below(), Slot(0));
+
+    p.handle_accept_reply(503, AcceptorId(1), b, &[Slot(0)], accepted(0));
+    assert_eq!(p.drain_effects(), vec![], "one ack of three is not a majority");
+    p.handle_accept_reply(503, AcceptorId(1), b, &[Slot(0)], accepted(0));
+    assert_eq!(p.drain_effects(), vec![], "a duplicated ack counts once");
+    p.handle_accept_reply(504, AcceptorId(2), b, &[Slot(0)], accepted(0));
+    assert_eq!(
+        p.drain_effects(),
+        vec![
+            Effect::Reply {
+                request: RequestId(1),
+                result: Ok(alloc("default", 1, 2))
+            },
+            Effect::Chosen {
+                slot: Slot(0),
+                value: slot0
+            },
+            Effect::Reply {
+                request: RequestId(2),
+                result: Ok(alloc("default", 3, 1))
+            },
+            Effect::Chosen {
+                slot: Slot(1),
+                value: slot1
+            },
+        ]
+    );
+    assert_eq!(p.chosen_below(), Slot(2));
+    assert_eq!(p.slots_in_flight(), 0);
+    // A late ack for a chosen slot changes nothing.
+    p.handle_accept_reply(505, AcceptorId(0), b, &[Slot(0)], accepted(2));
+    assert_eq!(p.drain_effects(), vec![]);
+}
+
+#[test]
+fn requests_arriving_while_the_pipeline_is_full_share_one_slot() {
+    let mut p = leader(1);
+    let b = ballot(1, 1);
+    p.handle_request(500, request(1, "default", 1));
+    p.flush(500);
+    let _ = p.drain_effects();
+    p.handle_request(501, request(2, "default", 1));
+    p.handle_request(502, request(3, "orders", 2));
+    p.handle_request(503, request(4, "default", 3));
+    p.flush(503);
+    assert_eq!(p.drain_effects(), vec![], "the pipeline is full");
+
+    for from in [0, 1] {
+        p.handle_accept_reply(504, AcceptorId(from), b, &[Slot(0)], accepted(0));
+    }
+    let _ = p.drain_effects();
+    p.flush(504);
+    // One slot, one allocation per sequence, in order of arrival.
+    let batch = value(&[alloc("default", 2, 4), alloc("orders", 1, 2)]);
+    assert_eq!(p.drain_effects(), accepts(b, 1, &[(1, batch.clone())]));
+
+    for from in [1, 2] {
+        p.handle_accept_reply(505, AcceptorId(from), b, &[Slot(1)], accepted(1));
+    }
+    assert_eq!(
+        p.drain_effects(),
+        vec![
+            Effect::Reply {
+                request: RequestId(2),
+                result: Ok(alloc("default", 2, 1))
+            },
+            Effect::Reply {
+                request: RequestId(3),
+                result: Ok(alloc("orders", 1, 2))
+            },
+            Effect::Reply {
+                request: RequestId(4),
+                result: Ok(alloc("default", 3, 3))
+            },
+            Effect::Chosen {
+                slot: Slot(1),
+                value: batch
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_higher_ballot_deposes_the_leader_and_refuses_every_waiting_client() {
+    let mut p = leader(1);
+    let b = ballot(1, 1);
+    p.handle_request(500, request(1, "default", 1));
+    p.flush(500);
+    p.handle_request(501, request(2, "default", 1));
+    let _ = p.drain_effects();
+
+    // A rejection for another ballot of ours (an old one) is ignored.
+    p.handle_accept_reply(
+        502,
+        AcceptorId(0),
+        ballot(0, 1),
+        &[Slot(0)],
+        AcceptReply::Rejected {
+            promised: ballot(1, 1),
+        },
+    );
+    assert_eq!(p.drain_effects(), vec![]);
+
+    let seen = ballot(9, 2);
+    p.handle_accept_reply(
+        502,
+        AcceptorId(0),
+        b,
+        &[Slot(0)],
+        AcceptReply::Rejected { promised: seen },
+    );
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(
+        p.drain_effects(),
+        vec![
+            Effect::Reply {
+                request: RequestId(2),
+                result: Err(Refusal::Deposed)
+            },
+            Effect::Reply {
+                request: RequestId(1),
+                result: Err(Refusal::Deposed)
+            },
+            Effect::SteppedDown {
+                ballot: b,
+                seen: Some(seen)
+            },
+        ]
+    );
+    // Its next campaign goes above the ballot that deposed it.
+    p.tick(502 + ELECTION_MS, 0);
+    let prepare = Prepare {
+        ballot: ballot(10, 1),
+        from: Slot(0),
+    };
+    assert_eq!(
+        p.drain_effects(),
+        to_all(|to| Effect::Prepare {
+            to,
+            prepare: prepare.clone()
+        })
+    );
+}
+
+#[test]
+fn a_commit_reply_with_a_higher_promise_deposes_the_leader() {
+    let mut p = leader(4);
+    let b = ballot(1, 1);
+    let reply = CommitReply {
+        promised: ballot(2, 3),
+        chosen_below: Slot(0),
+    };
+    p.handle_commit_reply(500, AcceptorId(2), b, reply);
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::SteppedDown {
+            ballot: b,
+            seen: Some(ballot(2, 3))
+        }]
+    );
+}
+
+#[test]
+fn a_request_timeout_answers_timed_out_but_keeps_the_slot() {
+    let mut p = leader(4);
+    let b = ballot(1, 1);
+    p.handle_request(ELECTION_MS, request(1, "default", 1));
+    p.flush(ELECTION_MS);
+    let _ = p.drain_effects();
+    let now = ELECTION_MS + 1_000;
+    // A majority still answers, so the leader keeps its leadership.
+    for from in [0, 1] {
+        let reply = CommitReply {
+            promised: b,
+            chosen_below: Slot(0),
+        };
+        p.handle_commit_reply(now - 10, AcceptorId(from), b, reply);
+    }
+    p.tick(now, 0);
+    assert_eq!(p.role(), Role::Leader { ballot: b });
+    let slot0 = value(&[alloc("default", 1, 1)]);
+    let mut expected = vec![Effect::Reply {
+        request: RequestId(1),
+        result: Err(Refusal::TimedOut),
+    }];
+    // The slot stays in flight with its value: it is sent again, unchanged.
+    expected.extend(accepts(b, 0, &[(0, slot0.clone())]));
+    expected.extend(commits(b, 0));
+    assert_eq!(p.drain_effects(), expected);
+    assert_eq!(p.slots_in_flight(), 1);
+
+    for from in [0, 2] {
+        p.handle_accept_reply(now + 1, AcceptorId(from), b, &[Slot(0)], accepted(0));
+    }
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::Chosen {
+            slot: Slot(0),
+            value: slot0
+        }],
+        "no second answer"
+    );
+}
+
+#[test]
+fn a_leader_cut_off_from_its_quorum_steps_down() {
+    let mut p = leader(4);
+    let b = ballot(1, 1);
+    p.handle_request(ELECTION_MS, request(1, "default", 1));
+    p.flush(ELECTION_MS);
+    let _ = p.drain_effects();
+    p.tick(2 * ELECTION_MS, 0);
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(
+        p.drain_effects(),
+        vec![
+            Effect::Reply {
+                request: RequestId(1),
+                result: Err(Refusal::Deposed)
+            },
+            Effect::SteppedDown {
+                ballot: b,
+                seen: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_rejected_prepare_with_a_higher_ballot_ends_the_campaign() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    p.tick(ELECTION_MS, 0);
+    let _ = p.drain_effects();
+    p.handle_prepare_reply(
+        ELECTION_MS,
+        AcceptorId(0),
+        ballot(1, 1),
+        PrepareReply::Rejected {
+            promised: ballot(3, 2),
+        },
+    );
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.drain_effects(), vec![]);
+    p.tick(2 * ELECTION_MS, 0);
+    let prepare = Prepare {
+        ballot: ballot(4, 1),
+        from: Slot(0),
+    };
+    assert_eq!(
+        p.drain_effects(),
+        to_all(|to| Effect::Prepare {
+            to,
+            prepare: prepare.clone()
+        })
+    );
+}

@@ -1,0 +1,1493 @@
+//! A seeded, deterministic simulation of a whole paxid cluster driving the
+//! real state machines: `Acceptor` over `MemoryStore`, `Proposer`, `Learner`.
+//!
+//! The world is a virtual clock and an event queue. The network loses,
+//! duplicates, delays and reorders messages and can be partitioned, also one
+//! way. Acceptors group-commit: a step is applied in memory at once, written
+//! to the store later, and its reply (like every answer, including status
+//! and log reads) leaves only after that write; a crash drops what was not
+//! written. A proposer crash loses everything; it restarts with
+//! `Proposer::new`. Clients call any proposer and move on to the next one
+//! on `NotLeader`, as a forwarding sequencer would.
+//!
+//! Checked as it runs: every durable vote goes into a ghost record that
+//! decides "chosen" on its own (agreement, one value per ballot and slot,
+//! disjoint and slot-ordered ranges); every `Chosen` effect, learner
+//! release and client reply is checked against it; every reply is checked
+//! for uniqueness and real-time order when it arrives. At the end: the
+//! O(n log n) history checker, and liveness after the faults heal.
+//!
+//! `PAXID_SIM_SEEDS=N` runs N seeds (default below), `PAXID_SIM_SEED=S`
+//! replays one, `PAXID_SIM_TRACE=1` prints its events.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use paxos_core::{
+    Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorStatus, AcceptorStore, Allocation, Ballot,
+    Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Learner, MemoryStore, NodeId, Persisted,
+    Prepare, PrepareReply, Proposer, ProposerConfig, Refusal, RequestId, SequenceName, Slot, Step, Value,
+};
+use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
+
+/// Seeds run by a plain `cargo test` (CI): about a minute on two busy cores.
+const SEEDS_DEFAULT: u64 = 3000;
+
+#[test]
+fn simulation_seeds() {
+    if let Ok(seed) = std::env::var("PAXID_SIM_SEED") {
+        let seed: u64 = seed.parse().expect("PAXID_SIM_SEED is a number");
+        let trace = std::env::var("PAXID_SIM_TRACE").is_ok_and(|v| v == "1");
+        let stats = run_seed(seed, trace);
+        println!("seed {seed}: ok, {stats:?}");
+        return;
+    }
+    let seeds: u64 =
+        std::env::var("PAXID_SIM_SEEDS").map_or(SEEDS_DEFAULT, |v| v.parse().expect("PAXID_SIM_SEEDS"));
+    let first: u64 =
+        std::env::var("PAXID_SIM_FIRST_SEED").map_or(1, |v| v.parse().expect("PAXID_SIM_FIRST_SEED"));
+    let started = Instant::now();
+    let total = run_many(first, seeds);
+    println!(
+        "simulation: {seeds} seeds from {first} passed in {:.1} s: {total:?}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs seeds on every core; stops at the first failure and reports it.
+fn run_many(first: u64, seeds: u64) -> Stats {
+    let next = AtomicU64::new(first);
+    let failed = AtomicBool::new(false);
+    let total = Mutex::new(Stats::default());
+    let failure: Mutex<Option<(u64, String)>> = Mutex::new(None);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let quiet_panics = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= first + seeds {
+                        return;
+                    }
+                    match catch_unwind(AssertUnwindSafe(|| run_seed(seed, false))) {
+                        Ok(stats) => total.lock().expect("stats").add(&stats),
+                        Err(panic) => {
+                            failed.store(true, Ordering::Relaxed);
+                            let message = panic_message(&panic);
+                            let mut slot = failure.lock().expect("failure");
+                            if slot.as_ref().is_none_or(|(s, _)| seed < *s) {
+                                *slot = Some((seed, message));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    std::panic::set_hook(quiet_panics);
+    if let Some((seed, message)) = failure.into_inner().expect("failure") {
+        panic!(
+            "simulation failed at seed {seed}: {message}\n\
+             replay: PAXID_SIM_SEED={seed} PAXID_SIM_TRACE=1 cargo test --release -p paxos-core \
+             --test simulation -- --nocapture"
+        );
+    }
+    total.into_inner().expect("stats")
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// `PAXID_SIM_RAW_RANGES=1` checks invariant 2 on raw chosen values
+/// rather than on what takes effect (see [`Ghost`]).
+fn raw_ranges() -> bool {
+    std::env::var("PAXID_SIM_RAW_RANGES").is_ok_and(|v| v == "1")
+}
+
+/// Runs one seed to the end; panics with the broken invariant.
+fn run_seed(seed: u64, trace: bool) -> Stats {
+    let mut sim = Sim::new(seed, trace);
+    sim.run();
+    sim.check_end();
+    sim.stats
+}
+
+/// What one seed (or the sum of many) did: evidence that faults happened.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub seeds: u64,
+    pub calls: u64,
+    pub calls_ok: u64,
+    pub calls_refused: u64,
+    pub calls_lost: u64,
+    pub slots_chosen: u64,
+    pub allocations_voided: u64,
+    pub leaderships: u64,
+    pub step_downs: u64,
+    pub acceptor_crashes: u64,
+    pub writes_lost: u64,
+    pub proposer_crashes: u64,
+    pub partitions: u64,
+    pub messages: u64,
+    pub dropped: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.seeds += o.seeds;
+        self.calls += o.calls;
+        self.calls_ok += o.calls_ok;
+        self.calls_refused += o.calls_refused;
+        self.calls_lost += o.calls_lost;
+        self.slots_chosen += o.slots_chosen;
+        self.allocations_voided += o.allocations_voided;
+        self.leaderships += o.leaderships;
+        self.step_downs += o.step_downs;
+        self.acceptor_crashes += o.acceptor_crashes;
+        self.writes_lost += o.writes_lost;
+        self.proposer_crashes += o.proposer_crashes;
+        self.partitions += o.partitions;
+        self.messages += o.messages;
+        self.dropped += o.dropped;
+    }
+}
+
+/// The shape of one seed's world, drawn from the seed.
+#[derive(Clone, Debug)]
+struct World {
+    acceptors: usize,
+    proposers: usize,
+    clients: usize,
+    sequences: Vec<SequenceName>,
+    loss_per_mille: u64,
+    duplicate_per_mille: u64,
+    delay_max_ms: u64,
+    /// Faults happen before this time; then everything heals.
+    faults_until_ms: u64,
+    /// Calls invoked this long after healing must succeed.
+    settle_ms: u64,
+    /// Clients stop calling at this time; the run ends at `end_ms`.
+    calls_until_ms: u64,
+    end_ms: u64,
+}
+
+const TICK_MS: u64 = 10;
+const STATUS_POLL_MS: u64 = 50;
+const LEARNER_POLL_MS: u64 = 100;
+const COMPACT_EVERY_MS: u64 = 1000;
+const CLIENT_BACKOFF_MS: u64 = 20;
+const LOG_READ_ENTRIES_MAX: usize = 64;
+
+impl World {
+    fn draw(rng: &mut Rng) -> World {
+        let names = ["default", "orders", "users"];
+        let sequences = names[..rng.range(2, 3) as usize]
+            .iter()
+            .map(|n| SequenceName::parse(n).expect("valid"))
+            .collect();
+        let faults_until_ms = rng.range(4_000, 10_000);
+        let settle_ms = 3_000;
+        let calls_until_ms = faults_until_ms + settle_ms + 3_000;
+        World {
+            acceptors: if rng.chance(500) { 3 } else { 5 },
+            proposers: rng.range(2, 3) as usize,
+            clients: rng.range(3, 12) as usize,
+            sequences,
+            loss_per_mille: rng.range(0, 150),
+            duplicate_per_mille: rng.range(0, 80),
+            delay_max_ms: rng.range(2, 40),
+            faults_until_ms,
+            settle_ms,
+            calls_until_ms,
+            end_ms: calls_until_ms + 4_000,
+        }
+    }
+
+    fn proposer_config(&self, p: usize) -> ProposerConfig {
+        let mut config = ProposerConfig::new(NodeId(p as u32 + 1), self.acceptors);
+        config.pipeline_slots_max = 4;
+        config.batch_requests_max = 16;
+        config.pending_requests_max = 256;
+        config.count_max = 100;
+        config.sequences_max = self.sequences.len();
+        config.accept_retry_ms = 100;
+        config.request_timeout_ms = 2_000;
+        config.catchup_slots_max = 16;
+        config.catchup_batch_max = 4;
+        config
+    }
+}
+
+/// A participant, for addressing and partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Node {
+    Acceptor(usize),
+    Proposer(usize),
+    Learner,
+    Client,
+}
+
+#[derive(Clone, Debug)]
+enum Msg {
+    Prepare {
+        p: usize,
+        inc: u64,
+        prepare: Prepare,
+    },
+    Accept {
+        p: usize,
+        inc: u64,
+        accept: Accept,
+    },
+    Commit {
+        p: usize,
+        inc: u64,
+        commit: Commit,
+    },
+    StatusPoll {
+        p: usize,
+        inc: u64,
+    },
+    LogRead {
+        from: Slot,
+    },
+    PrepareReply {
+        a: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: PrepareReply,
+    },
+    AcceptReply {
+        a: usize,
+        inc: u64,
+        ballot: Ballot,
+        slots: Vec<Slot>,
+        reply: AcceptReply,
+    },
+    CommitReply {
+        a: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: CommitReply,
+    },
+    Status {
+        a: usize,
+        inc: u64,
+        status: AcceptorStatus,
+    },
+    LogEntries {
+        a: usize,
+        entries: Vec<(Slot, Accepted)>,
+    },
+    ChosenPush {
+        slot: Slot,
+        value: Value,
+    },
+    /// `inc`: the sequencer's incarnation when the connection was opened.
+    ClientRequest {
+        call: usize,
+        attempt: u64,
+        inc: u64,
+    },
+    ClientReply {
+        call: usize,
+        attempt: u64,
+        p: usize,
+        result: Result<Allocation, Refusal>,
+    },
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { to: Node, msg: Msg },
+    Tick { p: usize },
+    ProposerFlush { p: usize, inc: u64 },
+    AcceptorWrite { a: usize, inc: u64 },
+    LearnerPoll,
+    Compact,
+    ClientCall { client: usize },
+    ClientRetry { call: usize },
+    Fault,
+    RestartAcceptor { a: usize },
+    RestartProposer { p: usize },
+    HealLinks { links: Vec<(Node, Node)> },
+    HealAll,
+}
+
+/// A reply held until the group write that covers its step is durable.
+#[derive(Debug)]
+enum Held {
+    Prepare {
+        p: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: HeldReply<PrepareReply>,
+    },
+    Accept {
+        p: usize,
+        inc: u64,
+        ballot: Ballot,
+        slots: Vec<Slot>,
+        reply: HeldReply<AcceptReply>,
+    },
+    Commit {
+        p: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: HeldReply<CommitReply>,
+    },
+    Compacted(HeldReply<Slot>),
+    /// Reads answer from memory, which may be ahead of the disk: they wait too.
+    Status {
+        p: usize,
+        inc: u64,
+        status: AcceptorStatus,
+    },
+    Log {
+        entries: Vec<(Slot, Accepted)>,
+    },
+}
+
+struct AcceptorNode {
+    up: bool,
+    inc: u64,
+    acceptor: Acceptor,
+    store: MemoryStore,
+    /// Steps applied in memory whose changes are not written yet.
+    unwritten: Vec<(Change, Held)>,
+    write_scheduled: bool,
+    /// (ballot, when) of the last accept or commit this acceptor took from
+    /// the ballot it had promised: what its status reports.
+    leader_heard: Option<(Ballot, u64)>,
+}
+
+struct ProposerNode {
+    up: bool,
+    inc: u64,
+    proposer: Proposer,
+    flush_scheduled: bool,
+    next_poll_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok(Allocation),
+    Refused(Refusal),
+    /// The sequencer crashed with the request: the client cannot know.
+    Lost,
+}
+
+#[derive(Debug)]
+struct Call {
+    client: usize,
+    sequence: SequenceName,
+    count: u64,
+    invoked_at_ms: u64,
+    /// Event-counter stamps, for the real-time order.
+    invoked: u64,
+    completed: Option<u64>,
+    outcome: Option<Outcome>,
+    attempt: u64,
+    /// The sequencer of the latest attempt.
+    target: usize,
+    /// The latest attempt waits for its answer.
+    in_flight: bool,
+    /// Highest ID of this sequence returned before this call was invoked.
+    must_exceed: u64,
+}
+
+struct Sim {
+    world: World,
+    rng: Rng,
+    trace: bool,
+    now_ms: u64,
+    step: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    acceptors: Vec<AcceptorNode>,
+    proposers: Vec<ProposerNode>,
+    learner: Learner,
+    ghost: Ghost,
+    calls: Vec<Call>,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(Node, Node)>,
+    healed: bool,
+    /// Every request a proposer answered: one answer per request.
+    answered: BTreeSet<RequestId>,
+    /// Per sequence: the highest ID any completed call returned.
+    returned_max: BTreeMap<String, u64>,
+    /// Per sequence: every returned range, by first ID.
+    returned: BTreeMap<String, BTreeMap<u64, u64>>,
+    stats: Stats,
+}
+
+impl Sim {
+    fn new(seed: u64, trace: bool) -> Sim {
+        let mut rng = Rng::new(seed);
+        let world = World::draw(&mut rng);
+        if trace {
+            println!("seed {seed}: {world:?}");
+        }
+        let acceptors = (0..world.acceptors)
+            .map(|_| AcceptorNode {
+                up: true,
+                inc: 0,
+                acceptor: Acceptor::restore(Default::default()),
+                store: MemoryStore::default(),
+                unwritten: Vec::new(),
+                write_scheduled: false,
+                leader_heard: None,
+            })
+            .collect();
+        let proposers = (0..world.proposers)
+            .map(|p| ProposerNode {
+                up: true,
+                inc: 0,
+                proposer: Proposer::new(world.proposer_config(p), 0, rng.next_u64()),
+                flush_scheduled: false,
+                next_poll_ms: 0,
+            })
+            .collect();
+        let mut sim = Sim {
+            learner: Learner::new(world.acceptors, Slot(0), 4096),
+            ghost: Ghost::new(world.acceptors, raw_ranges()),
+            world,
+            rng,
+            trace,
+            now_ms: 0,
+            step: 0,
+            queue: BTreeMap::new(),
+            acceptors,
+            proposers,
+            calls: Vec::new(),
+            cut: BTreeSet::new(),
+            healed: false,
+            answered: BTreeSet::new(),
+            returned_max: BTreeMap::new(),
+            returned: BTreeMap::new(),
+            stats: Stats {
+                seeds: 1,
+                ..Stats::default()
+            },
+        };
+        for p in 0..sim.world.proposers {
+            let offset = sim.rng.below(TICK_MS);
+            sim.at(offset, Event::Tick { p });
+        }
+        for client in 0..sim.world.clients {
+            let offset = sim.rng.below(200);
+            sim.at(offset, Event::ClientCall { client });
+        }
+        sim.at(LEARNER_POLL_MS, Event::LearnerPoll);
+        sim.at(COMPACT_EVERY_MS, Event::Compact);
+        let first_fault = sim.rng.range(200, 1_000);
+        sim.at(first_fault, Event::Fault);
+        let heal = sim.world.faults_until_ms;
+        sim.at(heal, Event::HealAll);
+        sim
+    }
+
+    fn at(&mut self, delay_ms: u64, event: Event) {
+        self.step += 1;
+        self.queue.insert((self.now_ms + delay_ms, self.step), event);
+    }
+
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        panic!("at {} ms: {what}", self.now_ms)
+    }
+
+    fn run(&mut self) {
+        while let Some(((time, _), event)) = self.queue.pop_first() {
+            if time > self.world.end_ms {
+                break;
+            }
+            self.now_ms = time;
+            self.step += 1;
+            if self.trace {
+                println!("{time:>6} {event:?}");
+            }
+            self.handle(event);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, msg } => self.deliver(to, msg),
+            Event::Tick { p } => self.tick(p),
+            Event::ProposerFlush { p, inc } => {
+                let node = &mut self.proposers[p];
+                if node.up && node.inc == inc {
+                    node.flush_scheduled = false;
+                    node.proposer.flush(self.now_ms);
+                    self.drain(p);
+                }
+            }
+            Event::AcceptorWrite { a, inc } => {
+                if self.acceptors[a].up && self.acceptors[a].inc == inc {
+                    self.write(a);
+                }
+            }
+            Event::LearnerPoll => {
+                let from = self.learner.next();
+                for a in 0..self.world.acceptors {
+                    self.send(Node::Learner, Node::Acceptor(a), Msg::LogRead { from });
+                }
+                self.at(LEARNER_POLL_MS, Event::LearnerPoll);
+            }
+            Event::Compact => self.compact(),
+            Event::ClientCall { client } => self.new_call(client),
+            Event::ClientRetry { call } => self.attempt(call),
+            Event::Fault => self.fault(),
+            Event::RestartAcceptor { a } => self.restart_acceptor(a),
+            Event::RestartProposer { p } => self.restart_proposer(p),
+            Event::HealLinks { links } => {
+                for link in links {
+                    self.cut.remove(&link);
+                }
+            }
+            Event::HealAll => self.heal_all(),
+        }
+    }
+
+    // ---- network ----
+
+    fn send(&mut self, from: Node, to: Node, msg: Msg) {
+        self.stats.messages += 1;
+        let internal = from != Node::Client && to != Node::Client;
+        if self.cut.contains(&(from, to)) || (internal && self.rng.chance(self.world.loss_per_mille)) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let copies = if internal && self.rng.chance(self.world.duplicate_per_mille) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            // Mostly short delays, sometimes a long one: reordering.
+            let delay = if self.rng.chance(30) {
+                self.rng.range(50, 300)
+            } else {
+                self.rng.range(1, self.world.delay_max_ms)
+            };
+            self.at(delay, Event::Deliver { to, msg: msg.clone() });
+        }
+    }
+
+    fn deliver(&mut self, to: Node, msg: Msg) {
+        match to {
+            Node::Acceptor(a) if self.acceptors[a].up => self.acceptor_receive(a, msg),
+            Node::Proposer(p) if self.proposers[p].up => self.proposer_receive(p, msg),
+            Node::Proposer(_) => {
+                // A sequencer that is down refuses the connection.
+                if let Msg::ClientRequest { call, attempt, .. } = msg {
+                    self.client_refused(call, attempt);
+                }
+            }
+            Node::Learner => self.learner_receive(msg),
+            Node::Client => self.client_receive(msg),
+            Node::Acceptor(_) => {}
+        }
+    }
+
+    // ---- acceptors ----
+
+    fn acceptor_receive(&mut self, a: usize, msg: Msg) {
+        let now = self.now_ms;
+        let node = &mut self.acceptors[a];
+        let (change, held) = match msg {
+            Msg::Prepare { p, inc, prepare } => {
+                let (change, reply) = node.acceptor.handle_prepare(&prepare).into_parts();
+                (
+                    change,
+                    Held::Prepare {
+                        p,
+                        inc,
+                        ballot: prepare.ballot,
+                        reply,
+                    },
+                )
+            }
+            Msg::Accept { p, inc, accept } => {
+                let (change, reply) = node.acceptor.handle_accept(&accept).into_parts();
+                if node.acceptor.state().promised == accept.ballot {
+                    node.leader_heard = Some((accept.ballot, now));
+                }
+                let slots = accept.entries.iter().map(|(s, _)| *s).collect();
+                (
+                    change,
+                    Held::Accept {
+                        p,
+                        inc,
+                        ballot: accept.ballot,
+                        slots,
+                        reply,
+                    },
+                )
+            }
+            Msg::Commit { p, inc, commit } => {
+                let (change, reply) = node.acceptor.handle_commit(&commit).into_parts();
+                if node.acceptor.state().promised == commit.ballot {
+                    node.leader_heard = Some((commit.ballot, now));
+                }
+                (
+                    change,
+                    Held::Commit {
+                        p,
+                        inc,
+                        ballot: commit.ballot,
+                        reply,
+                    },
+                )
+            }
+            Msg::StatusPoll { p, inc } => {
+                let promised = node.acceptor.state().promised;
+                let leader_heard_ago_ms = node
+                    .leader_heard
+                    .filter(|(ballot, _)| *ballot == promised)
+                    .map(|(_, at)| now - at);
+                (
+                    Change::default(),
+                    Held::Status {
+                        p,
+                        inc,
+                        status: AcceptorStatus {
+                            promised,
+                            leader_heard_ago_ms,
+                        },
+                    },
+                )
+            }
+            Msg::LogRead { from } => {
+                let entries = node.acceptor.entries_from(from, LOG_READ_ENTRIES_MAX);
+                (Change::default(), Held::Log { entries })
+            }
+            other => self.fail(format!("acceptor {a} got {other:?}")),
+        };
+        self.hold(a, change, held);
+    }
+
+    /// Queues a step for the next group write. A reply leaves only after
+    /// every change before it is durable, even a reply whose own change is
+    /// empty: it may report state that is still only in memory.
+    fn hold(&mut self, a: usize, change: Change, held: Held) {
+        #[cfg(paxid_bug = "reply_before_persist")]
+        {
+            // Planted bug: the reply escapes at once, the write comes later.
+            let forged = Persisted::after_durable_write();
+            self.release(a, held, &forged);
+            self.acceptors[a]
+                .unwritten
+                .push((change, Held::Log { entries: Vec::new() }));
+        }
+        #[cfg(not(paxid_bug = "reply_before_persist"))]
+        self.acceptors[a].unwritten.push((change, held));
+        if !self.acceptors[a].write_scheduled {
+            self.acceptors[a].write_scheduled = true;
+            let inc = self.acceptors[a].inc;
+            let latency = self.rng.range(1, 8);
+            self.at(latency, Event::AcceptorWrite { a, inc });
+        }
+    }
+
+    fn write(&mut self, a: usize) {
+        let node = &mut self.acceptors[a];
+        node.write_scheduled = false;
+        let unwritten = std::mem::take(&mut node.unwritten);
+        let changes: Vec<Change> = unwritten
+            .iter()
+            .map(|(c, _)| c.clone())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let Ok(proof) = node.store.write(&changes);
+        for change in &changes {
+            for (slot, accepted) in &change.put {
+                if let Err(e) = self.ghost.durable_vote(a, *slot, accepted) {
+                    self.fail(e);
+                }
+            }
+        }
+        for (_, held) in unwritten {
+            self.release(a, held, &proof);
+        }
+    }
+
+    fn release(&mut self, a: usize, held: Held, proof: &Persisted) {
+        let from = Node::Acceptor(a);
+        match held {
+            Held::Prepare {
+                p,
+                inc,
+                ballot,
+                reply,
+            } => {
+                let reply = reply.release(proof);
+                self.send(
+                    from,
+                    Node::Proposer(p),
+                    Msg::PrepareReply {
+                        a,
+                        inc,
+                        ballot,
+                        reply,
+                    },
+                );
+            }
+            Held::Accept {
+                p,
+                inc,
+                ballot,
+                slots,
+                reply,
+            } => {
+                let reply = reply.release(proof);
+                self.send(
+                    from,
+                    Node::Proposer(p),
+                    Msg::AcceptReply {
+                        a,
+                        inc,
+                        ballot,
+                        slots,
+                        reply,
+                    },
+                );
+            }
+            Held::Commit {
+                p,
+                inc,
+                ballot,
+                reply,
+            } => {
+                let reply = reply.release(proof);
+                self.send(
+                    from,
+                    Node::Proposer(p),
+                    Msg::CommitReply {
+                        a,
+                        inc,
+                        ballot,
+                        reply,
+                    },
+                );
+            }
+            Held::Compacted(reply) => {
+                let _ = reply.release(proof);
+            }
+            Held::Status { p, inc, status } => {
+                self.send(from, Node::Proposer(p), Msg::Status { a, inc, status })
+            }
+            Held::Log { entries } => {
+                if !entries.is_empty() {
+                    self.send(from, Node::Learner, Msg::LogEntries { a, entries });
+                }
+            }
+        }
+    }
+
+    /// Folds what the learner has released into each acceptor's snapshot,
+    /// so that phase 1 and catch-up also run over compacted logs.
+    fn compact(&mut self) {
+        let below = self.learner.next();
+        for a in 0..self.world.acceptors {
+            if self.acceptors[a].up && self.rng.chance(500) {
+                let step: Step<Slot> = self.acceptors[a].acceptor.compact(below);
+                let (change, reply) = step.into_parts();
+                self.hold(a, change, Held::Compacted(reply));
+            }
+        }
+        self.at(COMPACT_EVERY_MS, Event::Compact);
+    }
+
+    fn crash_acceptor(&mut self, a: usize) {
+        let node = &mut self.acceptors[a];
+        if !node.up {
+            return;
+        }
+        node.up = false;
+        node.inc += 1;
+        self.stats.acceptor_crashes += 1;
+        self.stats.writes_lost += node.unwritten.iter().filter(|(c, _)| !c.is_empty()).count() as u64;
+        node.unwritten.clear();
+        node.write_scheduled = false;
+        node.leader_heard = None;
+        let down = self.rng.range(50, 2_000);
+        self.at(down, Event::RestartAcceptor { a });
+    }
+
+    fn restart_acceptor(&mut self, a: usize) {
+        let node = &mut self.acceptors[a];
+        if node.up {
+            return;
+        }
+        let Ok(state) = node.store.load();
+        node.acceptor = Acceptor::restore(state);
+        node.up = true;
+    }
+
+    // ---- proposers ----
+
+    fn proposer_receive(&mut self, p: usize, msg: Msg) {
+        let now = self.now_ms;
+        let current = self.proposers[p].inc;
+        let proposer = &mut self.proposers[p].proposer;
+        match msg {
+            // A reply to a request of an earlier incarnation has no connection to arrive on.
+            Msg::PrepareReply { inc, .. }
+            | Msg::AcceptReply { inc, .. }
+            | Msg::CommitReply { inc, .. }
+            | Msg::Status { inc, .. }
+            | Msg::ClientRequest { inc, .. }
+                if inc != current => {}
+            Msg::PrepareReply { a, ballot, reply, .. } => {
+                proposer.handle_prepare_reply(now, AcceptorId(a), ballot, reply)
+            }
+            Msg::AcceptReply {
+                a,
+                ballot,
+                slots,
+                reply,
+                ..
+            } => proposer.handle_accept_reply(now, AcceptorId(a), ballot, &slots, reply),
+            Msg::CommitReply { a, ballot, reply, .. } => {
+                proposer.handle_commit_reply(now, AcceptorId(a), ballot, reply)
+            }
+            Msg::Status { a, status, .. } => proposer.handle_status(now, AcceptorId(a), status),
+            Msg::ClientRequest { call, attempt, .. } => {
+                let c = &self.calls[call];
+                let request = IdRequest {
+                    id: request_id(call, attempt),
+                    sequence: c.sequence.clone(),
+                    count: c.count,
+                };
+                proposer.handle_request(now, request);
+            }
+            other => self.fail(format!("proposer {p} got {other:?}")),
+        }
+        self.drain(p);
+        if !self.proposers[p].flush_scheduled {
+            self.proposers[p].flush_scheduled = true;
+            let inc = self.proposers[p].inc;
+            self.at(1, Event::ProposerFlush { p, inc });
+        }
+    }
+
+    fn tick(&mut self, p: usize) {
+        self.at(TICK_MS, Event::Tick { p });
+        if !self.proposers[p].up {
+            return;
+        }
+        let random = self.rng.next_u64();
+        self.proposers[p].proposer.tick(self.now_ms, random);
+        self.drain(p);
+        let node = &mut self.proposers[p];
+        if !node.proposer.is_leader() && self.now_ms >= node.next_poll_ms {
+            node.next_poll_ms = self.now_ms + STATUS_POLL_MS;
+            let inc = node.inc;
+            for a in 0..self.world.acceptors {
+                self.send(Node::Proposer(p), Node::Acceptor(a), Msg::StatusPoll { p, inc });
+            }
+        }
+    }
+
+    /// Executes a proposer's effects, checking each claim against the ghost.
+    fn drain(&mut self, p: usize) {
+        let inc = self.proposers[p].inc;
+        let from = Node::Proposer(p);
+        for effect in self.proposers[p].proposer.drain_effects() {
+            match effect {
+                Effect::Prepare { to, prepare } => {
+                    self.send(from, Node::Acceptor(to.0), Msg::Prepare { p, inc, prepare })
+                }
+                Effect::Accept { to, accept } => {
+                    self.send(from, Node::Acceptor(to.0), Msg::Accept { p, inc, accept })
+                }
+                Effect::Commit { to, commit } => {
+                    self.send(from, Node::Acceptor(to.0), Msg::Commit { p, inc, commit })
+                }
+                Effect::Reply { request, result } => {
+                    let (call, attempt) = split_request_id(request);
+                    if call >= self.calls.len()
+                        || self.calls[call].attempt != attempt
+                        || self.calls[call].target != p
+                        || !self.calls[call].in_flight
+                        || !self.answered.insert(request)
+                    {
+                        self.fail(format!(
+                            "proposer {p} answered {request:?}, which it does not hold"
+                        ));
+                    }
+                    if let Ok(allocation) = &result {
+                        if let Err(e) = self.ghost.check_reply(allocation) {
+                            self.fail(format!("proposer {p}: {e}"));
+                        }
+                        let requested = &self.calls[call];
+                        if allocation.sequence != requested.sequence || allocation.count != requested.count {
+                            self.fail(format!("proposer {p} answered {requested:?} with {allocation:?}"));
+                        }
+                    }
+                    self.send(
+                        from,
+                        Node::Client,
+                        Msg::ClientReply {
+                            call,
+                            attempt,
+                            p,
+                            result,
+                        },
+                    );
+                }
+                Effect::Chosen { slot, value } => {
+                    if let Err(e) = self.ghost.check_claim(slot, &value, &format!("proposer {p}")) {
+                        self.fail(e);
+                    }
+                    self.send(from, Node::Learner, Msg::ChosenPush { slot, value });
+                }
+                Effect::BecameLeader { .. } => self.stats.leaderships += 1,
+                Effect::SteppedDown { .. } => self.stats.step_downs += 1,
+            }
+        }
+    }
+
+    fn crash_proposer(&mut self, p: usize) {
+        if !self.proposers[p].up {
+            return;
+        }
+        self.proposers[p].up = false;
+        self.proposers[p].inc += 1;
+        self.stats.proposer_crashes += 1;
+        // Connections to the crashed sequencer break: its clients cannot know
+        // whether their IDs were allocated.
+        for call in 0..self.calls.len() {
+            let c = &self.calls[call];
+            if c.outcome.is_none() && c.in_flight && c.target == p {
+                self.complete(call, Outcome::Lost);
+            }
+        }
+        let down = self.rng.range(50, 2_000);
+        self.at(down, Event::RestartProposer { p });
+    }
+
+    fn restart_proposer(&mut self, p: usize) {
+        if self.proposers[p].up {
+            return;
+        }
+        let random = self.rng.next_u64();
+        let node = &mut self.proposers[p];
+        node.proposer = Proposer::new(self.world.proposer_config(p), self.now_ms, random);
+        node.up = true;
+        node.flush_scheduled = false;
+        node.next_poll_ms = self.now_ms;
+    }
+
+    // ---- learner ----
+
+    fn learner_receive(&mut self, msg: Msg) {
+        match msg {
+            Msg::ChosenPush { slot, value } => self.learner.learn_chosen(slot, value),
+            Msg::LogEntries { a, entries } => {
+                for (slot, accepted) in &entries {
+                    if accepted.chosen {
+                        if let Err(e) =
+                            self.ghost
+                                .check_claim(*slot, &accepted.value, &format!("acceptor {a}'s mark"))
+                        {
+                            self.fail(e);
+                        }
+                    }
+                    self.learner.observe(AcceptorId(a), *slot, accepted);
+                }
+            }
+            other => self.fail(format!("learner got {other:?}")),
+        }
+        for (slot, value) in self.learner.take_ready() {
+            if let Err(e) = self.ghost.check_claim(slot, &value, "the learner") {
+                self.fail(e);
+            }
+        }
+    }
+
+    // ---- clients ----
+
+    fn new_call(&mut self, client: usize) {
+        if self.now_ms >= self.world.calls_until_ms {
+            return;
+        }
+        let sequence = self.rng.pick(&self.world.sequences).clone();
+        let count = if self.rng.chance(800) {
+            1
+        } else {
+            self.rng.range(2, 100)
+        };
+        let must_exceed = self.returned_max.get(sequence.as_str()).copied().unwrap_or(0);
+        let call = self.calls.len();
+        let first_target = self.rng.below(self.world.proposers as u64) as usize;
+        self.calls.push(Call {
+            client,
+            sequence,
+            count,
+            invoked_at_ms: self.now_ms,
+            invoked: self.step,
+            completed: None,
+            outcome: None,
+            attempt: 0,
+            target: first_target,
+            in_flight: true,
+            must_exceed,
+        });
+        self.stats.calls += 1;
+        self.send_attempt(call);
+    }
+
+    fn send_attempt(&mut self, call: usize) {
+        let (p, attempt) = (self.calls[call].target, self.calls[call].attempt);
+        let inc = self.proposers[p].inc;
+        self.send(
+            Node::Client,
+            Node::Proposer(p),
+            Msg::ClientRequest { call, attempt, inc },
+        );
+    }
+
+    /// The next attempt goes to the next sequencer, as forwarding would.
+    fn attempt(&mut self, call: usize) {
+        let proposers = self.world.proposers;
+        let c = &mut self.calls[call];
+        if c.outcome.is_some() {
+            return;
+        }
+        c.attempt += 1;
+        c.target = (c.target + 1) % proposers;
+        c.in_flight = true;
+        self.send_attempt(call);
+    }
+
+    fn client_refused(&mut self, call: usize, attempt: u64) {
+        self.retry_or_give_up(call, attempt, Refusal::NotLeader);
+    }
+
+    fn retry_or_give_up(&mut self, call: usize, attempt: u64, refusal: Refusal) {
+        if self.calls[call].attempt != attempt || self.calls[call].outcome.is_some() {
+            return;
+        }
+        self.calls[call].in_flight = false;
+        if attempt + 1 < 2 * self.world.proposers as u64 {
+            self.at(CLIENT_BACKOFF_MS, Event::ClientRetry { call });
+        } else {
+            self.complete(call, Outcome::Refused(refusal));
+        }
+    }
+
+    fn client_receive(&mut self, msg: Msg) {
+        let Msg::ClientReply {
+            call,
+            attempt,
+            p,
+            result,
+        } = msg
+        else {
+            self.fail(format!("client got {msg:?}"))
+        };
+        if self.calls[call].outcome.is_some() || self.calls[call].attempt != attempt {
+            return; // The connection broke (crash) before this reply arrived.
+        }
+        let _ = p;
+        match result {
+            Ok(allocation) => self.complete(call, Outcome::Ok(allocation)),
+            Err(Refusal::NotLeader) => self.retry_or_give_up(call, attempt, Refusal::NotLeader),
+            Err(refusal) => self.complete(call, Outcome::Refused(refusal)),
+        }
+    }
+
+    /// Records a call's answer and checks invariant 3 for it at once.
+    fn complete(&mut self, call: usize, outcome: Outcome) {
+        let step = self.step;
+        let c = &mut self.calls[call];
+        c.completed = Some(step);
+        c.outcome = Some(outcome.clone());
+        c.in_flight = false;
+        let client = c.client;
+        match &outcome {
+            Outcome::Ok(allocation) => {
+                self.stats.calls_ok += 1;
+                let c = &self.calls[call];
+                if allocation.first <= c.must_exceed {
+                    self.fail(format!(
+                        "real-time order: call {call} got {allocation:?}, but ID {} of {} was returned before it began",
+                        c.must_exceed, c.sequence
+                    ));
+                }
+                let ranges = self
+                    .returned
+                    .entry(allocation.sequence.as_str().to_owned())
+                    .or_default();
+                let below = ranges
+                    .range(..=allocation.first)
+                    .next_back()
+                    .map(|(f, e)| (*f, *e));
+                let above = ranges.range(allocation.first..).next().map(|(f, e)| (*f, *e));
+                if below.is_some_and(|(_, end)| end > allocation.first)
+                    || above.is_some_and(|(first, _)| first < allocation.end())
+                {
+                    self.fail(format!(
+                        "duplicate IDs: call {call} got {allocation:?}, overlapping {below:?} / {above:?}"
+                    ));
+                }
+                ranges.insert(allocation.first, allocation.end());
+                let max = self
+                    .returned_max
+                    .entry(allocation.sequence.as_str().to_owned())
+                    .or_insert(0);
+                *max = (*max).max(allocation.end() - 1);
+            }
+            Outcome::Refused(_) => self.stats.calls_refused += 1,
+            Outcome::Lost => self.stats.calls_lost += 1,
+        }
+        let think = self.rng.range(0, 100);
+        self.at(think, Event::ClientCall { client });
+    }
+
+    // ---- faults ----
+
+    fn fault(&mut self) {
+        if self.healed {
+            return;
+        }
+        match self.rng.below(6) {
+            0 | 1 => {
+                let a = self.rng.below(self.world.acceptors as u64) as usize;
+                self.crash_acceptor(a);
+            }
+            2 => {
+                let p = self.rng.below(self.world.proposers as u64) as usize;
+                self.crash_proposer(p);
+            }
+            3 | 4 => self.partition(),
+            _ => {
+                // One link, one way.
+                let nodes = self.nodes();
+                let from = *self.rng.pick(&nodes);
+                let to = *self.rng.pick(&nodes);
+                if from != to {
+                    self.cut_links(vec![(from, to)]);
+                }
+            }
+        }
+        let next = self.rng.range(100, 1_200);
+        self.at(next, Event::Fault);
+    }
+
+    fn nodes(&self) -> Vec<Node> {
+        let mut nodes: Vec<Node> = (0..self.world.acceptors).map(Node::Acceptor).collect();
+        nodes.extend((0..self.world.proposers).map(Node::Proposer));
+        nodes
+    }
+
+    /// Splits the cluster in two; both ways or, sometimes, only one way.
+    fn partition(&mut self) {
+        let nodes = self.nodes();
+        let side: Vec<bool> = nodes.iter().map(|_| self.rng.chance(500)).collect();
+        let one_way = self.rng.chance(400);
+        let mut links = Vec::new();
+        for (i, from) in nodes.iter().enumerate() {
+            for (j, to) in nodes.iter().enumerate() {
+                if side[i] && !side[j] || (!one_way && !side[i] && side[j]) {
+                    links.push((*from, *to));
+                }
+            }
+        }
+        self.stats.partitions += 1;
+        self.cut_links(links);
+    }
+
+    fn cut_links(&mut self, links: Vec<(Node, Node)>) {
+        let links: Vec<_> = links.into_iter().filter(|l| self.cut.insert(*l)).collect();
+        let duration = self.rng.range(200, 3_000);
+        self.at(duration, Event::HealLinks { links });
+    }
+
+    /// The end of the faults: everything restarts, links heal, the network
+    /// stops losing and duplicating.
+    fn heal_all(&mut self) {
+        self.healed = true;
+        self.cut.clear();
+        self.world.loss_per_mille = 0;
+        self.world.duplicate_per_mille = 0;
+        for a in 0..self.world.acceptors {
+            self.restart_acceptor(a);
+        }
+        for p in 0..self.world.proposers {
+            self.restart_proposer(p);
+        }
+    }
+
+    // ---- the end ----
+
+    fn check_end(&mut self) {
+        let settled_at = self.world.faults_until_ms + self.world.settle_ms;
+        for (i, call) in self.calls.iter().enumerate() {
+            match &call.outcome {
+                None => self.fail(format!("liveness: call {i} {call:?} was never answered")),
+                Some(Outcome::Ok(_)) => {}
+                Some(outcome) if call.invoked_at_ms >= settled_at => self.fail(format!(
+                    "liveness: call {i} invoked {} ms after the faults healed got {outcome:?}",
+                    call.invoked_at_ms - self.world.faults_until_ms
+                )),
+                Some(_) => {}
+            }
+        }
+        let records: Vec<CallRecord> = self.calls.iter().filter_map(Call::record).collect();
+        if let Err(violation) = check_history(&records) {
+            self.fail(violation);
+        }
+        let prefix = self.ghost.chosen_prefix();
+        if self.learner.next() < prefix {
+            self.fail(format!(
+                "liveness: the learner released up to {} but slots up to {prefix} are chosen",
+                self.learner.next()
+            ));
+        }
+        self.stats.slots_chosen = self.ghost.chosen().len() as u64;
+        self.stats.allocations_voided = self.ghost.voided;
+    }
+}
+
+impl Call {
+    fn record(&self) -> Option<CallRecord> {
+        let Some(Outcome::Ok(allocation)) = &self.outcome else {
+            return None;
+        };
+        Some(CallRecord {
+            sequence: allocation.sequence.as_str().to_owned(),
+            invoked: self.invoked,
+            completed: self.completed.expect("answered"),
+            first: allocation.first,
+            count: allocation.count,
+        })
+    }
+}
+
+const ATTEMPT_BITS: u32 = 8;
+
+fn request_id(call: usize, attempt: u64) -> RequestId {
+    RequestId(((call as u64) << ATTEMPT_BITS) | attempt)
+}
+
+fn split_request_id(id: RequestId) -> (usize, u64) {
+    ((id.0 >> ATTEMPT_BITS) as usize, id.0 & ((1 << ATTEMPT_BITS) - 1))
+}
+
+// ---- the history checker's own tests ----
+
+fn call(sequence: &str, invoked: u64, completed: u64, first: u64, count: u64) -> CallRecord {
+    CallRecord {
+        sequence: sequence.to_owned(),
+        invoked,
+        completed,
+        first,
+        count,
+    }
+}
+
+#[test]
+fn history_checker_accepts_linearizable_histories() {
+    assert_eq!(check_history(&[]), Ok(()));
+    // Sequential, with a gap (a failed call consumed IDs 3..=4).
+    let sequential = [
+        call("a", 0, 1, 1, 2),
+        call("a", 2, 3, 5, 1),
+        call("a", 4, 5, 6, 10),
+    ];
+    assert_eq!(check_history(&sequential), Ok(()));
+    // Overlapping in time: any order of IDs is fine.
+    let concurrent = [
+        call("a", 0, 10, 5, 1),
+        call("a", 1, 9, 1, 1),
+        call("a", 2, 3, 3, 2),
+    ];
+    assert_eq!(check_history(&concurrent), Ok(()));
+    // Sequences are independent: equal IDs in two sequences are not duplicates.
+    let two = [call("a", 0, 1, 1, 1), call("b", 2, 3, 1, 1)];
+    assert_eq!(check_history(&two), Ok(()));
+    // Completion at the very instant of an invocation is not "before".
+    let touching = [call("a", 0, 5, 2, 1), call("a", 5, 6, 1, 1)];
+    assert_eq!(check_history(&touching), Ok(()));
+}
+
+#[test]
+fn history_checker_finds_duplicates() {
+    let same = [call("a", 0, 1, 1, 1), call("a", 0, 1, 1, 1)];
+    assert!(matches!(
+        check_history(&same),
+        Err(HistoryViolation::Duplicate { .. })
+    ));
+    // A range swallowing another, with a call in between in sorted order.
+    let nested = [
+        call("a", 0, 9, 1, 10),
+        call("a", 0, 9, 20, 1),
+        call("a", 0, 9, 4, 1),
+    ];
+    assert_eq!(
+        check_history(&nested),
+        Err(HistoryViolation::Duplicate {
+            a: call("a", 0, 9, 1, 10),
+            b: call("a", 0, 9, 4, 1)
+        })
+    );
+}
+
+#[test]
+fn history_checker_finds_real_time_reversals() {
+    // B began after A returned, yet got a lower ID.
+    let reversed = [call("a", 0, 1, 5, 1), call("a", 2, 3, 4, 1)];
+    assert_eq!(
+        check_history(&reversed),
+        Err(HistoryViolation::Reversed {
+            earlier: call("a", 0, 1, 5, 1),
+            later: call("a", 2, 3, 4, 1)
+        })
+    );
+    // B's first ID is above A's first but inside A's range.
+    let inside = [
+        call("a", 0, 1, 1, 10),
+        call("a", 2, 3, 11, 1),
+        call("a", 4, 5, 10, 1),
+    ];
+    assert!(check_history(&inside).is_err());
+    // The violation is against the maximum of all earlier calls, not the last one.
+    let max = [
+        call("a", 0, 1, 100, 1),
+        call("a", 2, 8, 200, 1),
+        call("a", 3, 4, 50, 1),
+        call("a", 9, 10, 150, 1),
+    ];
+    assert_eq!(
+        check_history(&max),
+        Err(HistoryViolation::Reversed {
+            earlier: call("a", 0, 1, 100, 1),
+            later: call("a", 3, 4, 50, 1)
+        })
+    );
+    // Input order does not matter.
+    let mut shuffled = max.clone();
+    shuffled.reverse();
+    assert!(check_history(&shuffled).is_err());
+}
+
+#[test]
+fn rng_is_deterministic_and_spread() {
+    let mut a = Rng::new(7);
+    let mut b = Rng::new(7);
+    let xs: Vec<u64> = (0..100).map(|_| a.next_u64()).collect();
+    let ys: Vec<u64> = (0..100).map(|_| b.next_u64()).collect();
+    assert_eq!(xs, ys);
+    let mut r = Rng::new(1);
+    let mut seen = [0u32; 10];
+    for _ in 0..10_000 {
+        seen[r.below(10) as usize] += 1;
+    }
+    assert!(seen.iter().all(|n| (800..1200).contains(n)), "{seen:?}");
+}
+
+/// The ghost itself must see a conflicting choice and a misordered range.
+#[test]
+fn ghost_detects_disagreement_and_misordered_ranges() {
+    let seq = SequenceName::default_sequence();
+    let alloc = |first, count| {
+        Value::Allocations(vec![Allocation {
+            sequence: seq.clone(),
+            first,
+            count,
+        }])
+    };
+    let vote = |round, value: Value| Accepted {
+        ballot: Ballot::new(round, NodeId(1)),
+        value,
+        chosen: false,
+    };
+    let mut ghost = Ghost::new(3, false);
+    ghost
+        .durable_vote(0, Slot(0), &vote(1, alloc(1, 5)))
+        .expect("one vote");
+    assert!(
+        ghost.check_claim(Slot(0), &alloc(1, 5), "x").is_err(),
+        "one vote of three is not chosen"
+    );
+    ghost
+        .durable_vote(1, Slot(0), &vote(1, alloc(1, 5)))
+        .expect("a majority");
+    assert_eq!(ghost.check_claim(Slot(0), &alloc(1, 5), "x"), Ok(()));
+    assert!(ghost
+        .check_reply(&Allocation {
+            sequence: seq.clone(),
+            first: 2,
+            count: 3
+        })
+        .is_ok());
+    assert!(ghost
+        .check_reply(&Allocation {
+            sequence: seq.clone(),
+            first: 4,
+            count: 3
+        })
+        .is_err());
+    // A second value under the same ballot.
+    assert!(ghost.durable_vote(2, Slot(0), &vote(1, alloc(9, 1))).is_err());
+    // A different value chosen under a higher ballot.
+    ghost
+        .durable_vote(1, Slot(0), &vote(2, alloc(7, 1)))
+        .expect("one vote");
+    assert!(ghost.durable_vote(2, Slot(0), &vote(2, alloc(7, 1))).is_err());
+    // A higher slot with lower IDs, as chosen (raw) ...
+    let mut ghost = Ghost::new(3, true);
+    for a in 0..2 {
+        ghost
+            .durable_vote(a, Slot(5), &vote(1, alloc(10, 5)))
+            .expect("chosen");
+    }
+    ghost
+        .durable_vote(0, Slot(6), &vote(1, alloc(3, 1)))
+        .expect("one vote");
+    assert!(ghost.durable_vote(1, Slot(6), &vote(1, alloc(3, 1))).is_err());
+    ghost
+        .durable_vote(0, Slot(4), &vote(1, alloc(12, 1)))
+        .expect("one vote");
+    assert!(ghost.durable_vote(1, Slot(4), &vote(1, alloc(12, 1))).is_err());
+    // ... and as applied: the lower IDs in the higher slot are void.
+    let mut ghost = Ghost::new(3, false);
+    for (slot, value) in [(0, alloc(10, 5)), (1, alloc(3, 1)), (2, alloc(15, 1))] {
+        for a in 0..2 {
+            ghost
+                .durable_vote(a, Slot(slot), &vote(1, value.clone()))
+                .expect("applied");
+        }
+    }
+    assert_eq!(ghost.voided, 1);
+    assert!(ghost
+        .check_reply(&Allocation {
+            sequence: seq.clone(),
+            first: 3,
+            count: 1
+        })
+        .is_err());
+    assert!(ghost
+        .check_reply(&Allocation {
+            sequence: seq.clone(),
+            first: 15,
+            count: 1
+        })
+        .is_ok());
+}

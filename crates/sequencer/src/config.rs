@@ -1,0 +1,124 @@
+//! Flags of `paxid-sequencer`; each also reads `PAXID_<FLAG>`.
+
+use clap::Parser;
+use paxos_core::{NodeId, ProposerConfig};
+use reqwest::Url;
+use service::CommonArgs;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "paxid-sequencer",
+    version,
+    about = "paxid sequencer: a Multi-Paxos proposer serving POST /next-id",
+    long_about = "A Multi-Paxos proposer serving POST /next-id. Run one or more replicas with distinct \
+                  --node-id values against the same acceptors; one is leader at a time and the others \
+                  forward client requests to it."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// This replica's node id; distinct among all sequencers of the cluster.
+    #[arg(long, env = "PAXID_NODE_ID")]
+    pub node_id: u32,
+
+    /// Every acceptor's base URL, comma separated (3 or 5 of them).
+    #[arg(long, env = "PAXID_ACCEPTORS", value_delimiter = ',', required = true, value_parser = parse_url)]
+    pub acceptors: Vec<Url>,
+
+    /// How peers reach this replica (followers forward client requests here).
+    #[arg(long, env = "PAXID_ADVERTISE_URL", value_parser = parse_url)]
+    pub advertise_url: Url,
+
+    /// Learners to push chosen slots to, comma separated (optional; they also pull).
+    #[arg(long, env = "PAXID_LEARNERS", value_delimiter = ',', value_parser = parse_url)]
+    pub learners: Vec<Url>,
+
+    /// Largest `count` one request may ask for.
+    #[arg(long, env = "PAXID_COUNT_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count_max: u64,
+
+    /// Distinct sequence names the cluster holds, at most.
+    #[arg(long, env = "PAXID_SEQUENCES_MAX", default_value_t = 1024)]
+    pub sequences_max: usize,
+
+    /// Slots proposed and not yet chosen, at most.
+    #[arg(long, env = "PAXID_PIPELINE_SLOTS_MAX", default_value_t = 8)]
+    pub pipeline_slots_max: usize,
+
+    /// Client requests batched into one slot, at most.
+    #[arg(long, env = "PAXID_BATCH_REQUESTS_MAX", default_value_t = 8192)]
+    pub batch_requests_max: usize,
+
+    /// Client requests waiting for a slot, at most; more get 503.
+    #[arg(long, env = "PAXID_PENDING_REQUESTS_MAX", default_value_t = 65_536)]
+    pub pending_requests_max: usize,
+
+    #[arg(long, env = "PAXID_HEARTBEAT_INTERVAL_MS", default_value_t = 50)]
+    pub heartbeat_interval_ms: u64,
+
+    /// A follower campaigns after the leader made no progress on a majority of
+    /// acceptors for a random time between this and the max.
+    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MIN_MS", default_value_t = 300)]
+    pub election_timeout_min_ms: u64,
+
+    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MAX_MS", default_value_t = 600)]
+    pub election_timeout_max_ms: u64,
+
+    /// A client waits at most this long for its IDs before a 503.
+    #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = 5_000)]
+    pub id_timeout_ms: u64,
+
+    /// Timeout of one call to an acceptor or learner.
+    #[arg(long, env = "PAXID_PEER_TIMEOUT_MS", default_value_t = 2_000)]
+    pub peer_timeout_ms: u64,
+
+    /// How often every acceptor's status is polled (leader discovery, elections).
+    #[arg(long, env = "PAXID_STATUS_INTERVAL_MS", default_value_t = 50)]
+    pub status_interval_ms: u64,
+}
+
+impl Config {
+    /// The core's limits, checked for consistency.
+    pub fn proposer_config(&self) -> Result<ProposerConfig, String> {
+        if self.acceptors.is_empty() {
+            return Err("--acceptors needs at least one URL".into());
+        }
+        if self.election_timeout_min_ms > self.election_timeout_max_ms {
+            return Err("--election-timeout-min-ms is above --election-timeout-max-ms".into());
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.election_timeout_min_ms {
+            return Err("--heartbeat-interval-ms must be positive and below --election-timeout-min-ms".into());
+        }
+        for (name, value) in [
+            ("--pipeline-slots-max", self.pipeline_slots_max),
+            ("--batch-requests-max", self.batch_requests_max),
+            ("--pending-requests-max", self.pending_requests_max),
+            ("--sequences-max", self.sequences_max),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        let mut config = ProposerConfig::new(NodeId(self.node_id), self.acceptors.len());
+        config.pipeline_slots_max = self.pipeline_slots_max;
+        config.batch_requests_max = self.batch_requests_max;
+        config.pending_requests_max = self.pending_requests_max;
+        config.count_max = self.count_max;
+        config.sequences_max = self.sequences_max;
+        config.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        config.election_timeout_min_ms = self.election_timeout_min_ms;
+        config.election_timeout_max_ms = self.election_timeout_max_ms;
+        config.accept_retry_ms = self.heartbeat_interval_ms.saturating_mul(4);
+        config.request_timeout_ms = self.id_timeout_ms;
+        Ok(config)
+    }
+}
+
+fn parse_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?} is not an http(s) URL with a host"));
+    }
+    Ok(url)
+}

@@ -1,0 +1,335 @@
+//! The actor that owns the proposer: it feeds it inputs, runs its timers
+//! and carries out its effects over HTTP.
+//!
+//! One task owns `paxos_core::Proposer`. Client requests and peer answers
+//! arrive on channels; after each burst of inputs the driver calls `flush`,
+//! so every request that arrived while earlier slots were in flight shares
+//! the next slot, and each acceptor gets one HTTP request carrying every
+//! slot ready at that moment.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::internal::{AcceptRequest, ChosenPush, CommitRequest, PrepareRequest, Proposal};
+use paxos_core::{
+    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Effect, IdRequest, PrepareReply,
+    Proposer, Refusal, RequestId, Role, Slot, Value,
+};
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn, Instrument, Span};
+
+use crate::peers::Peers;
+
+/// Calls to one acceptor that may be outstanding at once. Past it, a new
+/// message is dropped like a lost one: timers resend what matters, and a
+/// stopped acceptor cannot pile up unbounded requests.
+const ACCEPTOR_CALLS_MAX: usize = 64;
+/// Pushes to learners outstanding at once; past it, pushes are skipped
+/// (learners also pull).
+const LEARNER_PUSHES_MAX: usize = 16;
+/// Inputs handled before the driver flushes and runs its timers.
+const BURST_EVENTS_MAX: usize = 4096;
+/// Granularity of the proposer's timers.
+const TICK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A client's request as the HTTP layer hands it over.
+pub struct ClientRequest {
+    pub sequence: paxos_core::SequenceName,
+    pub count: u64,
+    pub reply: oneshot::Sender<Result<Allocation, Refusal>>,
+    pub span: Span,
+}
+
+/// Answers from peers, fed back to the proposer.
+pub enum PeerEvent {
+    Prepared { from: AcceptorId, ballot: Ballot, reply: PrepareReply },
+    Accepted { from: AcceptorId, ballot: Ballot, slots: Vec<Slot>, reply: AcceptReply },
+    Committed { from: AcceptorId, ballot: Ballot, reply: CommitReply },
+    Status { from: AcceptorId, status: AcceptorStatus },
+}
+
+/// What the HTTP layer may read of the proposer.
+#[derive(Clone, Debug, Default)]
+pub struct DriverView {
+    pub role: &'static str,
+    pub ballot: Option<Ballot>,
+    pub chosen_below: u64,
+    pub slots_in_flight: usize,
+}
+
+impl DriverView {
+    pub fn is_leader(&self) -> bool {
+        self.role == "leader"
+    }
+}
+
+pub struct Driver {
+    proposer: Proposer,
+    peers: Arc<Peers>,
+    advertise_url: String,
+    loopback: mpsc::UnboundedSender<PeerEvent>,
+    waiting: HashMap<RequestId, (oneshot::Sender<Result<Allocation, Refusal>>, Span)>,
+    next_request: u64,
+    acceptor_calls: Arc<Vec<AtomicUsize>>,
+    learner_pushes: Arc<AtomicUsize>,
+    view: watch::Sender<DriverView>,
+    started: Instant,
+    rng: rand::rngs::StdRng,
+    /// The span of the first client request of the current burst: the parent
+    /// of the accept calls that burst causes.
+    burst_span: Option<Span>,
+}
+
+/// Channels into a running driver.
+#[derive(Clone)]
+pub struct DriverHandle {
+    pub requests: mpsc::Sender<ClientRequest>,
+    pub peer_events: mpsc::UnboundedSender<PeerEvent>,
+    pub view: watch::Receiver<DriverView>,
+}
+
+impl Driver {
+    /// Starts the driver task; `request_queue_max` bounds the client channel.
+    pub fn spawn(
+        config: paxos_core::ProposerConfig,
+        peers: Arc<Peers>,
+        advertise_url: String,
+        request_queue_max: usize,
+    ) -> DriverHandle {
+        let (requests_tx, requests_rx) = mpsc::channel(request_queue_max);
+        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+        let (view_tx, view_rx) = watch::channel(DriverView { role: "follower", ..DriverView::default() });
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        let acceptors = config.acceptors;
+        let proposer = Proposer::new(config, 0, rng.random());
+        let driver = Driver {
+            proposer,
+            peers,
+            advertise_url,
+            loopback: peer_tx.clone(),
+            waiting: HashMap::new(),
+            next_request: 0,
+            acceptor_calls: Arc::new((0..acceptors).map(|_| AtomicUsize::new(0)).collect()),
+            learner_pushes: Arc::new(AtomicUsize::new(0)),
+            view: view_tx,
+            started: Instant::now(),
+            rng,
+            burst_span: None,
+        };
+        tokio::spawn(driver.run(requests_rx, peer_rx));
+        DriverHandle { requests: requests_tx, peer_events: peer_tx, view: view_rx }
+    }
+
+    async fn run(mut self, mut requests: mpsc::Receiver<ClientRequest>, mut peers: mpsc::UnboundedReceiver<PeerEvent>) {
+        let mut next_tick = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                Some(request) = requests.recv() => self.on_request(request),
+                Some(event) = peers.recv() => self.on_peer_event(event),
+                _ = tokio::time::sleep_until(next_tick) => {}
+            }
+            self.drain_burst(&mut requests, &mut peers);
+            if tokio::time::Instant::now() >= next_tick {
+                let (now, random) = (self.now_ms(), self.rng.random());
+                self.proposer.tick(now, random);
+                next_tick = tokio::time::Instant::now() + TICK_INTERVAL;
+            }
+            self.proposer.flush(self.now_ms());
+            self.execute();
+            self.publish_view();
+            self.burst_span = None;
+        }
+    }
+
+    fn drain_burst(&mut self, requests: &mut mpsc::Receiver<ClientRequest>, peers: &mut mpsc::UnboundedReceiver<PeerEvent>) {
+        for _ in 0..BURST_EVENTS_MAX {
+            match peers.try_recv() {
+                Ok(event) => self.on_peer_event(event),
+                Err(_) => match requests.try_recv() {
+                    Ok(request) => self.on_request(request),
+                    Err(_) => break,
+                },
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn on_request(&mut self, request: ClientRequest) {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        if self.burst_span.is_none() {
+            self.burst_span = Some(request.span.clone());
+        }
+        self.waiting.insert(id, (request.reply, request.span));
+        let now = self.now_ms();
+        self.proposer.handle_request(now, IdRequest { id, sequence: request.sequence, count: request.count });
+    }
+
+    fn on_peer_event(&mut self, event: PeerEvent) {
+        let now = self.now_ms();
+        match event {
+            PeerEvent::Prepared { from, ballot, reply } => self.proposer.handle_prepare_reply(now, from, ballot, reply),
+            PeerEvent::Accepted { from, ballot, slots, reply } => {
+                self.proposer.handle_accept_reply(now, from, ballot, &slots, reply)
+            }
+            PeerEvent::Committed { from, ballot, reply } => self.proposer.handle_commit_reply(now, from, ballot, reply),
+            PeerEvent::Status { from, status } => self.proposer.handle_status(now, from, status),
+        }
+    }
+
+    fn execute(&mut self) {
+        let mut chosen = Vec::new();
+        for effect in self.proposer.drain_effects() {
+            match effect {
+                Effect::Prepare { to, prepare } => self.send_prepare(to, prepare),
+                Effect::Accept { to, accept } => self.send_accept(to, accept),
+                Effect::Commit { to, commit } => self.send_commit(to, commit),
+                Effect::Reply { request, result } => self.reply(request, result),
+                Effect::Chosen { slot, value } => chosen.push((slot, value)),
+                Effect::BecameLeader { ballot } => {
+                    info!(%ballot, "became leader");
+                    metrics::counter!("paxid_sequencer_leader_changes_total").increment(1);
+                }
+                Effect::SteppedDown { ballot, seen } => {
+                    warn!(%ballot, seen = ?seen, "stepped down");
+                }
+            }
+        }
+        self.push_to_learners(chosen);
+    }
+
+    fn reply(&mut self, request: RequestId, result: Result<Allocation, Refusal>) {
+        let Some((reply, span)) = self.waiting.remove(&request) else { return };
+        match &result {
+            Ok(allocation) => {
+                metrics::counter!("paxid_sequencer_ids_issued_total").increment(allocation.count);
+                span.in_scope(|| tracing::debug!(first = allocation.first, count = allocation.count, "chosen"));
+            }
+            Err(refusal) => {
+                metrics::counter!("paxid_sequencer_refusals_total", "reason" => format!("{refusal:?}")).increment(1)
+            }
+        }
+        // The client may have gone away; its IDs are then a gap.
+        let _ = reply.send(result);
+    }
+
+    fn send_prepare(&self, to: AcceptorId, prepare: paxos_core::Prepare) {
+        metrics::counter!("paxid_sequencer_prepares_total").increment(1);
+        let body = PrepareRequest { ballot: prepare.ballot.into(), from: prepare.from.0 };
+        let ballot = prepare.ballot;
+        self.call(to, tracing::info_span!("prepare", acceptor = to.0, %ballot), move |peers, loopback| async move {
+            match peers.prepare(to, &body).await.map(|r| r.to_core()) {
+                Ok(Ok(reply)) => {
+                    let _ = loopback.send(PeerEvent::Prepared { from: to, ballot, reply });
+                }
+                Ok(Err(bad)) => warn!(acceptor = to.0, "unreadable promise: {bad}"),
+                Err(error) => tracing::debug!(acceptor = to.0, "prepare failed: {error}"),
+            }
+        });
+    }
+
+    fn send_accept(&self, to: AcceptorId, accept: paxos_core::Accept) {
+        let slots: Vec<Slot> = accept.entries.iter().map(|(slot, _)| *slot).collect();
+        let ballot = accept.ballot;
+        let body = AcceptRequest::from_core(&accept, Some(self.advertise_url.clone()));
+        let parent = self.burst_span.clone().unwrap_or_else(Span::current);
+        let span = tracing::info_span!(parent: &parent, "accept", acceptor = to.0, %ballot, slots = slots.len());
+        self.call(to, span, move |peers, loopback| async move {
+            let started = Instant::now();
+            match peers.accept(to, &body).await {
+                Ok(response) => {
+                    metrics::histogram!("paxid_sequencer_accept_rtt_seconds").record(started.elapsed().as_secs_f64());
+                    let reply = response.to_core();
+                    let _ = loopback.send(PeerEvent::Accepted { from: to, ballot, slots, reply });
+                }
+                Err(error) => tracing::debug!(acceptor = to.0, "accept failed: {error}"),
+            }
+        });
+    }
+
+    fn send_commit(&self, to: AcceptorId, commit: paxos_core::Commit) {
+        let ballot = commit.ballot;
+        let body = CommitRequest::from_core(&commit, self.advertise_url.clone());
+        self.call(to, Span::none(), move |peers, loopback| async move {
+            match peers.commit(to, &body).await {
+                Ok(response) => {
+                    let _ = loopback.send(PeerEvent::Committed { from: to, ballot, reply: response.to_core() });
+                }
+                Err(error) => tracing::debug!(acceptor = to.0, "commit failed: {error}"),
+            }
+        });
+    }
+
+    /// Spawns one call to an acceptor unless too many are outstanding.
+    fn call<F, Fut>(&self, to: AcceptorId, span: Span, make: F)
+    where
+        F: FnOnce(Arc<Peers>, mpsc::UnboundedSender<PeerEvent>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let counter = &self.acceptor_calls[to.0];
+        if counter.load(Ordering::Relaxed) >= ACCEPTOR_CALLS_MAX {
+            metrics::counter!("paxid_sequencer_calls_dropped_total").increment(1);
+            return;
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        let calls = self.acceptor_calls.clone();
+        let future = make(self.peers.clone(), self.loopback.clone());
+        tokio::spawn(
+            async move {
+                future.await;
+                calls[to.0].fetch_sub(1, Ordering::Relaxed);
+            }
+            .instrument(span),
+        );
+    }
+
+    fn push_to_learners(&self, chosen: Vec<(Slot, Value)>) {
+        if chosen.is_empty() || self.peers.learner_count() == 0 {
+            return;
+        }
+        if self.learner_pushes.load(Ordering::Relaxed) >= LEARNER_PUSHES_MAX {
+            return;
+        }
+        let push = Arc::new(ChosenPush { slots: chosen.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect() });
+        for learner in 0..self.peers.learner_count() {
+            let (peers, push, pushes) = (self.peers.clone(), push.clone(), self.learner_pushes.clone());
+            pushes.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                if let Err(error) = peers.push_chosen(learner, &push).await {
+                    tracing::debug!("push to learner failed: {error}");
+                }
+                pushes.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+
+    fn publish_view(&self) {
+        let (role, ballot) = match self.proposer.role() {
+            Role::Follower => ("follower", None),
+            Role::Candidate { ballot } => ("candidate", Some(ballot)),
+            Role::Leader { ballot } => ("leader", Some(ballot)),
+        };
+        let view = DriverView {
+            role,
+            ballot,
+            chosen_below: self.proposer.chosen_below().0,
+            slots_in_flight: self.proposer.slots_in_flight(),
+        };
+        metrics::gauge!("paxid_sequencer_slots_in_flight").set(view.slots_in_flight as f64);
+        metrics::gauge!("paxid_sequencer_is_leader").set(if view.is_leader() { 1.0 } else { 0.0 });
+        self.view.send_if_modified(|current| {
+            let changed = current.role != view.role || current.ballot != view.ballot;
+            let moved = current.chosen_below != view.chosen_below || current.slots_in_flight != view.slots_in_flight;
+            if changed || moved {
+                *current = view.clone();
+            }
+            changed || moved
+        });
+    }
+}

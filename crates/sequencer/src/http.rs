@@ -1,0 +1,177 @@
+//! The sequencer's HTTP surface: `POST /next-id`, `GET /v1/status`, probes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::client::{NextIdRequest, NextIdResponse, SequencerStatus};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paxos_core::{quorum, Refusal, SequenceName};
+use service::{ApiError, OptionalJsonBody};
+use tokio::sync::{oneshot, watch};
+use tracing::Span;
+
+use crate::driver::{ClientRequest, DriverHandle};
+use crate::peers::Peers;
+use crate::poller::ClusterView;
+
+/// Marks a request a follower forwarded, so that it is never forwarded twice.
+pub const FORWARDED_HEADER: &str = "x-paxid-forwarded";
+/// Seconds a client should wait before retrying while no leader is known.
+const RETRY_AFTER_S: u64 = 1;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub driver: DriverHandle,
+    pub cluster: watch::Receiver<ClusterView>,
+    pub peers: Arc<Peers>,
+    pub node_id: u32,
+    pub advertise_url: String,
+    pub count_max: u64,
+    pub cluster_token: Option<String>,
+}
+
+/// The whole router: client API, internal status, probes.
+pub fn app(state: AppState) -> Router {
+    let internal = Router::new()
+        .route("/v1/status", get(status))
+        .route_layer(service::require_bearer(state.cluster_token.clone()));
+    let ready_state = state.clone();
+    Router::new()
+        .route("/next-id", post(next_id))
+        .merge(internal)
+        .with_state(state)
+        .merge(service::health_routes(move || ready(ready_state.clone())))
+}
+
+async fn next_id(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody<NextIdRequest>,
+) -> Result<Response, ApiError> {
+    let (sequence, count) = validate(body.unwrap_or_default(), state.count_max)?;
+    metrics::counter!("paxid_sequencer_requests_total").increment(1);
+    if state.driver.view.borrow().is_leader() {
+        return allocate(&state, sequence, count).await.map(|r| Json(r).into_response());
+    }
+    if headers.contains_key(FORWARDED_HEADER) {
+        return Err(no_leader("this replica is not the leader (forwarded request)"));
+    }
+    forward(&state, &sequence, count).await
+}
+
+/// Parses the body; bad input is refused here, before anything is consumed.
+fn validate(body: NextIdRequest, count_max: u64) -> Result<(SequenceName, u64), ApiError> {
+    let count = body.count.unwrap_or(1);
+    if count == 0 || count > count_max {
+        return Err(ApiError::unprocessable(format!("count must be between 1 and {count_max}, got {count}"))
+            .with_extension("field", "count".into()));
+    }
+    let sequence = match body.sequence {
+        None => SequenceName::default_sequence(),
+        Some(name) => SequenceName::parse(&name)
+            .map_err(|e| ApiError::unprocessable(e.to_string()).with_extension("field", "sequence".into()))?,
+    };
+    Ok((sequence, count))
+}
+
+async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Result<NextIdResponse, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    let request = ClientRequest { sequence: sequence.clone(), count, reply, span: Span::current() };
+    state.driver.requests.try_send(request).map_err(|_| overloaded())?;
+    let allocation = answer.await.map_err(|_| no_leader("the sequencer is shutting down"))?;
+    match allocation {
+        Ok(a) => Ok(NextIdResponse { id: a.first, count: a.count, sequence: a.sequence.as_str().to_owned() }),
+        Err(refusal) => Err(refused(refusal)),
+    }
+}
+
+/// Sends the request to the leader the acceptors name and relays its answer.
+async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Result<Response, ApiError> {
+    let leader = state.cluster.borrow().leader.clone();
+    let Some((_, url)) = leader.filter(|(_, url)| url != &state.advertise_url) else {
+        return Err(no_leader("no leader is known yet"));
+    };
+    let body = NextIdRequest { count: Some(count), sequence: Some(sequence.as_str().to_owned()) };
+    let target = format!("{}/next-id", url.trim_end_matches('/'));
+    let sent = state
+        .peers
+        .client()
+        .post(&target)
+        .header(FORWARDED_HEADER, "1")
+        .headers(telemetry::trace_headers())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| no_leader(&format!("the leader at {url} is unreachable: {e}")))?;
+    let status = StatusCode::from_u16(sent.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    for name in ["content-type", "retry-after"] {
+        if let Some(value) = sent.headers().get(name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    let bytes = sent.bytes().await.map_err(|e| no_leader(&format!("the leader's answer was cut: {e}")))?;
+    Ok((status, headers, bytes).into_response())
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NotLeader | Refusal::Deposed => no_leader("leadership changed; retry"),
+        Refusal::TimedOut => no_leader("no quorum answered in time; the IDs may be skipped, never reused"),
+        Refusal::Overloaded => overloaded(),
+        Refusal::TooManySequences => ApiError::unprocessable("the cluster holds its maximum number of sequences")
+            .with_extension("field", "sequence".into()),
+        Refusal::Exhausted => ApiError::conflict("this sequence would pass 2^64 - 1"),
+    }
+}
+
+fn no_leader(detail: &str) -> ApiError {
+    ApiError::unavailable(detail.to_owned(), RETRY_AFTER_S)
+}
+
+fn overloaded() -> ApiError {
+    ApiError::unavailable("too many requests waiting; retry", RETRY_AFTER_S)
+}
+
+async fn status(State(state): State<AppState>) -> Json<SequencerStatus> {
+    let view = state.driver.view.borrow().clone();
+    let cluster = state.cluster.borrow().clone();
+    Json(SequencerStatus {
+        node_id: state.node_id,
+        role: view.role.to_owned(),
+        ballot: view.ballot.map(Into::into),
+        advertise_url: state.advertise_url.clone(),
+        leader_url: cluster.leader.map(|(_, url)| url),
+        chosen_below: view.chosen_below,
+        slots_in_flight: view.slots_in_flight,
+        acceptors_reachable: cluster.reachable,
+        acceptors: state.peers.acceptor_count(),
+    })
+}
+
+/// Ready when a quorum of acceptors answers and a leader serves: this
+/// replica, or one that answers its liveness probe.
+async fn ready(state: AppState) -> Result<(), String> {
+    let cluster = state.cluster.borrow().clone();
+    let needed = quorum(state.peers.acceptor_count());
+    if cluster.reachable < needed {
+        return Err(format!("{} of {} acceptors reachable; {needed} needed", cluster.reachable, state.peers.acceptor_count()));
+    }
+    if state.driver.view.borrow().is_leader() {
+        return Ok(());
+    }
+    let Some((_, url)) = cluster.leader else { return Err("no leader elected yet".into()) };
+    if url == state.advertise_url {
+        return Err("the acceptors name this replica leader, but it is not (yet)".into());
+    }
+    let probe = format!("{}/livez", url.trim_end_matches('/'));
+    match state.peers.client().get(&probe).timeout(Duration::from_millis(500)).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("the leader at {url} answered {}", r.status())),
+        Err(e) => Err(format!("the leader at {url} is unreachable: {e}")),
+    }
+}

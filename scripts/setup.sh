@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building and testing paxid needs, when it is missing.
+# Safe to run again: every step checks first. Needs root (or sudo) for apt.
+set -euo pipefail
+
+need_apt=()
+# RocksDB's bindings are generated with bindgen, which loads libclang.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  need_apt+=(libclang-dev)
+fi
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} with apt-get"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing; install Rust with rustup (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+
+# Independent checks used by the tests: a Standard Webhooks verifier and the
+# Kubernetes schemas for offline manifest validation.
+pip_missing=()
+python3 -c "import standardwebhooks" 2>/dev/null || pip_missing+=("standardwebhooks==1.1.0")
+command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
+python3 -c "import yaml" 2>/dev/null || pip_missing+=(PyYAML)
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  echo "setup: pip installing ${pip_missing[*]}"
+  python3 -m pip install -q "${pip_missing[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${pip_missing[@]}"
+fi
+echo "setup: ok"

@@ -1,0 +1,97 @@
+//! A webhook receiver for the container fault tests: it answers every POST
+//! with 204 and writes what it received as one JSON line on stdout, where
+//! `docker logs` collects it:
+//!
+//! ```text
+//! {"path":"/hook","webhook-id":"msg_…","webhook-timestamp":"…","webhook-signature":"v1,…","body":"{…}"}
+//! ```
+//!
+//! The body is kept as the exact string received so that the test can check
+//! the signature over the same bytes. The line is written before the answer,
+//! so a message the learner saw acknowledged is always in the log; a killed
+//! receiver may log a message it never acknowledged, which the learner then
+//! sends again under the same `webhook-id`.
+//!
+//! Usage: `paxid-test-subscriber [--listen HOST:PORT]` (default
+//! `0.0.0.0:9000`, or `PAXID_LISTEN`).
+
+use std::io::Write;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::Router;
+
+const LISTEN_DEFAULT: &str = "0.0.0.0:9000";
+/// Webhook bodies are at most 256 KiB by the learner's default; leave room.
+const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+const LOGGED_HEADERS: [&str; 4] = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"];
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let listen = listen_address()?;
+    // Every request is a webhook to log, whatever its path.
+    let app = Router::new()
+        .fallback(receive)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX));
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    eprintln!("paxid-test-subscriber listening on {}", listener.local_addr()?);
+    // PID 1 in a container gets no default SIGTERM handling: without this,
+    // `docker stop` would wait for its grace period and then SIGKILL.
+    axum::serve(listener, app).with_graceful_shutdown(terminated()).await
+}
+
+fn listen_address() -> std::io::Result<String> {
+    let mut args = std::env::args().skip(1);
+    let mut listen = std::env::var("PAXID_LISTEN").unwrap_or_else(|_| LISTEN_DEFAULT.to_owned());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().ok_or_else(|| usage("--listen needs HOST:PORT"))?,
+            other => match other.strip_prefix("--listen=") {
+                Some(value) => listen = value.to_owned(),
+                None => return Err(usage(&format!("unknown argument {other:?}"))),
+            },
+        }
+    }
+    Ok(listen)
+}
+
+fn usage(problem: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{problem}; usage: paxid-test-subscriber [--listen HOST:PORT]"),
+    )
+}
+
+async fn receive(uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mut line = serde_json::Map::new();
+    line.insert("path".into(), uri.path().into());
+    for name in LOGGED_HEADERS {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            line.insert(name.into(), value.into());
+        }
+    }
+    line.insert("body".into(), String::from_utf8_lossy(&body).into_owned().into());
+    let text = serde_json::Value::Object(line).to_string();
+    // One write of the whole line under the lock, flushed before answering:
+    // what the learner sees acknowledged is already in the log.
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{text}").and_then(|()| out.flush());
+    match written {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            eprintln!("cannot listen for SIGTERM: {error}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
