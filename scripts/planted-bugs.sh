@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Plants each known bug in paxos-core (a `--cfg paxid_bug="..."`, never a
-# feature, so no product build can switch one on), then runs the simulation
-# and the model check and expects each bug to be caught by at least one.
+# feature, so no product build can switch one on), then runs the simulation,
+# the model check and the unit tests, and expects each bug to be caught.
 # Prints "bug | caught by | seed/steps" and fails if a bug goes unnoticed.
 #
 #   scripts/planted-bugs.sh            # every bug
@@ -39,7 +39,7 @@ for bug in "${bugs[@]}"; do
     echo "== $bug: simulation, $seeds seeds" >&2
     PAXID_SIM_SEEDS="$seeds" cargo test --release -p paxos-core --test simulation simulation_seeds \
         -- --nocapture >"$log_dir/$bug.sim" 2>&1
-    sim_failure="$(grep -m1 -o 'simulation failed at seed [0-9]*: .*' "$log_dir/$bug.sim" | cut -c1-160)"
+    sim_failure="$(grep -m1 -o 'simulation failed at seed [0-9]*: .*' "$log_dir/$bug.sim" | cut -c1-130)"
     if [ -n "$sim_failure" ]; then
         caught+=("simulation (${sim_failure#simulation failed at })")
     fi
@@ -51,10 +51,17 @@ for bug in "${bugs[@]}"; do
     env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
         cargo test --release -p paxos-core --test model_check model_check_two_slots \
         -- --nocapture >"$log_dir/$bug.model" 2>&1
-    broken="$(grep -m1 -o 'property "[^"]*" broken: .*' "$log_dir/$bug.model" | cut -c1-120)"
+    broken="$(grep -m1 -o 'property "[^"]*" broken: .*' "$log_dir/$bug.model" | cut -c1-110)"
     if [ -n "$broken" ]; then
         depth="$(grep -A200 -m1 'property "' "$log_dir/$bug.model" | grep -c '^  [A-Z]')"
         caught+=("model check ($broken; $depth steps)")
+    fi
+
+    echo "== $bug: unit tests" >&2
+    cargo test --release -p paxos-core --lib --test proposer >"$log_dir/$bug.unit" 2>&1
+    failed_tests="$(grep -o '^test [a-z_:]* \.\.\. FAILED' "$log_dir/$bug.unit" | awk '{print $2}' | paste -sd, -)"
+    if [ -n "$failed_tests" ]; then
+        caught+=("unit tests ($failed_tests)")
     fi
 
     if [ ${#caught[@]} -eq 0 ]; then

@@ -17,6 +17,7 @@
 #   PAXID_BENCH_COUNTS    default "1 1000"
 #   PAXID_BENCH_SYSTEMS   default "paxid ceiling etcd"
 #   PAXID_BENCH_OUTPUT    default docs/benchmarks.md
+#   PAXID_BENCH_SKIP_BUILD=1  use the binaries already in $CARGO_TARGET_DIR/release
 #   CARGO_TARGET_DIR      default /root/.cache/paxid-target
 #
 # Every process it starts is stopped on exit. It exits non-zero when a
@@ -285,7 +286,7 @@ etcd_leader() {
 main() {
     command -v curl >/dev/null || { echo "bench: curl is needed (apt-get install curl)" >&2; exit 1; }
     command -v python3 >/dev/null || { echo "bench: python3 is needed (apt-get install python3)" >&2; exit 1; }
-    build
+    [ "${PAXID_BENCH_SKIP_BUILD:-0}" = 1 ] || build
     local system
     for system in $SYSTEMS; do
         case $system in

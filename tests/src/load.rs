@@ -28,7 +28,7 @@ impl Default for LoadSpec {
             clients: 8,
             counts: vec![1],
             sequences: vec![None],
-            call_timeout: Duration::from_secs(3),
+            call_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -47,6 +47,7 @@ pub fn run_load(spec: LoadSpec) -> Load {
     let epoch = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let history = Arc::new(Mutex::new(Vec::new()));
+    api::install_tls_provider();
     let http = reqwest::Client::builder().timeout(spec.call_timeout).build().expect("client");
     let tasks = (0..spec.clients)
         .map(|client| {
@@ -114,18 +115,31 @@ async fn client_loop(
         let sequence = spec.sequences[(client + call) % spec.sequences.len()].clone();
         call += 1;
         let invoked_ns = epoch.elapsed().as_nanos() as u64;
-        let result = next_id(&http, &spec.urls[url_index], count, sequence.as_deref()).await;
+        let outcome = next_id(&http, &spec.urls[url_index], count, sequence.as_deref()).await;
         let completed_ns = epoch.elapsed().as_nanos() as u64;
-        let failed = result.is_none();
+        let result = match &outcome {
+            Outcome::Ids(ids) => Some(ids.clone()),
+            Outcome::Refused | Outcome::Unreachable => None,
+        };
         history.lock().await.push(Op { invoked_ns, completed_ns, result });
-        if failed {
-            url_index = (url_index + 1) % spec.urls.len();
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match outcome {
+            Outcome::Ids(_) => {}
+            // A replica that answers (503 while an election runs) will know
+            // the new leader soon: retry it after a pause.
+            Outcome::Refused => tokio::time::sleep(Duration::from_millis(20)).await,
+            // A replica that does not answer may be down: try the next one.
+            Outcome::Unreachable => url_index = (url_index + 1) % spec.urls.len(),
         }
     }
 }
 
-async fn next_id(http: &reqwest::Client, url: &str, count: u64, sequence: Option<&str>) -> Option<(String, u64, u64)> {
+enum Outcome {
+    Ids((String, u64, u64)),
+    Refused,
+    Unreachable,
+}
+
+async fn next_id(http: &reqwest::Client, url: &str, count: u64, sequence: Option<&str>) -> Outcome {
     let mut body = serde_json::Map::new();
     if count != 1 {
         body.insert("count".into(), count.into());
@@ -137,11 +151,11 @@ async fn next_id(http: &reqwest::Client, url: &str, count: u64, sequence: Option
     if !body.is_empty() {
         request = request.json(&body);
     }
-    let response = request.send().await.ok()?;
+    let Ok(response) = request.send().await else { return Outcome::Unreachable };
     if !response.status().is_success() {
-        return None;
+        return Outcome::Refused;
     }
-    let answer: api::client::NextIdResponse = response.json().await.ok()?;
+    let Ok(answer) = response.json::<api::client::NextIdResponse>().await else { return Outcome::Unreachable };
     assert_eq!(answer.count, count, "the answer's count is the request's");
-    Some((answer.sequence, answer.id, answer.count))
+    Outcome::Ids((answer.sequence, answer.id, answer.count))
 }

@@ -22,18 +22,20 @@
 mod compose;
 #[path = "containers/delivery.rs"]
 mod delivery;
+#[path = "containers/probe.rs"]
+mod probe;
 
 use std::time::{Duration, Instant};
 
 use compose::{Compose, ACCEPTORS, LEARNER, SEQUENCERS, SUBSCRIBER};
 use paxid_tests::load::Load;
 use paxid_tests::{check_history, run_load, LoadSpec, Op};
+use probe::{LoadClock, Prober, PROBE_INTERVAL};
 
 const ENABLE_ENV: &str = "PAXID_CONTAINER_TESTS";
 const FIRST_SERVE_WITHIN: Duration = Duration::from_secs(60);
 const RECOVER_WITHIN: Duration = Duration::from_secs(30);
 const DELIVER_WITHIN: Duration = Duration::from_secs(90);
-const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
@@ -42,6 +44,8 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         return;
     }
     assert!(compose::docker_available().await, "{ENABLE_ENV} is set but `docker info` fails");
+    // reqwest is built without a default TLS provider; every client needs one.
+    api::install_tls_provider();
     let schedule = Schedule::from_env();
     let image = std::env::var("PAXID_IMAGE").unwrap_or_else(|_| "paxid:latest".into());
     let started = Instant::now();
@@ -60,15 +64,19 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         sequences: vec![None, Some("orders".into()), Some("users.v2".into())],
         ..LoadSpec::default()
     });
-    let mut run = Run { compose: &compose, load, probes: Vec::new(), hold: schedule.hold, steps: Vec::new() };
+    let prober = Prober::start(compose.sequencer_urls(), LoadClock::of(&load));
+    let mut run = Run { compose: &compose, load, prober, probes: Vec::new(), hold: schedule.hold, steps: Vec::new() };
     tokio::time::sleep(Duration::from_secs(1)).await;
     for round in 0..schedule.rounds {
         println!("--- round {} of {} (faults held {:?}) ---", round + 1, schedule.rounds, schedule.hold);
         run.round(round).await;
     }
-    let Run { load, probes, steps, .. } = run;
+    let Run { load, prober, probes, steps, .. } = run;
     let mut history = load.stop().await;
+    let load_ops = history.len();
+    history.extend(prober.stop().await);
     history.extend(probes);
+    println!("history: {load_ops} calls by 6 closed-loop clients, {} probes", history.len() - load_ops);
 
     print_steps(&steps);
     let summary = check_history(&history).unwrap_or_else(|violation| panic!("history: {violation}"));
@@ -98,20 +106,21 @@ impl Schedule {
 /// What one fault did to the service, measured on the clients' clock.
 struct Step {
     name: String,
-    /// First successful client call invoked after the fault began.
+    /// Until a probe invoked after the fault was in place got IDs.
     during: Duration,
-    /// First successful client call invoked after the heal.
+    /// Until a probe invoked after the heal got IDs.
     resumed: Duration,
     /// Until the healed part serves again: both sequencers answer
-    /// `POST /next-id`, the learner answers, or a restored acceptor carries
-    /// a quorum.
+    /// `POST /next-id`, a restored acceptor carries a quorum, the learner
+    /// answers, or the subscriber receives a webhook.
     healed: Duration,
 }
 
 struct Run<'a> {
     compose: &'a Compose,
     load: Load,
-    /// Direct calls the test made itself, on the load's clock, checked with it.
+    prober: Prober,
+    /// Calls the test made itself, on the load's clock, checked with it.
     probes: Vec<Op>,
     hold: Duration,
     steps: Vec<Step>,
@@ -137,12 +146,10 @@ impl Run<'_> {
         let service = SEQUENCERS[leader];
         let name = format!("network disconnect of leader {service} from the acceptors");
         let during = self.inject(&name, self.compose.disconnect_internal(service)).await;
-        let new_leader = self.compose.leader().await.map_or("none yet".into(), |i| SEQUENCERS[i].to_owned());
-        println!("  {name}: first success {during:?} after, leader now {new_leader}");
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.reconnect_internal(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -152,9 +159,9 @@ impl Run<'_> {
         let name = format!("network disconnect of {service}");
         let during = self.inject(&name, self.compose.disconnect_internal(service)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.reconnect_internal(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.carries_quorum(isolated, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -165,11 +172,11 @@ impl Run<'_> {
         let name = format!("docker pause of leader {service}");
         let during = self.inject(&name, self.compose.pause(service)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         // It wakes with requests in flight under its old ballot, and clients
         // still call it directly.
         self.compose.unpause(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -179,9 +186,9 @@ impl Run<'_> {
         let name = format!("docker pause of {service}");
         let during = self.inject(&name, self.compose.pause(service)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.unpause(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.carries_quorum(paused, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -194,9 +201,9 @@ impl Run<'_> {
         let name = format!("docker kill of {role} {service}");
         let during = self.inject(&name, self.compose.kill(service)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.start(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -206,9 +213,9 @@ impl Run<'_> {
         let name = format!("docker kill of {service}");
         let during = self.inject(&name, self.compose.kill(service)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.start(service).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let healed = self.carries_quorum(killed, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -217,9 +224,9 @@ impl Run<'_> {
         let name = format!("docker kill of {LEARNER}");
         let during = self.inject(&name, self.compose.kill(LEARNER)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
         self.compose.start(LEARNER).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let started = Instant::now();
         while self.compose.learner_status().await.is_none() {
             assert!(started.elapsed() < RECOVER_WITHIN, "the learner did not answer within {RECOVER_WITHIN:?}");
@@ -233,20 +240,31 @@ impl Run<'_> {
         let name = format!("docker kill of {SUBSCRIBER}");
         let during = self.inject(&name, self.compose.kill(SUBSCRIBER)).await;
         tokio::time::sleep(self.hold).await;
-        let heal = self.load.now_ns();
+        let lines_before = self.compose.stdout(SUBSCRIBER).await.lines().count();
         self.compose.start(SUBSCRIBER).await;
-        let resumed = self.load.wait_success_after(heal, RECOVER_WITHIN).await;
-        // Delivery catching up is checked at the end, against the history.
-        self.record(name, during, resumed, Duration::ZERO);
+        let heal = self.load.now_ns();
+        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        // Back when the learner's retries reach it again; that it received
+        // everything is checked at the end, against the history.
+        let started = Instant::now();
+        while self.compose.stdout(SUBSCRIBER).await.lines().count() == lines_before {
+            assert!(started.elapsed() < RECOVER_WITHIN, "no webhook within {RECOVER_WITHIN:?} of the restart");
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        let healed = self.since(heal);
+        self.record(name, during, resumed, healed);
     }
 
     /// Starts a fault and waits for the first client success after it.
     async fn inject(&self, name: &str, fault: impl std::future::Future<Output = ()>) -> Duration {
         println!("  fault: {name}");
+        println!("    before: {}", self.sequencer_states().await);
         fault.await;
         // From when docker says the fault is in place.
         let at = self.load.now_ns();
-        self.load.wait_success_after(at, RECOVER_WITHIN).await
+        let during = self.prober.first_success_after(at, RECOVER_WITHIN).await;
+        println!("    after:  {} (first probe success {during:?} after the fault)", self.sequencer_states().await);
+        during
     }
 
     /// Kills acceptor `other` so that a majority needs `restored`, waits
@@ -255,7 +273,7 @@ impl Run<'_> {
         assert_ne!(restored, other);
         self.compose.kill(ACCEPTORS[other]).await;
         let since = self.load.now_ns();
-        self.load.wait_success_after(since, RECOVER_WITHIN).await;
+        self.prober.first_success_after(since, RECOVER_WITHIN).await;
         let healed = self.since(heal);
         self.compose.start(ACCEPTORS[other]).await;
         println!("  {} carries the quorum with {} down: {healed:?} after the heal", ACCEPTORS[restored], ACCEPTORS[other]);
@@ -267,7 +285,7 @@ impl Run<'_> {
     /// `heal` to the later of the two.
     async fn both_sequencers_serve(&mut self, heal: u64) -> Duration {
         let started = Instant::now();
-        for index in 0..SEQUENCERS.len() {
+        for (index, service) in SEQUENCERS.iter().enumerate() {
             loop {
                 let invoked_ns = self.load.now_ns();
                 let result = self.compose.next_id(index).await;
@@ -279,14 +297,29 @@ impl Run<'_> {
                 }
                 assert!(
                     started.elapsed() < RECOVER_WITHIN,
-                    "{} did not serve within {RECOVER_WITHIN:?}: {:?}",
-                    SEQUENCERS[index],
+                    "{service} did not serve within {RECOVER_WITHIN:?}: {:?}",
                     self.compose.status(index).await
                 );
                 tokio::time::sleep(PROBE_INTERVAL).await;
             }
         }
         self.since(heal)
+    }
+
+    /// `sequencer-1 follower, sequencer-2 leader 3.2 3/3` from `/v1/status`.
+    async fn sequencer_states(&self) -> String {
+        let mut states = Vec::new();
+        for (index, service) in SEQUENCERS.iter().enumerate() {
+            let state = match self.compose.status(index).await {
+                Some(s) => {
+                    let ballot = s.ballot.map_or("-".into(), |b| format!("{}.{}", b.round, b.node));
+                    format!("{} {ballot} {}/{}", s.role, s.acceptors_reachable, s.acceptors)
+                }
+                None => "no answer".into(),
+            };
+            states.push(format!("{service} {state}"));
+        }
+        states.join(", ")
     }
 
     fn since(&self, at_ns: u64) -> Duration {

@@ -679,7 +679,7 @@ async fn bad_bodies_are_problems_and_change_nothing() {
         "/v1/commit",
         "/v1/learners/l1/progress",
     ] {
-        h.post_raw(uri, "{\"ballot\":")
+        h.post_raw(uri, "{]")
             .await
             .assert_problem(StatusCode::BAD_REQUEST, api::problem::MALFORMED_JSON);
         let request = h

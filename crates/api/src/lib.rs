@@ -9,5 +9,18 @@ pub mod internal;
 pub mod learner;
 pub mod problem;
 
+/// Installs rustls' ring provider as the process default, once.
+///
+/// reqwest is built with `rustls-no-provider` (https webhooks without a C
+/// build), and panics when a client is built before a provider is
+/// installed; every paxid process calls this before its first client.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is installed already: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Prefix of every internal endpoint.
 pub const INTERNAL_PREFIX: &str = "/v1";

@@ -24,7 +24,7 @@ use api::client::{NextIdRequest, NextIdResponse};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use paxos_core::{Counters, SequenceName};
+use paxos_core::{Counters, SequenceName, SequenceNameError};
 use service::{ApiError, CommonArgs, OptionalJsonBody};
 use tokio::net::TcpListener;
 
@@ -68,14 +68,32 @@ pub struct Ceiling {
     sequences_max: usize,
 }
 
+/// Why a request gets no IDs; the same classes, statuses and details as the
+/// sequencer's answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `count` outside `1..=count_max`.
+    Count { count: u64, count_max: u64 },
+    /// An invalid sequence name.
+    Sequence(SequenceNameError),
+    /// A new sequence beyond `sequences_max`.
+    TooManySequences,
+    /// The sequence would pass `u64::MAX`.
+    Exhausted,
+}
+
 impl Ceiling {
     pub fn new(count_max: u64, sequences_max: usize) -> Ceiling {
         assert!(count_max >= 1, "count_max must allow one ID");
-        Ceiling { next_ids: RwLock::new(HashMap::new()), count_max, sequences_max }
+        Ceiling {
+            next_ids: RwLock::new(HashMap::new()),
+            count_max,
+            sequences_max,
+        }
     }
 
     /// Hands out `count` IDs of `sequence` and returns the first.
-    pub fn allocate(&self, sequence: &SequenceName, count: u64) -> Result<u64, ApiError> {
+    pub fn allocate(&self, sequence: &SequenceName, count: u64) -> Result<u64, Refused> {
         {
             // Atomics are consistent whatever a panicking holder was doing.
             let next_ids = self.next_ids.read().unwrap_or_else(PoisonError::into_inner);
@@ -85,28 +103,48 @@ impl Ceiling {
         }
         let mut next_ids = self.next_ids.write().unwrap_or_else(PoisonError::into_inner);
         if !next_ids.contains_key(sequence) && next_ids.len() >= self.sequences_max {
-            let detail = format!("at most {} sequences exist; {sequence} would be one more", self.sequences_max);
-            return Err(ApiError::unprocessable(detail));
+            return Err(Refused::TooManySequences);
         }
-        let next_id = next_ids.entry(sequence.clone()).or_insert_with(|| AtomicU64::new(Counters::FIRST_ID));
+        let next_id = next_ids
+            .entry(sequence.clone())
+            .or_insert_with(|| AtomicU64::new(Counters::FIRST_ID));
         take(next_id, count)
     }
 
-    /// Validates a `POST /next-id` body exactly as the sequencer does.
-    pub fn parse_request(&self, request: Option<NextIdRequest>) -> Result<(SequenceName, u64), ApiError> {
+    /// Validates a `POST /next-id` body by the sequencer's rules.
+    pub fn parse_request(&self, request: Option<NextIdRequest>) -> Result<(SequenceName, u64), Refused> {
         let request = request.unwrap_or_default();
         let count = request.count.unwrap_or(1);
         if count == 0 || count > self.count_max {
-            return Err(ApiError::unprocessable(format!(
-                "count is {count}; it must be between 1 and {}",
-                self.count_max
-            )));
+            return Err(Refused::Count {
+                count,
+                count_max: self.count_max,
+            });
         }
         let sequence = match request.sequence {
             None => SequenceName::default_sequence(),
-            Some(name) => SequenceName::parse(&name).map_err(|e| ApiError::unprocessable(e.to_string()))?,
+            Some(name) => SequenceName::parse(&name).map_err(Refused::Sequence)?,
         };
         Ok((sequence, count))
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        match refused {
+            Refused::Count { count, count_max } => {
+                ApiError::unprocessable(format!("count must be between 1 and {count_max}, got {count}"))
+                    .with_extension("field", "count".into())
+            }
+            Refused::Sequence(error) => {
+                ApiError::unprocessable(error.to_string()).with_extension("field", "sequence".into())
+            }
+            Refused::TooManySequences => {
+                ApiError::unprocessable("the cluster holds its maximum number of sequences")
+                    .with_extension("field", "sequence".into())
+            }
+            Refused::Exhausted => ApiError::conflict("this sequence would pass 2^64 - 1"),
+        }
     }
 }
 
@@ -120,7 +158,10 @@ pub fn app(ceiling: Arc<Ceiling>, common: &CommonArgs) -> Router {
 }
 
 /// Binds `--listen` and serves until `shutdown` resolves.
-pub async fn run(args: CeilingArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    args: CeilingArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(&args.common.listen).await?;
     let ceiling = Arc::new(Ceiling::new(args.count_max, args.sequences_max));
     service::serve(listener, app(ceiling, &args.common), shutdown).await
@@ -132,13 +173,19 @@ async fn next_id(
 ) -> Result<Json<NextIdResponse>, ApiError> {
     let (sequence, count) = ceiling.parse_request(request)?;
     let id = ceiling.allocate(&sequence, count)?;
-    Ok(Json(NextIdResponse { id, count, sequence: sequence.as_str().to_owned() }))
+    Ok(Json(NextIdResponse {
+        id,
+        count,
+        sequence: sequence.as_str().to_owned(),
+    }))
 }
 
-fn take(next_id: &AtomicU64, count: u64) -> Result<u64, ApiError> {
+fn take(next_id: &AtomicU64, count: u64) -> Result<u64, Refused> {
     next_id
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| next.checked_add(count))
-        .map_err(|_| ApiError::unprocessable("the sequence would pass 2^64 - 1"))
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+            next.checked_add(count)
+        })
+        .map_err(|_| Refused::Exhausted)
 }
 
 #[cfg(test)]
@@ -163,20 +210,51 @@ mod tests {
         let ceiling = Ceiling::new(10, 4);
         let ok = ceiling.parse_request(None).expect("empty body is valid");
         assert_eq!(ok, (SequenceName::default_sequence(), 1));
-        let zero = NextIdRequest { count: Some(0), sequence: None };
-        assert!(ceiling.parse_request(Some(zero)).is_err());
-        let too_many = NextIdRequest { count: Some(11), sequence: None };
-        assert!(ceiling.parse_request(Some(too_many)).is_err());
-        let bad_name = NextIdRequest { count: None, sequence: Some("a b".into()) };
-        assert!(ceiling.parse_request(Some(bad_name)).is_err());
+        let zero = NextIdRequest {
+            count: Some(0),
+            sequence: None,
+        };
+        assert_eq!(
+            ceiling.parse_request(Some(zero)),
+            Err(Refused::Count {
+                count: 0,
+                count_max: 10
+            })
+        );
+        let too_many = NextIdRequest {
+            count: Some(11),
+            sequence: None,
+        };
+        assert_eq!(
+            ceiling.parse_request(Some(too_many)),
+            Err(Refused::Count {
+                count: 11,
+                count_max: 10
+            })
+        );
+        let ten = NextIdRequest {
+            count: Some(10),
+            sequence: Some("orders".into()),
+        };
+        assert_eq!(ceiling.parse_request(Some(ten)), Ok((name("orders"), 10)));
+        let bad_name = NextIdRequest {
+            count: None,
+            sequence: Some("a b".into()),
+        };
+        let refused = Refused::Sequence(SequenceNameError::BadCharacter { character: ' ' });
+        assert_eq!(ceiling.parse_request(Some(bad_name)), Err(refused));
     }
 
     #[test]
     fn sequences_are_bounded_and_overflow_is_refused() {
         let ceiling = Ceiling::new(u64::MAX, 1);
         assert!(ceiling.allocate(&name("a"), 1).is_ok());
-        assert!(ceiling.allocate(&name("b"), 1).is_err(), "a second sequence is over the limit");
-        assert!(ceiling.allocate(&name("a"), u64::MAX).is_err(), "would overflow");
-        assert_eq!(ceiling.allocate(&name("a"), 1).ok(), Some(2), "a refused request takes nothing");
+        assert_eq!(ceiling.allocate(&name("b"), 1), Err(Refused::TooManySequences));
+        assert_eq!(ceiling.allocate(&name("a"), u64::MAX), Err(Refused::Exhausted));
+        assert_eq!(
+            ceiling.allocate(&name("a"), 1).ok(),
+            Some(2),
+            "a refused request takes nothing"
+        );
     }
 }

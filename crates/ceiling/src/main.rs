@@ -11,7 +11,9 @@ async fn main() -> ExitCode {
     let args = CeilingArgs::parse();
     let _telemetry = telemetry::init("paxid-ceiling", args.common.log_format);
     // Said on stderr whatever the log level, so nobody mistakes it for paxid.
-    eprintln!("paxid-ceiling: BENCH-ONLY server; IDs live in memory and restart at 1; never use it in production");
+    eprintln!(
+        "paxid-ceiling: BENCH-ONLY server; IDs live in memory and restart at 1; never use it in production"
+    );
     match paxid_ceiling::run(args, service::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -20,4 +22,3 @@ async fn main() -> ExitCode {
         }
     }
 }
-

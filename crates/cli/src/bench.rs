@@ -112,7 +112,9 @@ pub async fn run(api: &Api, config: &BenchConfig) -> Result<BenchReport, CliErro
     let tasks: Vec<_> = (0..config.clients)
         .map(|_| tokio::spawn(client_loop(load.clone(), shared.clone(), deadline, config.stop)))
         .collect();
-    let progress = config.progress.then(|| tokio::spawn(print_progress(shared.clone(), started)));
+    let progress = config
+        .progress
+        .then(|| tokio::spawn(print_progress(shared.clone(), started)));
     let mut outcome = ClientOutcome::default();
     for task in tasks {
         match task.await {
@@ -136,7 +138,10 @@ pub fn render_human(report: &BenchReport) -> String {
             "load       {} clients, count {}, sequence {sequence}, {:.2} s",
             report.clients, report.count, report.elapsed_s
         ),
-        format!("requests   {} ok, {} errors, {:.0} requests/s", report.requests, report.errors, report.requests_per_s),
+        format!(
+            "requests   {} ok, {} errors, {:.0} requests/s",
+            report.requests, report.errors, report.requests_per_s
+        ),
         format!("ids        {} IDs, {:.0} IDs/s", report.ids, report.ids_per_s),
         format!(
             "latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p999 {:.3} ms  max {:.3} ms",
@@ -144,7 +149,10 @@ pub fn render_human(report: &BenchReport) -> String {
         ),
     ];
     if report.order_violations > 0 {
-        lines.push(format!("VIOLATION  {} answers were not above the same client's previous ID", report.order_violations));
+        lines.push(format!(
+            "VIOLATION  {} answers were not above the same client's previous ID",
+            report.order_violations
+        ));
     }
     if let Some(error) = &report.first_error {
         lines.push(format!("first error: {error}"));
@@ -167,20 +175,32 @@ impl Load {
     fn new(api: &Api, config: &BenchConfig) -> Result<Load, CliError> {
         let (url, body) = match config.target {
             Target::Paxid => {
-                let request = NextIdRequest { count: Some(config.count), sequence: config.sequence.clone() };
+                let request = NextIdRequest {
+                    count: Some(config.count),
+                    sequence: config.sequence.clone(),
+                };
                 let body = serde_json::to_vec(&request).map_err(|e| CliError::Usage(e.to_string()))?;
                 (join(&config.url, "/next-id"), body)
             }
             Target::Etcd => {
                 if config.count != 1 || config.sequence.is_some() {
-                    return Err(CliError::Usage("--target etcd takes neither --count nor --sequence".into()));
+                    return Err(CliError::Usage(
+                        "--target etcd takes neither --count nor --sequence".into(),
+                    ));
                 }
                 (join(&config.url, "/v3/kv/put"), ETCD_PUT_BODY.as_bytes().to_vec())
             }
         };
         let parsed_url =
             reqwest::Url::parse(&url).map_err(|e| CliError::Usage(format!("invalid URL {url}: {e}")))?;
-        Ok(Load { api: api.clone(), target: config.target, url, parsed_url, body, count: config.count })
+        Ok(Load {
+            api: api.clone(),
+            target: config.target,
+            url,
+            parsed_url,
+            body,
+            count: config.count,
+        })
     }
 
     /// One request; its first ID and how many IDs it brought.
@@ -192,8 +212,14 @@ impl Load {
             .header(CONTENT_TYPE, "application/json")
             .body(self.body.clone());
         let response = check(Method::POST, &self.url, send(&self.url, request).await?).await?;
-        let body = response.bytes().await.map_err(|e| crate::http::transport_error(&self.url, &e))?;
-        let bad = |reason: String| CliError::BadAnswer { url: self.url.clone(), reason };
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| crate::http::transport_error(&self.url, &e))?;
+        let bad = |reason: String| CliError::BadAnswer {
+            url: self.url.clone(),
+            reason,
+        };
         match self.target {
             Target::Paxid => {
                 let answer: NextIdResponse = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
@@ -203,7 +229,8 @@ impl Load {
                 Ok((answer.id, answer.count))
             }
             Target::Etcd => {
-                let answer: EtcdPutResponse = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+                let answer: EtcdPutResponse =
+                    serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
                 Ok((answer.header.revision.value().map_err(bad)?, 1))
             }
         }
@@ -243,7 +270,12 @@ impl ClientOutcome {
     }
 }
 
-async fn client_loop(load: Arc<Load>, shared: Arc<Shared>, deadline: Option<Instant>, stop: Stop) -> ClientOutcome {
+async fn client_loop(
+    load: Arc<Load>,
+    shared: Arc<Shared>,
+    deadline: Option<Instant>,
+    stop: Stop,
+) -> ClientOutcome {
     let mut outcome = ClientOutcome::default();
     // The first ID above everything this client has received.
     let mut above: u64 = 0;
@@ -276,7 +308,8 @@ async fn client_loop(load: Arc<Load>, shared: Arc<Shared>, deadline: Option<Inst
 }
 
 async fn print_progress(shared: Arc<Shared>, started: Instant) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
     let mut previous = 0;
     loop {
         ticker.tick().await;
@@ -316,7 +349,11 @@ fn report(config: &BenchConfig, shared: &Shared, outcome: ClientOutcome, elapsed
             p999: ms(h.quantile(0.999)),
             max: ms(h.max()),
         },
-        first_error: shared.first_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+        first_error: shared
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
     }
 }
 

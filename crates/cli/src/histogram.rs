@@ -22,7 +22,11 @@ const BUCKETS: usize = (EXACT_BELOW + (64 - SUB_BUCKET_BITS as u64) * SUB_BUCKET
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { buckets: vec![0; BUCKETS], samples: 0, max_ns: 0 }
+        Histogram {
+            buckets: vec![0; BUCKETS],
+            samples: 0,
+            max_ns: 0,
+        }
     }
 }
 
@@ -100,14 +104,33 @@ mod tests {
 
     #[test]
     fn buckets_cover_their_values_tightly() {
-        for ns in [0, 1, 127, 128, 129, 255, 256, 1_000, 123_456, 10_000_000_000, u64::MAX / 3, u64::MAX] {
+        for ns in [
+            0,
+            1,
+            127,
+            128,
+            129,
+            255,
+            256,
+            1_000,
+            123_456,
+            10_000_000_000,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let index = bucket_of(ns);
             assert!(index < BUCKETS, "{ns} -> {index}");
             let upper = upper_bound_of(index);
             assert!(upper >= ns, "{ns} above its bucket's bound {upper}");
-            assert!((upper - ns) as f64 <= ns as f64 / 64.0 + 1.0, "{ns} bound {upper} too loose");
+            assert!(
+                (upper - ns) as f64 <= ns as f64 / 64.0 + 1.0,
+                "{ns} bound {upper} too loose"
+            );
             if index > 0 {
-                assert!(upper_bound_of(index - 1) < ns, "{ns} belongs in an earlier bucket");
+                assert!(
+                    upper_bound_of(index - 1) < ns,
+                    "{ns} belongs in an earlier bucket"
+                );
             }
         }
     }

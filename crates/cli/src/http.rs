@@ -18,7 +18,12 @@ pub enum CliError {
     Unreachable { url: String, reason: String },
     /// An answer with an error status; `detail` comes from its problem+json.
     #[error("{method} {url}: {status} {detail}")]
-    Status { method: Method, url: String, status: u16, detail: String },
+    Status {
+        method: Method,
+        url: String,
+        status: u16,
+        detail: String,
+    },
     /// A success status with a body we cannot read.
     #[error("{url}: unexpected answer: {reason}")]
     BadAnswer { url: String, reason: String },
@@ -38,6 +43,9 @@ impl Api {
     /// `pool_idle_per_host` should be at least the number of concurrent
     /// requests, so that every closed-loop client keeps its connection.
     pub fn new(timeout: Duration, token: Option<String>, pool_idle_per_host: usize) -> Result<Api, CliError> {
+        // reqwest panics on building a client without a rustls provider
+        // when a `--workspace` build unifies in the learner's TLS feature.
+        api::install_tls_provider();
         let client = reqwest::Client::builder()
             .http1_only()
             .tcp_nodelay(true)
@@ -114,15 +122,29 @@ pub async fn check(method: Method, url: &str, response: Response) -> Result<Resp
             Some(detail) => format!("{}: {detail}", problem.title),
             None => problem.title,
         },
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_CHARS_MAX)]).trim().to_owned(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_CHARS_MAX)])
+            .trim()
+            .to_owned(),
     };
-    let detail = if detail.is_empty() { status.canonical_reason().unwrap_or("").to_owned() } else { detail };
-    Err(CliError::Status { method, url: url.to_owned(), status: status.as_u16(), detail })
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("").to_owned()
+    } else {
+        detail
+    };
+    Err(CliError::Status {
+        method,
+        url: url.to_owned(),
+        status: status.as_u16(),
+        detail,
+    })
 }
 
 async fn decode<T: DeserializeOwned>(url: &str, response: Response) -> Result<T, CliError> {
     let body = response.bytes().await.map_err(|e| transport_error(url, &e))?;
-    serde_json::from_slice(&body).map_err(|e| CliError::BadAnswer { url: url.to_owned(), reason: e.to_string() })
+    serde_json::from_slice(&body).map_err(|e| CliError::BadAnswer {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// A one-line reason for a failed exchange: the innermost I/O error when
@@ -131,8 +153,15 @@ pub fn transport_error(url: &str, error: &reqwest::Error) -> CliError {
     if error.is_builder() {
         return CliError::Usage(format!("invalid URL {url}: {}", innermost(error)));
     }
-    let reason = if error.is_timeout() { "timed out".to_owned() } else { innermost(error) };
-    CliError::Unreachable { url: url.to_owned(), reason }
+    let reason = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        innermost(error)
+    };
+    CliError::Unreachable {
+        url: url.to_owned(),
+        reason,
+    }
 }
 
 /// Longest part of a non-problem error body quoted in an error line.

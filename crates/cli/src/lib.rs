@@ -25,7 +25,11 @@ use crate::status::StatusTargets;
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "paxid", version, about = "Command line of paxid, the Paxos-replicated transaction-ID sequencer.")]
+#[command(
+    name = "paxid",
+    version,
+    about = "Command line of paxid, the Paxos-replicated transaction-ID sequencer."
+)]
 pub struct Cli {
     /// Client URL of a sequencer (any replica).
     #[arg(long, global = true, env = "PAXID_URL", default_value = DEFAULT_URL)]
@@ -129,10 +133,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::NextId(args) => next_id(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
         Command::Status(args) => status(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
-        Command::Subscribe(args) => subscribe(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
+        Command::Subscribe(args) => {
+            subscribe(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await
+        }
         Command::Bench(args) => {
             let clients = usize::try_from(args.clients).unwrap_or(CLIENTS_MAX);
-            bench(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), clients)?).await
+            bench(
+                &cli,
+                args,
+                &Api::new(timeout, cli.cluster_token.clone(), clients)?,
+            )
+            .await
         }
     }
 }
@@ -143,15 +154,22 @@ pub fn render_range(answer: &NextIdResponse) -> String {
         return answer.id.to_string();
     }
     let last = answer.id.saturating_add(answer.count - 1);
-    format!("{}..{last} ({} ids, sequence {})", answer.id, answer.count, answer.sequence)
+    format!(
+        "{}..{last} ({} ids, sequence {})",
+        answer.id, answer.count, answer.sequence
+    )
 }
 
 /// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 10s or 500ms"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s or 500ms"))?;
     let seconds = match unit.trim() {
         "" | "s" => number,
         "ms" => number / 1e3,
@@ -163,15 +181,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 async fn next_id(cli: &Cli, args: &NextIdArgs, api: &Api) -> Result<(), CliError> {
-    let request = NextIdRequest { count: args.count, sequence: args.sequence.clone() };
+    let request = NextIdRequest {
+        count: args.count,
+        sequence: args.sequence.clone(),
+    };
     let body = (request != NextIdRequest::default()).then_some(&request);
     let answer: NextIdResponse = api.post_json(&cli.url, "/next-id", body).await?;
     print(cli.json, &answer, || render_range(&answer))
 }
 
 async fn status(cli: &Cli, args: &StatusArgs, api: &Api) -> Result<(), CliError> {
-    let sequencers = if args.sequencers.is_empty() { vec![cli.url.clone()] } else { args.sequencers.clone() };
-    let targets = StatusTargets { acceptors: args.acceptors.clone(), sequencers, learner: args.learner.clone() };
+    let sequencers = if args.sequencers.is_empty() {
+        vec![cli.url.clone()]
+    } else {
+        args.sequencers.clone()
+    };
+    let targets = StatusTargets {
+        acceptors: args.acceptors.clone(),
+        sequencers,
+        learner: args.learner.clone(),
+    };
     let report = status::collect(api, &targets).await;
     print(cli.json, &report, || status::render_human(&report))
 }
@@ -182,8 +211,12 @@ async fn subscribe(cli: &Cli, args: &SubscribeArgs, api: &Api) -> Result<(), Cli
         sequences: (!args.sequences.is_empty()).then(|| args.sequences.clone()),
         from_slot: args.from_slot,
     };
-    let created: SubscriptionCreated = api.post_json(&args.learner, "/v1/subscriptions", Some(&request)).await?;
-    print(cli.json, &created, || format!("id      {}\nsecret  {}", created.id, created.secret))
+    let created: SubscriptionCreated = api
+        .post_json(&args.learner, "/v1/subscriptions", Some(&request))
+        .await?;
+    print(cli.json, &created, || {
+        format!("id      {}\nsecret  {}", created.id, created.secret)
+    })
 }
 
 async fn bench(cli: &Cli, args: &BenchArgs, api: &Api) -> Result<(), CliError> {
@@ -243,9 +276,17 @@ mod tests {
 
     #[test]
     fn ranges_render_for_people() {
-        let one = NextIdResponse { id: 12345, count: 1, sequence: "default".into() };
+        let one = NextIdResponse {
+            id: 12345,
+            count: 1,
+            sequence: "default".into(),
+        };
         assert_eq!(render_range(&one), "12345");
-        let ten = NextIdResponse { id: 12345, count: 10, sequence: "default".into() };
+        let ten = NextIdResponse {
+            id: 12345,
+            count: 10,
+            sequence: "default".into(),
+        };
         assert_eq!(render_range(&ten), "12345..12354 (10 ids, sequence default)");
     }
 

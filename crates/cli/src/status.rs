@@ -54,8 +54,18 @@ pub struct LeaderView {
 
 /// Probes every target at once.
 pub async fn collect(api: &Api, targets: &StatusTargets) -> ClusterStatus {
-    let acceptors = join_all(targets.acceptors.iter().map(|url| probe::<AcceptorStatus>(api, url)));
-    let sequencers = join_all(targets.sequencers.iter().map(|url| probe::<SequencerStatus>(api, url)));
+    let acceptors = join_all(
+        targets
+            .acceptors
+            .iter()
+            .map(|url| probe::<AcceptorStatus>(api, url)),
+    );
+    let sequencers = join_all(
+        targets
+            .sequencers
+            .iter()
+            .map(|url| probe::<SequencerStatus>(api, url)),
+    );
     let learner = async {
         match &targets.learner {
             Some(url) => Some(probe::<LearnerStatus>(api, url).await),
@@ -64,7 +74,12 @@ pub async fn collect(api: &Api, targets: &StatusTargets) -> ClusterStatus {
     };
     let (acceptors, sequencers, learner) = tokio::join!(acceptors, sequencers, learner);
     let leader = leader(&acceptors, &sequencers);
-    ClusterStatus { acceptors, leader, sequencers, learner }
+    ClusterStatus {
+        acceptors,
+        leader,
+        sequencers,
+        learner,
+    }
 }
 
 /// The table, for people.
@@ -91,8 +106,18 @@ type Row = [String; 4];
 
 async fn probe<T: DeserializeOwned>(api: &Api, url: &str) -> Probe<T> {
     match api.get_json::<T>(url, STATUS_PATH).await {
-        Ok(status) => Probe { url: url.to_owned(), up: true, status: Some(status), error: None },
-        Err(error) => Probe { url: url.to_owned(), up: false, status: None, error: Some(short_reason(&error)) },
+        Ok(status) => Probe {
+            url: url.to_owned(),
+            up: true,
+            status: Some(status),
+            error: None,
+        },
+        Err(error) => Probe {
+            url: url.to_owned(),
+            up: false,
+            status: None,
+            error: Some(short_reason(&error)),
+        },
     }
 }
 
@@ -110,12 +135,22 @@ fn leader(acceptors: &[Probe<AcceptorStatus>], sequencers: &[Probe<SequencerStat
     let up: Vec<&AcceptorStatus> = acceptors.iter().filter_map(|p| p.status.as_ref()).collect();
     let heard = up.iter().filter_map(|s| s.leader.as_ref());
     if let Some(best) = heard.clone().max_by_key(|l| (l.ballot.round, l.ballot.node)) {
-        let reported_by_acceptors = heard.filter(|l| l.ballot == best.ballot && l.url == best.url).count();
+        let reported_by_acceptors = heard
+            .filter(|l| l.ballot == best.ballot && l.url == best.url)
+            .count();
         let (url, ballot) = (best.url.clone(), best.ballot);
-        return Some(LeaderView { url, ballot, reported_by_acceptors, acceptors_up: up.len() });
+        return Some(LeaderView {
+            url,
+            ballot,
+            reported_by_acceptors,
+            acceptors_up: up.len(),
+        });
     }
     // No acceptor answered with a leader: believe a sequencer that says so.
-    let claimed = sequencers.iter().filter_map(|p| p.status.as_ref()).find(|s| s.role == "leader")?;
+    let claimed = sequencers
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .find(|s| s.role == "leader")?;
     Some(LeaderView {
         url: claimed.advertise_url.clone(),
         ballot: claimed.ballot?,
@@ -127,14 +162,22 @@ fn leader(acceptors: &[Probe<AcceptorStatus>], sequencers: &[Probe<SequencerStat
 fn row<T>(component: &str, probe: &Probe<T>, details: impl Fn(&T) -> String) -> Row {
     let (state, details) = match (&probe.status, &probe.error) {
         (Some(status), _) => ("up".to_owned(), details(status)),
-        (None, error) => (format!("down ({})", error.as_deref().unwrap_or("no answer")), String::new()),
+        (None, error) => (
+            format!("down ({})", error.as_deref().unwrap_or("no answer")),
+            String::new(),
+        ),
     };
     [component.to_owned(), probe.url.clone(), state, details]
 }
 
 fn acceptor_details(s: &AcceptorStatus) -> String {
     let leader = match &s.leader {
-        Some(l) => format!("{} ({}, heard {} ms ago)", l.url, ballot(Some(l.ballot)), l.heard_ago_ms),
+        Some(l) => format!(
+            "{} ({}, heard {} ms ago)",
+            l.url,
+            ballot(Some(l.ballot)),
+            l.heard_ago_ms
+        ),
         None => "none heard".to_owned(),
     };
     format!(
@@ -158,8 +201,18 @@ fn leader_row(leader: Option<&LeaderView>, no_acceptors: bool) -> Row {
                 l.acceptors_up
             ),
         ],
-        None if no_acceptors => ["leader".into(), "-".into(), "unknown".into(), "no --acceptors given".into()],
-        None => ["leader".into(), "-".into(), "none".into(), "no acceptor reports a leader".into()],
+        None if no_acceptors => [
+            "leader".into(),
+            "-".into(),
+            "unknown".into(),
+            "no --acceptors given".into(),
+        ],
+        None => [
+            "leader".into(),
+            "-".into(),
+            "none".into(),
+            "no acceptor reports a leader".into(),
+        ],
     }
 }
 
@@ -177,11 +230,18 @@ fn sequencer_details(s: &SequencerStatus) -> String {
 }
 
 fn learner_details(s: &LearnerStatus) -> String {
-    format!("learned below {}, {} subscriptions", s.learned_below, s.subscriptions.len())
+    format!(
+        "learned below {}, {} subscriptions",
+        s.learned_below,
+        s.subscriptions.len()
+    )
 }
 
 fn subscription_row(s: &SubscriptionView) -> Row {
-    let mut details = format!("{}, lag {} slots, delivered below {}", s.id, s.lag_slots, s.delivered_below);
+    let mut details = format!(
+        "{}, lag {} slots, delivered below {}",
+        s.id, s.lag_slots, s.delivered_below
+    );
     if let Some(sequences) = &s.sequences {
         details.push_str(&format!(", sequences {}", sequences.join(",")));
     }
@@ -191,7 +251,12 @@ fn subscription_row(s: &SubscriptionView) -> Row {
     if let Some(reason) = &s.disabled_reason {
         details.push_str(&format!(", disabled: {reason}"));
     }
-    ["  subscription".to_owned(), s.url.clone(), s.state.clone(), details]
+    [
+        "  subscription".to_owned(),
+        s.url.clone(),
+        s.state.clone(),
+        details,
+    ]
 }
 
 fn ballot(b: Option<Ballot>) -> String {
@@ -207,12 +272,18 @@ fn render_table(rows: &[Row]) -> String {
     let header: Row = ["COMPONENT".into(), "URL".into(), "STATE".into(), "DETAILS".into()];
     let all: Vec<&Row> = std::iter::once(&header).chain(rows).collect();
     let width = |column: usize| all.iter().map(|r| r[column].len()).max().unwrap_or(0);
-    let state_width = all.iter().filter(|r| !r[3].is_empty()).map(|r| r[2].len()).max().unwrap_or(0);
+    let state_width = all
+        .iter()
+        .filter(|r| !r[3].is_empty())
+        .map(|r| r[2].len())
+        .max()
+        .unwrap_or(0);
     let (component_width, url_width) = (width(0), width(1));
     let lines: Vec<String> = all
         .iter()
         .map(|[component, url, state, details]| {
-            let line = format!("{component:component_width$}  {url:url_width$}  {state:state_width$}  {details}");
+            let line =
+                format!("{component:component_width$}  {url:url_width$}  {state:state_width$}  {details}");
             line.trim_end().to_owned()
         })
         .collect();
@@ -239,11 +310,21 @@ mod tests {
             compacted_below: 0,
             log_entries: 10,
         };
-        Probe { url: url.into(), up: true, status: Some(status), error: None }
+        Probe {
+            url: url.into(),
+            up: true,
+            status: Some(status),
+            error: None,
+        }
     }
 
     fn down<T>(url: &str) -> Probe<T> {
-        Probe { url: url.into(), up: false, status: None, error: Some("connection refused".into()) }
+        Probe {
+            url: url.into(),
+            up: false,
+            status: None,
+            error: Some("connection refused".into()),
+        }
     }
 
     #[test]
@@ -270,7 +351,10 @@ mod tests {
         };
         let table = render_human(&status);
         assert!(table.contains("http://a2  down (connection refused)"), "{table}");
-        assert!(table.contains("sequencer  http://s1  down (connection refused)"), "{table}");
+        assert!(
+            table.contains("sequencer  http://s1  down (connection refused)"),
+            "{table}"
+        );
         assert!(table.contains("no acceptor reports a leader"), "{table}");
         assert!(table.contains("promised 2.1, chosen below 10"), "{table}");
     }

@@ -25,9 +25,15 @@ const PAXID: &str = env!("CARGO_BIN_EXE_paxid");
 fn next_id_prints_ids_and_ranges() {
     let ceiling = Ceiling::start();
     assert_eq!(stdout_ok(&ceiling.paxid(&["next-id"])), "1\n");
-    assert_eq!(stdout_ok(&ceiling.paxid(&["next-id", "--count", "10"])), "2..11 (10 ids, sequence default)\n");
+    assert_eq!(
+        stdout_ok(&ceiling.paxid(&["next-id", "--count", "10"])),
+        "2..11 (10 ids, sequence default)\n"
+    );
     let answer = json_ok(&ceiling.paxid(&["--json", "next-id", "--count", "3", "--sequence", "orders"]));
-    assert_eq!(answer, serde_json::json!({"id": 1, "count": 3, "sequence": "orders"}));
+    assert_eq!(
+        answer,
+        serde_json::json!({"id": 1, "count": 3, "sequence": "orders"})
+    );
 
     // Flags also come from PAXID_<FLAG>.
     let from_env = paxid_with_env(&["next-id"], &[("PAXID_URL", &ceiling.url), ("PAXID_COUNT", "5")]);
@@ -36,21 +42,37 @@ fn next_id_prints_ids_and_ranges() {
     let refused = ceiling.paxid(&["next-id", "--count", "0"]);
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.starts_with(&format!("paxid: POST {}/next-id: 422 ", ceiling.url)), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("paxid: POST {}/next-id: 422 ", ceiling.url)),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]
 fn bench_loads_the_server_and_reports() {
     let ceiling = Ceiling::start();
-    let args = ["--json", "bench", "--clients", "4", "--requests", "2000", "--count", "5"];
+    let args = [
+        "--json",
+        "bench",
+        "--clients",
+        "4",
+        "--requests",
+        "2000",
+        "--count",
+        "5",
+    ];
     let report = json_ok(&ceiling.paxid(&args));
     assert_eq!(report["requests"], 2000, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["ids"], 10_000, "{report}");
     assert_eq!(report["order_violations"], 0, "{report}");
     let latency = &report["latency_ms"];
-    let (p50, p99, max) = (number(&latency["p50"]), number(&latency["p99"]), number(&latency["max"]));
+    let (p50, p99, max) = (
+        number(&latency["p50"]),
+        number(&latency["p99"]),
+        number(&latency["max"]),
+    );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{latency}");
     assert!(number(&report["requests_per_s"]) > 0.0);
 
@@ -58,9 +80,20 @@ fn bench_loads_the_server_and_reports() {
     // uncounted first one, 5 IDs each.
     assert_eq!(stdout_ok(&ceiling.paxid(&["next-id"])), "10006\n");
 
-    let timed = ceiling.paxid(&["bench", "--clients", "2", "--duration", "1200ms", "--sequence", "timed"]);
+    let timed = ceiling.paxid(&[
+        "bench",
+        "--clients",
+        "2",
+        "--duration",
+        "1200ms",
+        "--sequence",
+        "timed",
+    ]);
     let stdout = stdout_ok(&timed);
-    assert!(stdout.contains("requests/s") && stdout.contains("p999"), "{stdout}");
+    assert!(
+        stdout.contains("requests/s") && stdout.contains("p999"),
+        "{stdout}"
+    );
     let progress = String::from_utf8_lossy(&timed.stderr);
     assert!(progress.contains("requests/s"), "no progress line: {progress}");
 }
@@ -89,15 +122,34 @@ fn status_shows_down_components_and_goes_on() {
     let acceptor = format!("http://{}", closed_port_addr());
     let learner = format!("http://{}", closed_port_addr());
     // The ceiling answers, but has no /v1/status: down, with its 404.
-    let sequencers = format!("{},{}", ceiling.url, format_args!("http://{}", closed_port_addr()));
-    let args = ["status", "--acceptors", &acceptor, "--sequencers", &sequencers, "--learner", &learner];
+    let sequencers = format!(
+        "{},{}",
+        ceiling.url,
+        format_args!("http://{}", closed_port_addr())
+    );
+    let args = [
+        "status",
+        "--acceptors",
+        &acceptor,
+        "--sequencers",
+        &sequencers,
+        "--learner",
+        &learner,
+    ];
     let table = stdout_ok(&paxid_with_env(&args, &[]));
     let line = |needle: &str| {
-        table.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle} in\n{table}")).to_owned()
+        table
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in\n{table}"))
+            .to_owned()
     };
     assert!(line(&acceptor).contains("down (connection refused)"), "{table}");
     assert!(line(&learner).contains("down (connection refused)"), "{table}");
-    assert!(line(&format!("{}  ", ceiling.url)).contains("down (404 Not found"), "{table}");
+    assert!(
+        line(&format!("{}  ", ceiling.url)).contains("down (404 Not found"),
+        "{table}"
+    );
     assert!(line("leader").contains("no acceptor reports a leader"), "{table}");
 
     let mut json_args = vec!["--json"];
@@ -128,7 +180,10 @@ impl Ceiling {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("paxid-ceiling starts");
-            let mut ceiling = Ceiling { child, url: format!("http://{addr}") };
+            let mut ceiling = Ceiling {
+                child,
+                url: format!("http://{addr}"),
+            };
             if ceiling.wait_live() {
                 return ceiling;
             }
@@ -174,11 +229,19 @@ fn paxid_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
             command.env_remove(name);
         }
     }
-    command.args(args).envs(env.iter().copied()).output().expect("paxid runs")
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("paxid runs")
 }
 
 fn stdout_ok(output: &Output) -> String {
-    assert!(output.status.success(), "paxid failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "paxid failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).expect("UTF-8")
 }
 
@@ -205,13 +268,24 @@ fn ceiling_binary() -> PathBuf {
         return binary;
     }
     let profile_dir = paxid.parent().expect("paxid is in a profile directory");
-    let target_dir = profile_dir.parent().expect("the profile directory is in the target directory");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory is in the target directory");
     let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "-p", "paxid-ceiling", "--target-dir"]).arg(target_dir);
+    build
+        .args(["build", "-p", "paxid-ceiling", "--target-dir"])
+        .arg(target_dir);
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
-    let status = build.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("cargo runs");
-    assert!(status.success() && binary.exists(), "could not build {}", binary.display());
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success() && binary.exists(),
+        "could not build {}",
+        binary.display()
+    );
     binary
 }

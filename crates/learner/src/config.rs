@@ -107,7 +107,10 @@ impl Config {
             data_dir: data_dir.into(),
             acceptors,
             cluster_token: None,
-            limits: HttpLimits { body_bytes_max: BODY_BYTES_MAX_DEFAULT, ..HttpLimits::default() },
+            limits: HttpLimits {
+                body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+                ..HttpLimits::default()
+            },
             allow_private_webhooks: false,
             webhook_timeout: Duration::from_millis(10_000),
             webhook_connect_timeout: Duration::from_millis(2_000),
@@ -177,6 +180,8 @@ mod tests {
     #[test]
     fn acceptors_and_data_dir_are_required() {
         assert!(Args::try_parse_from(["paxid-learner", "--listen", "x:1", "--data-dir", "/d"]).is_err());
-        assert!(Args::try_parse_from(["paxid-learner", "--listen", "x:1", "--acceptors", "http://a"]).is_err());
+        assert!(
+            Args::try_parse_from(["paxid-learner", "--listen", "x:1", "--acceptors", "http://a"]).is_err()
+        );
     }
 }

@@ -91,7 +91,9 @@ pub async fn deliver(handle: Arc<Handle>, context: Arc<DeliveryContext>) {
             }
             None => match plan(&context, &record, learned_below) {
                 Plan::Skip { end_slot } => {
-                    handle.update(&context.store, record.epoch, false, |r| r.delivered_below = end_slot);
+                    handle.update(&context.store, record.epoch, false, |r| {
+                        r.delivered_below = end_slot
+                    });
                     continue;
                 }
                 Plan::Send(pending) => {
@@ -156,7 +158,10 @@ pub fn rfc3339(unix_ms: u64) -> String {
     let (days, secs_of_day) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days);
     let (h, m, s) = (secs_of_day / 3600, secs_of_day % 3600 / 60, secs_of_day % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:03}Z", unix_ms % 1000)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        unix_ms % 1000
+    )
 }
 
 pub fn now_ms() -> u64 {
@@ -166,7 +171,9 @@ pub fn now_ms() -> u64 {
 
 enum Plan {
     /// Nothing for this subscriber below `end_slot`.
-    Skip { end_slot: u64 },
+    Skip {
+        end_slot: u64,
+    },
     Send(PendingMessage),
 }
 
@@ -175,7 +182,11 @@ enum Plan {
 enum Outcome {
     Delivered,
     Gone,
-    Failed { reason: String, label: &'static str, retry_after: Option<Duration> },
+    Failed {
+        reason: String,
+        label: &'static str,
+        retry_after: Option<Duration>,
+    },
 }
 
 enum Settled {
@@ -217,11 +228,17 @@ fn plan(context: &DeliveryContext, record: &SubscriptionRecord, learned_below: u
         // Every slot below the learned point is in the log, so this is a
         // lost or damaged store: say so rather than spin on it.
         tracing::error!(subscription = %record.id, from, learned_below, "learned slots missing from the store");
-        return Plan::Skip { end_slot: learned_below };
+        return Plan::Skip {
+            end_slot: learned_below,
+        };
     }
     match first {
         None => Plan::Skip { end_slot: end },
-        Some(first_slot) => Plan::Send(PendingMessage { first_slot, end_slot: end, created_ms: now_ms() }),
+        Some(first_slot) => Plan::Send(PendingMessage {
+            first_slot,
+            end_slot: end,
+            created_ms: now_ms(),
+        }),
     }
 }
 
@@ -230,7 +247,12 @@ fn webhook_slot(record: &SubscriptionRecord, slot: u64, value: &Value) -> Option
     let allocations: Vec<api::internal::Allocation> = value
         .allocations()
         .iter()
-        .filter(|a| record.sequences.as_ref().is_none_or(|names| names.iter().any(|n| n == a.sequence.as_str())))
+        .filter(|a| {
+            record
+                .sequences
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == a.sequence.as_str()))
+        })
         .map(api::internal::Allocation::from)
         .collect();
     (!allocations.is_empty()).then_some(WebhookSlot { slot, allocations })
@@ -249,7 +271,9 @@ async fn attempt(context: &DeliveryContext, record: &SubscriptionRecord, pending
         http.response.status_code = tracing::field::Empty,
     );
     let started = Instant::now();
-    let outcome = send(context, record, &pending, &msg_id).instrument(span.clone()).await;
+    let outcome = send(context, record, &pending, &msg_id)
+        .instrument(span.clone())
+        .await;
     let label = match &outcome {
         Outcome::Delivered => "delivered",
         Outcome::Gone => "gone",
@@ -261,8 +285,17 @@ async fn attempt(context: &DeliveryContext, record: &SubscriptionRecord, pending
     outcome
 }
 
-async fn send(context: &DeliveryContext, record: &SubscriptionRecord, pending: &PendingMessage, msg_id: &str) -> Outcome {
-    let refused = |reason: String| Outcome::Failed { reason, label: "refused", retry_after: None };
+async fn send(
+    context: &DeliveryContext,
+    record: &SubscriptionRecord,
+    pending: &PendingMessage,
+    msg_id: &str,
+) -> Outcome {
+    let refused = |reason: String| Outcome::Failed {
+        reason,
+        label: "refused",
+        retry_after: None,
+    };
     let url = match reqwest::Url::parse(&record.url) {
         Ok(url) => url,
         Err(error) => return refused(format!("stored URL does not parse: {error}")),
@@ -290,8 +323,16 @@ async fn send(context: &DeliveryContext, record: &SubscriptionRecord, pending: &
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            let label = if error.is_timeout() { "timeout" } else { "network_error" };
-            return Outcome::Failed { reason: describe(&error), label, retry_after: None };
+            let label = if error.is_timeout() {
+                "timeout"
+            } else {
+                "network_error"
+            };
+            return Outcome::Failed {
+                reason: describe(&error),
+                label,
+                retry_after: None,
+            };
         }
     };
     let status = response.status();
@@ -299,10 +340,18 @@ async fn send(context: &DeliveryContext, record: &SubscriptionRecord, pending: &
     classify(status, response.headers())
 }
 
-fn signed_headers(key: &SigningKey, msg_id: &str, timestamp_s: u64, body: &[u8]) -> Result<HeaderMap, String> {
+fn signed_headers(
+    key: &SigningKey,
+    msg_id: &str,
+    timestamp_s: u64,
+    body: &[u8],
+) -> Result<HeaderMap, String> {
     let mut headers = telemetry::trace_headers();
     let value = |s: String| HeaderValue::from_str(&s).map_err(|e| format!("header value: {e}"));
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert("webhook-id", value(msg_id.to_owned())?);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp_s));
     headers.insert("webhook-signature", value(key.sign(msg_id, timestamp_s, body))?);
@@ -328,13 +377,23 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
     } else {
         format!("the subscriber answered {status}")
     };
-    Outcome::Failed { reason, label, retry_after: retry_after(headers) }
+    Outcome::Failed {
+        reason,
+        label,
+        retry_after: retry_after(headers),
+    }
 }
 
 /// `Retry-After` in delay-seconds form; the HTTP-date form is ignored (the
 /// backoff applies).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
 }
 
@@ -364,10 +423,17 @@ fn settle(
         }
         Outcome::Gone => {
             tracing::warn!(subscription = %record.id, "subscriber answered 410 Gone; subscription disabled");
-            disable(handle, store, record, "the subscriber answered 410 Gone".to_owned());
+            disable(
+                handle,
+                store,
+                record,
+                "the subscriber answered 410 Gone".to_owned(),
+            );
             Settled::Done
         }
-        Outcome::Failed { reason, retry_after, .. } => {
+        Outcome::Failed {
+            reason, retry_after, ..
+        } => {
             let now = now_ms();
             let since = record.failing_since_ms.unwrap_or(now);
             let failing_for = Duration::from_millis(now.saturating_sub(since));
@@ -406,7 +472,10 @@ fn disable(handle: &Handle, store: &Store, record: &SubscriptionRecord, reason: 
 /// longer than that wins.
 fn backoff(limits: &DeliveryLimits, failures: u32, retry_after: Option<Duration>) -> Duration {
     let exponent = failures.saturating_sub(1).min(20);
-    let delay = limits.retry_initial.saturating_mul(1 << exponent).min(limits.retry_max);
+    let delay = limits
+        .retry_initial
+        .saturating_mul(1 << exponent)
+        .min(limits.retry_max);
     let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     let jittered = Duration::from_millis(rand::rng().random_range(millis / 2..=millis));
     retry_after.map_or(jittered, |after| after.max(jittered))

@@ -5,7 +5,9 @@
 //! API (their secrets and URLs are not for every caller).
 
 use api::internal::ChosenPush;
-use api::learner::{CreateSubscription, LearnerStatus, SubscriptionCreated, SubscriptionList, SubscriptionView};
+use api::learner::{
+    CreateSubscription, LearnerStatus, SubscriptionCreated, SubscriptionList, SubscriptionView,
+};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -38,10 +40,15 @@ pub fn routes(state: AppState, cluster_token: Option<String>) -> Router {
 }
 
 /// The leader's push of chosen slots: 204 once queued for learning.
-async fn chosen(State(state): State<AppState>, JsonBody(push): JsonBody<ChosenPush>) -> Result<StatusCode, ApiError> {
+async fn chosen(
+    State(state): State<AppState>,
+    JsonBody(push): JsonBody<ChosenPush>,
+) -> Result<StatusCode, ApiError> {
     let mut slots = Vec::with_capacity(push.slots.len());
     for proposal in &push.slots {
-        let parsed = proposal.to_core().map_err(|e| ApiError::unprocessable(format!("slot {}: {e}", proposal.slot)))?;
+        let parsed = proposal
+            .to_core()
+            .map_err(|e| ApiError::unprocessable(format!("slot {}: {e}", proposal.slot)))?;
         slots.push(parsed);
     }
     match state.learning().push(slots) {
@@ -69,10 +76,15 @@ async fn create(
 }
 
 async fn list(State(state): State<AppState>) -> Json<SubscriptionList> {
-    Json(SubscriptionList { subscriptions: state.subscriptions().list() })
+    Json(SubscriptionList {
+        subscriptions: state.subscriptions().list(),
+    })
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SubscriptionView>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
     state.subscriptions().get(&id).map(Json)
 }
 
@@ -81,7 +93,10 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn enable(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SubscriptionView>, ApiError> {
+async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
     state.subscriptions().enable(&id).map(Json)
 }
 

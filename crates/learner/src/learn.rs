@@ -38,7 +38,10 @@ const COVERAGE_LOG_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 enum Input {
     Push(Vec<(Slot, Value)>),
-    Pulled { acceptor: AcceptorId, entries: Vec<(Slot, Accepted)> },
+    Pulled {
+        acceptor: AcceptorId,
+        entries: Vec<(Slot, Accepted)>,
+    },
 }
 
 /// The handle the HTTP layer and delivery use; cheap to clone.
@@ -90,7 +93,8 @@ impl Learning {
     pub fn start(
         store: Store,
         acceptors: usize,
-    ) -> Result<(Learning, impl std::future::Future<Output = ()> + Send + 'static), crate::store::StoreError> {
+    ) -> Result<(Learning, impl std::future::Future<Output = ()> + Send + 'static), crate::store::StoreError>
+    {
         let learned_below = store.learned_below()?;
         metrics::gauge!(metric::LEARNED_BELOW).set(learned_below as f64);
         let learner = Learner::new(acceptors, Slot(learned_below), WINDOW_SLOTS_MAX);
@@ -98,13 +102,20 @@ impl Learning {
         let (learned_tx, learned) = watch::channel(learned_below);
         let pull_now = Arc::new(Notify::new());
         let actor = run_actor(learner, store, rx, learned_tx, pull_now.clone());
-        let learning = Learning { inputs, learned, pull_now, coverage: Arc::new(Coverage::default()) };
+        let learning = Learning {
+            inputs,
+            learned,
+            pull_now,
+            coverage: Arc::new(Coverage::default()),
+        };
         Ok((learning, actor))
     }
 
     /// Chosen slots the leader pushed; any order, any distance ahead.
     pub fn push(&self, slots: Vec<(Slot, Value)>) -> Result<(), PushRefused> {
-        self.inputs.try_send(Input::Push(slots)).map_err(|_| PushRefused::Overloaded)
+        self.inputs
+            .try_send(Input::Push(slots))
+            .map_err(|_| PushRefused::Overloaded)
     }
 
     /// Every slot below this is durable in the learned log.
@@ -128,7 +139,9 @@ impl Learning {
         loop {
             let started = Instant::now();
             let from = self.learned_below();
-            let full_page = self.pull_once(&acceptors, from, &mut reachable, &mut coverage_logged).await;
+            let full_page = self
+                .pull_once(&acceptors, from, &mut reachable, &mut coverage_logged)
+                .await;
             // A full page means we are catching up: ask again without waiting.
             if !full_page {
                 tokio::select! {
@@ -165,7 +178,9 @@ impl Learning {
             for (i, result) in futures::future::join_all(calls).await {
                 match result {
                     Ok(()) => reported[i] = Some((below, Instant::now())),
-                    Err(error) => tracing::debug!(acceptor = %acceptors.urls[i], %error, "progress report failed"),
+                    Err(error) => {
+                        tracing::debug!(acceptor = %acceptors.urls[i], %error, "progress report failed")
+                    }
                 }
             }
         }
@@ -202,7 +217,16 @@ impl Learning {
             }
             full_page |= response.entries.len() as u64 >= PULL_ENTRIES_MAX;
             let entries = parse_entries(url, &response);
-            if !entries.is_empty() && self.inputs.send(Input::Pulled { acceptor: AcceptorId(i), entries }).await.is_err() {
+            if !entries.is_empty()
+                && self
+                    .inputs
+                    .send(Input::Pulled {
+                        acceptor: AcceptorId(i),
+                        entries,
+                    })
+                    .await
+                    .is_err()
+            {
                 fatal("the learning actor stopped");
             }
         }
@@ -210,10 +234,19 @@ impl Learning {
         full_page
     }
 
-    fn update_coverage(&self, acceptors: usize, from: u64, compacted_above: &[u64], logged: &mut Option<Instant>) {
+    fn update_coverage(
+        &self,
+        acceptors: usize,
+        from: u64,
+        compacted_above: &[u64],
+        logged: &mut Option<Instant>,
+    ) {
         if compacted_above.len() < acceptors {
             if self.coverage.lost().is_some() {
-                tracing::info!(learned_below = from, "an acceptor holds the next slot again; learning resumes");
+                tracing::info!(
+                    learned_below = from,
+                    "an acceptor holds the next slot again; learning resumes"
+                );
             }
             self.coverage.set(None);
             *logged = None;
@@ -298,7 +331,10 @@ fn parse_entries(url: &str, response: &LogResponse) -> Vec<(Slot, Accepted)> {
 }
 
 async fn fetch_log(acceptors: &Acceptors, url: &str, from: u64) -> Result<LogResponse, reqwest::Error> {
-    let url = format!("{}/v1/log?from={from}&limit={PULL_ENTRIES_MAX}", url.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/log?from={from}&limit={PULL_ENTRIES_MAX}",
+        url.trim_end_matches('/')
+    );
     let mut request = acceptors.client.get(url).timeout(ACCEPTOR_TIMEOUT);
     if let Some(token) = &acceptors.token {
         request = request.bearer_auth(token);
@@ -306,10 +342,18 @@ async fn fetch_log(acceptors: &Acceptors, url: &str, from: u64) -> Result<LogRes
     request.send().await?.error_for_status()?.json().await
 }
 
-async fn report_progress(acceptors: &Acceptors, url: &str, learner_id: &str, below: u64) -> Result<(), reqwest::Error> {
+async fn report_progress(
+    acceptors: &Acceptors,
+    url: &str,
+    learner_id: &str,
+    below: u64,
+) -> Result<(), reqwest::Error> {
     let url = format!("{}/v1/learners/{learner_id}/progress", url.trim_end_matches('/'));
-    let mut request =
-        acceptors.client.post(url).timeout(ACCEPTOR_TIMEOUT).json(&LearnerProgress { learned_below: below });
+    let mut request = acceptors
+        .client
+        .post(url)
+        .timeout(ACCEPTOR_TIMEOUT)
+        .json(&LearnerProgress { learned_below: below });
     if let Some(token) = &acceptors.token {
         request = request.bearer_auth(token);
     }

@@ -89,7 +89,10 @@ impl AppState {
         let acceptors = Acceptors {
             urls: config.acceptors.clone(),
             token: config.cluster_token.clone(),
-            client: reqwest::Client::builder().no_proxy().connect_timeout(learn::ACCEPTOR_TIMEOUT).build()?,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(learn::ACCEPTOR_TIMEOUT)
+                .build()?,
         };
         let client = delivery::webhook_client(
             config.webhook_timeout,
@@ -111,8 +114,16 @@ impl AppState {
         });
         let subscriptions = Subscriptions::start(context, config.subscriptions_max)?;
         let tasks = vec![
-            tokio::spawn(learning.clone().pull_loop(acceptors.clone(), config.pull_interval)),
-            tokio::spawn(learning.clone().progress_loop(acceptors, learner_id.clone(), config.progress_interval)),
+            tokio::spawn(
+                learning
+                    .clone()
+                    .pull_loop(acceptors.clone(), config.pull_interval),
+            ),
+            tokio::spawn(learning.clone().progress_loop(
+                acceptors,
+                learner_id.clone(),
+                config.progress_interval,
+            )),
         ];
         tracing::info!(%learner_id, learned_below = learning.learned_below(), "learner started");
         let actor = tokio::spawn(actor);
@@ -135,7 +146,12 @@ impl AppState {
                 tokio::time::sleep(GAUGE_INTERVAL).await;
             }
         });
-        state.inner.tasks.lock().expect("tasks lock poisoned").push(gauge_task);
+        state
+            .inner
+            .tasks
+            .lock()
+            .expect("tasks lock poisoned")
+            .push(gauge_task);
         Ok(state)
     }
 
@@ -158,7 +174,10 @@ impl AppState {
 
     /// Ready when the store answers and learning is not stalled by compaction.
     pub fn ready(&self) -> Result<(), String> {
-        self.inner.store.check().map_err(|error| format!("the store does not answer: {error}"))?;
+        self.inner
+            .store
+            .check()
+            .map_err(|error| format!("the store does not answer: {error}"))?;
         match self.inner.learning.coverage().lost() {
             Some(reason) => Err(reason),
             None => Ok(()),
@@ -177,7 +196,9 @@ impl AppState {
     /// Resolves if the learning actor ends, which only a bug can cause.
     async fn learning_stopped(&self) -> String {
         let actor = self.inner.actor.lock().expect("actor lock poisoned").take();
-        let Some(actor) = actor else { return std::future::pending().await };
+        let Some(actor) = actor else {
+            return std::future::pending().await;
+        };
         match actor.await {
             Ok(()) => "the learning task returned".to_owned(),
             Err(error) => error.to_string(),
@@ -199,10 +220,16 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Runs the learner until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LearnerError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LearnerError> {
     let listener = TcpListener::bind(&config.listen)
         .await
-        .map_err(|source| LearnerError::Listen { addr: config.listen.clone(), source })?;
+        .map_err(|source| LearnerError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
     serve_on(listener, config, shutdown).await
 }
 

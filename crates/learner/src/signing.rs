@@ -36,7 +36,9 @@ impl SigningKey {
         let encoded = secret
             .strip_prefix(SECRET_PREFIX)
             .ok_or_else(|| format!("a webhook secret starts with {SECRET_PREFIX}"))?;
-        let key = STANDARD.decode(encoded).map_err(|e| format!("webhook secret is not base64: {e}"))?;
+        let key = STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("webhook secret is not base64: {e}"))?;
         if key.is_empty() {
             return Err("webhook secret is empty".into());
         }

@@ -30,7 +30,9 @@ pub fn check_url(url: &Url) -> Result<(), String> {
     // The URL parser has already normalized IPv4 forms such as `0x7f.1`
     // and `2130706433` to dotted quads, and brackets IPv6 literals.
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let ip: Ipv6Addr = v6.parse().map_err(|_| format!("the host {host} is not an IPv6 address"))?;
+        let ip: Ipv6Addr = v6
+            .parse()
+            .map_err(|_| format!("the host {host} is not an IPv6 address"))?;
         return refuse_ip(IpAddr::V6(ip));
     }
     if let Ok(v4) = host.parse::<Ipv4Addr>() {
@@ -75,7 +77,11 @@ impl Resolve for GuardedResolver {
 
 /// The addresses of `resolved` that webhooks may target.
 pub fn allowed_addresses(resolved: &[SocketAddr]) -> Vec<SocketAddr> {
-    resolved.iter().copied().filter(|addr| forbidden_ip(addr.ip()).is_none()).collect()
+    resolved
+        .iter()
+        .copied()
+        .filter(|addr| forbidden_ip(addr.ip()).is_none())
+        .collect()
 }
 
 fn refuse_ip(ip: IpAddr) -> Result<(), String> {
@@ -135,7 +141,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         // `::` and `::1` are themselves, not embeddings.
         [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Some(low),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
-        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        )),
         _ => None,
     }
 }
@@ -215,7 +226,11 @@ mod tests {
             let parsed = Url::parse(url).expect("parses");
             assert!(check_url(&parsed).is_err(), "{url} must be refused");
         }
-        for url in ["https://example.com/hook", "http://8.8.8.8:8080/x", "https://[2606:4700::1]/"] {
+        for url in [
+            "https://example.com/hook",
+            "http://8.8.8.8:8080/x",
+            "https://[2606:4700::1]/",
+        ] {
             let parsed = Url::parse(url).expect("parses");
             assert_eq!(check_url(&parsed), Ok(()), "{url} must be allowed");
         }

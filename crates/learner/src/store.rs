@@ -122,7 +122,10 @@ impl Store {
     pub fn read_log(&self, from: u64, until: u64, slots_max: usize) -> Result<Vec<(u64, Value)>, StoreError> {
         let start = log_key(from);
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(start.as_slice(), Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(start.as_slice(), Direction::Forward))
+        {
             let (key, bytes) = item?;
             let Some(slot) = parse_log_key(&key) else { break };
             if slot >= until || out.len() >= slots_max {
@@ -221,7 +224,10 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError
 }
 
 fn corrupt(key: &[u8], reason: String) -> StoreError {
-    StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason }
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -231,7 +237,11 @@ mod tests {
 
     fn alloc(first: u64) -> Value {
         let sequence = SequenceName::default_sequence();
-        Value::Allocations(vec![Allocation { sequence, first, count: 1 }])
+        Value::Allocations(vec![Allocation {
+            sequence,
+            first,
+            count: 1,
+        }])
     }
 
     #[test]
@@ -240,13 +250,19 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("open");
             assert_eq!(store.learned_below().expect("read"), 0);
-            let next = store.append(Slot(0), &[(Slot(0), alloc(1)), (Slot(1), Value::Noop)]).expect("append");
+            let next = store
+                .append(Slot(0), &[(Slot(0), alloc(1)), (Slot(1), Value::Noop)])
+                .expect("append");
             assert_eq!(next, 2);
             assert_eq!(store.learner_id(|| "lrn_a".into()).expect("id"), "lrn_a");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.learned_below().expect("read"), 2);
-        assert_eq!(store.learner_id(|| "lrn_b".into()).expect("id"), "lrn_a", "the id is stable");
+        assert_eq!(
+            store.learner_id(|| "lrn_b".into()).expect("id"),
+            "lrn_a",
+            "the id is stable"
+        );
         let log = store.read_log(0, 10, 10).expect("read");
         assert_eq!(log, vec![(0, alloc(1)), (1, Value::Noop)]);
         assert_eq!(store.read_log(1, 10, 10).expect("read").len(), 1);

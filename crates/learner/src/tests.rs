@@ -75,9 +75,16 @@ async fn start_learner(config: Config) -> TestLearner {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
     });
-    TestLearner { state, url: format!("http://{addr}"), stop: Some(stop), server }
+    TestLearner {
+        state,
+        url: format!("http://{addr}"),
+        stop: Some(stop),
+        server,
+    }
 }
 
 impl TestLearner {
@@ -101,21 +108,32 @@ impl TestLearner {
     }
 
     async fn subscribe(&self, body: serde_json::Value) -> SubscriptionCreated {
-        let response =
-            client().post(format!("{}/v1/subscriptions", self.url)).json(&body).send().await.expect("create");
+        let response = client()
+            .post(format!("{}/v1/subscriptions", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
         assert_eq!(response.status(), 201, "{:?}", response.text().await);
         response.json().await.expect("created body")
     }
 
     async fn view(&self, id: &str) -> SubscriptionView {
-        let response = client().get(format!("{}/v1/subscriptions/{id}", self.url)).send().await.expect("get");
+        let response = client()
+            .get(format!("{}/v1/subscriptions/{id}", self.url))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 200);
         response.json().await.expect("view")
     }
 
     async fn wait_learned(&self, below: u64) {
         let state = self.state.clone();
-        wait_for(&format!("learned_below to reach {below}"), || state.learning().learned_below() >= below).await;
+        wait_for(&format!("learned_below to reach {below}"), || {
+            state.learning().learned_below() >= below
+        })
+        .await;
     }
 }
 
@@ -134,17 +152,27 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 fn alloc(sequence: &str, id: u64, count: u64) -> wire::Allocation {
-    wire::Allocation { sequence: sequence.to_owned(), id, count }
+    wire::Allocation {
+        sequence: sequence.to_owned(),
+        id,
+        count,
+    }
 }
 
 fn slot(slot: u64, allocations: Vec<wire::Allocation>) -> Proposal {
-    let value = if allocations.is_empty() { wire::Value::Noop } else { wire::Value::Allocations { allocations } };
+    let value = if allocations.is_empty() {
+        wire::Value::Noop
+    } else {
+        wire::Value::Allocations { allocations }
+    };
     Proposal { slot, value }
 }
 
 /// Slot `s` allocates IDs `s*10+1 ..= s*10+10` of `default`.
 fn default_slots(range: std::ops::Range<u64>) -> Vec<Proposal> {
-    range.map(|s| slot(s, vec![alloc("default", s * 10 + 1, 10)])).collect()
+    range
+        .map(|s| slot(s, vec![alloc("default", s * 10 + 1, 10)]))
+        .collect()
 }
 
 // ---- subscriber --------------------------------------------------------
@@ -159,7 +187,11 @@ struct Received {
 
 impl Received {
     fn header(&self, name: &str) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
     }
 
     fn message(&self) -> WebhookMessage {
@@ -179,7 +211,10 @@ struct Reply {
 
 impl Reply {
     fn status(status: u16) -> Reply {
-        Reply { status, headers: Vec::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -237,9 +272,13 @@ async fn record(State(sub): State<Subscriber>, uri: Uri, headers: HeaderMap, bod
     });
     let scripted = sub.script.lock().expect("lock").pop_front();
     let reply = scripted.unwrap_or_else(|| sub.default.lock().expect("lock").clone());
-    let mut response = StatusCode::from_u16(reply.status).expect("status").into_response();
+    let mut response = StatusCode::from_u16(reply.status)
+        .expect("status")
+        .into_response();
     for (name, value) in reply.headers {
-        response.headers_mut().insert(name, value.parse().expect("header value"));
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
     }
     response
 }
@@ -248,7 +287,10 @@ async fn record(State(sub): State<Subscriber>, uri: Uri, headers: HeaderMap, bod
 /// `id.timestamp.body` with the base64-decoded secret, compared in constant
 /// time by `hmac`.
 fn verify(secret: &str, received: &Received) -> bool {
-    let Some(key) = secret.strip_prefix("whsec_").and_then(|k| STANDARD.decode(k).ok()) else {
+    let Some(key) = secret
+        .strip_prefix("whsec_")
+        .and_then(|k| STANDARD.decode(k).ok())
+    else {
         return false;
     };
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
@@ -258,8 +300,12 @@ fn verify(secret: &str, received: &Received) -> bool {
     mac.update(b".");
     mac.update(&received.body);
     let signature = received.header("webhook-signature");
-    let Some(encoded) = signature.strip_prefix("v1,") else { return false };
-    let Ok(bytes) = STANDARD.decode(encoded) else { return false };
+    let Some(encoded) = signature.strip_prefix("v1,") else {
+        return false;
+    };
+    let Ok(bytes) = STANDARD.decode(encoded) else {
+        return false;
+    };
     !bytes.is_empty() && mac.verify_slice(&bytes).is_ok()
 }
 
@@ -269,13 +315,21 @@ fn delivered(subscriber: &Subscriber, secret: &str) -> BTreeMap<u64, Vec<wire::A
     let mut out = BTreeMap::new();
     let mut last = None;
     for received in subscriber.received() {
-        assert!(verify(secret, &received), "bad signature on {}", received.header("webhook-id"));
+        assert!(
+            verify(secret, &received),
+            "bad signature on {}",
+            received.header("webhook-id")
+        );
         for webhook_slot in received.message().data.slots {
             // Retries resend the same slots; anything else must move forward.
             if out.contains_key(&webhook_slot.slot) {
                 continue;
             }
-            assert!(last.is_none_or(|l| webhook_slot.slot > l), "slot {} out of order", webhook_slot.slot);
+            assert!(
+                last.is_none_or(|l| webhook_slot.slot > l),
+                "slot {} out of order",
+                webhook_slot.slot
+            );
             last = Some(webhook_slot.slot);
             out.insert(webhook_slot.slot, webhook_slot.allocations);
         }
@@ -291,26 +345,46 @@ async fn subscription_crud() {
     let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
     let http = client();
 
-    let created = learner.subscribe(json!({"url": "http://127.0.0.1:1/hook", "sequences": ["a", "b", "a"]})).await;
+    let created = learner
+        .subscribe(json!({"url": "http://127.0.0.1:1/hook", "sequences": ["a", "b", "a"]}))
+        .await;
     assert!(created.id.starts_with("sub_"));
     let key = created.secret.strip_prefix("whsec_").expect("whsec_ prefix");
     assert_eq!(STANDARD.decode(key).expect("base64").len(), 32);
 
-    let list = http.get(format!("{}/v1/subscriptions", learner.url)).send().await.expect("list");
+    let list = http
+        .get(format!("{}/v1/subscriptions", learner.url))
+        .send()
+        .await
+        .expect("list");
     assert_eq!(list.status(), 200);
     let text = list.text().await.expect("text");
-    assert!(!text.contains(&created.secret), "the secret is shown only at creation");
+    assert!(
+        !text.contains(&created.secret),
+        "the secret is shown only at creation"
+    );
     let list: SubscriptionList = serde_json::from_str(&text).expect("list body");
     assert_eq!(list.subscriptions.len(), 1);
 
     let view = learner.view(&created.id).await;
     assert_eq!(view.url, "http://127.0.0.1:1/hook");
-    assert_eq!(view.sequences, Some(vec!["a".to_owned(), "b".to_owned()]), "duplicates folded");
+    assert_eq!(
+        view.sequences,
+        Some(vec!["a".to_owned(), "b".to_owned()]),
+        "duplicates folded"
+    );
     assert_eq!(view.state, "active");
     assert_eq!(view.delivered_below, 0);
 
-    let enabled = http.post(format!("{}/v1/subscriptions/{}/enable", learner.url, created.id)).send().await;
-    assert_eq!(enabled.expect("enable").status(), 200, "enabling an active subscription is a no-op");
+    let enabled = http
+        .post(format!("{}/v1/subscriptions/{}/enable", learner.url, created.id))
+        .send()
+        .await;
+    assert_eq!(
+        enabled.expect("enable").status(),
+        200,
+        "enabling an active subscription is a no-op"
+    );
 
     let replay = http
         .post(format!("{}/v1/subscriptions/{}/replay", learner.url, created.id))
@@ -320,16 +394,32 @@ async fn subscription_crud() {
         .expect("replay");
     assert_eq!(replay.status(), 422, "replay cannot move the cursor forward");
 
-    let status: api::learner::LearnerStatus =
-        http.get(format!("{}/v1/status", learner.url)).send().await.expect("status").json().await.expect("json");
+    let status: api::learner::LearnerStatus = http
+        .get(format!("{}/v1/status", learner.url))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(status.subscriptions.len(), 1);
 
-    let deleted = http.delete(format!("{}/v1/subscriptions/{}", learner.url, created.id)).send().await;
+    let deleted = http
+        .delete(format!("{}/v1/subscriptions/{}", learner.url, created.id))
+        .send()
+        .await;
     assert_eq!(deleted.expect("delete").status(), 204);
-    let gone = http.get(format!("{}/v1/subscriptions/{}", learner.url, created.id)).send().await.expect("get");
+    let gone = http
+        .get(format!("{}/v1/subscriptions/{}", learner.url, created.id))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(gone.status(), 404);
     assert_eq!(gone.headers()["content-type"], "application/problem+json");
-    let again = http.delete(format!("{}/v1/subscriptions/{}", learner.url, created.id)).send().await;
+    let again = http
+        .delete(format!("{}/v1/subscriptions/{}", learner.url, created.id))
+        .send()
+        .await;
     assert_eq!(again.expect("delete").status(), 404);
     for path in ["enable", "replay"] {
         let response = http
@@ -355,20 +445,34 @@ async fn bad_subscriptions_are_refused_and_nothing_is_stored() {
         (json!({"url": "ftp://example.com/x"}), 422),
         (json!({"url": "http://user:pw@example.com/x"}), 422),
         (json!({"url": "file:///etc/passwd"}), 422),
-        (json!({"url": format!("http://example.com/{}", "a".repeat(3000))}), 422),
+        (
+            json!({"url": format!("http://example.com/{}", "a".repeat(3000))}),
+            422,
+        ),
         (json!({"url": "http://example.com/", "sequences": []}), 422),
         (json!({"url": "http://example.com/", "sequences": ["a b"]}), 422),
-        (json!({"url": "http://example.com/", "sequences": [long_name]}), 422),
+        (
+            json!({"url": "http://example.com/", "sequences": [long_name]}),
+            422,
+        ),
         (json!({"url": "http://example.com/", "sequences": many}), 422),
         (json!({"url": "http://example.com/", "color": "red"}), 422),
         (json!({"url": 5}), 422),
         (json!({}), 422),
     ];
     for (body, status) in cases {
-        let response =
-            http.post(format!("{}/v1/subscriptions", learner.url)).json(&body).send().await.expect("post");
+        let response = http
+            .post(format!("{}/v1/subscriptions", learner.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
         assert_eq!(response.status().as_u16(), status, "{body}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json", "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{body}"
+        );
     }
     let not_json = http
         .post(format!("{}/v1/subscriptions", learner.url))
@@ -388,17 +492,29 @@ async fn bad_subscriptions_are_refused_and_nothing_is_stored() {
     assert_eq!(malformed.status(), 400);
     let bad_push = http
         .post(format!("{}/v1/chosen", learner.url))
-        .json(&json!({"slots": [{"slot": 0, "value": {"kind": "allocations", "allocations": [
-            {"sequence": "no spaces", "id": 1, "count": 1}]}}]}))
+        .json(
+            &json!({"slots": [{"slot": 0, "value": {"kind": "allocations", "allocations": [
+            {"sequence": "no spaces", "id": 1, "count": 1}]}}]}),
+        )
         .send()
         .await
         .expect("post");
     assert_eq!(bad_push.status(), 422);
 
-    let list: SubscriptionList =
-        http.get(format!("{}/v1/subscriptions", learner.url)).send().await.expect("list").json().await.expect("json");
+    let list: SubscriptionList = http
+        .get(format!("{}/v1/subscriptions", learner.url))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert!(list.subscriptions.is_empty(), "nothing stored: {list:?}");
-    assert_eq!(learner.state.learning().learned_below(), 0, "the bad push changed nothing");
+    assert_eq!(
+        learner.state.learning().learned_below(),
+        0,
+        "the bad push changed nothing"
+    );
     learner.stop().await;
 }
 
@@ -424,10 +540,19 @@ async fn private_webhook_targets_are_refused_without_the_flag() {
         assert_eq!(response.status(), 422, "{url}");
         let problem: api::problem::Problem = response.json().await.expect("problem");
         let detail = problem.detail.unwrap_or_default();
-        assert!(detail.contains("may not target") && detail.contains("--allow-private-webhooks"), "{detail}");
+        assert!(
+            detail.contains("may not target") && detail.contains("--allow-private-webhooks"),
+            "{detail}"
+        );
     }
-    let list: SubscriptionList =
-        http.get(format!("{}/v1/subscriptions", learner.url)).send().await.expect("list").json().await.expect("json");
+    let list: SubscriptionList = http
+        .get(format!("{}/v1/subscriptions", learner.url))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert!(list.subscriptions.is_empty());
     learner.stop().await;
 
@@ -442,7 +567,13 @@ async fn private_webhook_targets_are_refused_without_the_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_resolving_to_loopback_is_refused_at_connect_time() {
     let subscriber = Subscriber::start().await;
-    let port = subscriber.url.split(':').nth(2).and_then(|p| p.split('/').next()).expect("port").to_owned();
+    let port = subscriber
+        .url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .expect("port")
+        .to_owned();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path(), no_acceptors());
     config.allow_private_webhooks = false;
@@ -461,13 +592,24 @@ async fn a_name_resolving_to_loopback_is_refused_at_connect_time() {
         learner.stop().await;
         return;
     };
-    let created = learner.subscribe(json!({"url": format!("http://{name}:{port}/hook")})).await;
+    let created = learner
+        .subscribe(json!({"url": format!("http://{name}:{port}/hook")}))
+        .await;
     learner.push(default_slots(0..1)).await;
     wait_for("the subscription to be failing", || {
-        learner.state.subscriptions().get(&created.id).map(|v| v.state == "failing").unwrap_or(false)
+        learner
+            .state
+            .subscriptions()
+            .get(&created.id)
+            .map(|v| v.state == "failing")
+            .unwrap_or(false)
     })
     .await;
-    assert_eq!(subscriber.count(), 0, "the guarded resolver let a loopback connection through");
+    assert_eq!(
+        subscriber.count(),
+        0,
+        "the guarded resolver let a loopback connection through"
+    );
     learner.stop().await;
 }
 
@@ -479,15 +621,32 @@ async fn the_cluster_token_guards_every_v1_route_but_not_the_probes() {
     let learner = start_learner(config).await;
     let http = client();
     for path in ["/v1/subscriptions", "/v1/status"] {
-        let response = http.get(format!("{}{path}", learner.url)).send().await.expect("get");
+        let response = http
+            .get(format!("{}{path}", learner.url))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 401, "{path}");
-        let response = http.get(format!("{}{path}", learner.url)).bearer_auth("s3cret").send().await.expect("get");
+        let response = http
+            .get(format!("{}{path}", learner.url))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 200, "{path}");
     }
-    let push = http.post(format!("{}/v1/chosen", learner.url)).json(&json!({"slots": []})).send().await;
+    let push = http
+        .post(format!("{}/v1/chosen", learner.url))
+        .json(&json!({"slots": []}))
+        .send()
+        .await;
     assert_eq!(push.expect("push").status(), 401);
     for path in ["/livez", "/healthz", "/readyz", "/metrics"] {
-        let response = http.get(format!("{}{path}", learner.url)).send().await.expect("get");
+        let response = http
+            .get(format!("{}{path}", learner.url))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 200, "{path}");
     }
     learner.stop().await;
@@ -520,7 +679,9 @@ async fn delivers_every_slot_in_order_in_batches() {
     let mut config = test_config(dir.path(), no_acceptors());
     config.message_slots_max = 7;
     let learner = start_learner(config).await;
-    let created = learner.subscribe(json!({"url": subscriber.url, "from_slot": 0})).await;
+    let created = learner
+        .subscribe(json!({"url": subscriber.url, "from_slot": 0}))
+        .await;
 
     // Out of order and with a no-op: the learner releases them in order.
     let mut slots = default_slots(0..40);
@@ -529,19 +690,37 @@ async fn delivers_every_slot_in_order_in_batches() {
     learner.push(slots[..20].to_vec()).await;
     learner.push(slots[20..].to_vec()).await;
     learner.wait_learned(40).await;
-    wait_for("every slot delivered", || delivered(&subscriber, &created.secret).len() == 39).await;
+    wait_for("every slot delivered", || {
+        delivered(&subscriber, &created.secret).len() == 39
+    })
+    .await;
 
     let got = delivered(&subscriber, &created.secret);
     let expected: Vec<u64> = (0..40).filter(|s| *s != 13).collect();
-    assert_eq!(got.keys().copied().collect::<Vec<_>>(), expected, "no-op slot 13 left out, nothing else");
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "no-op slot 13 left out, nothing else"
+    );
     assert_eq!(got[&7], vec![alloc("default", 71, 10)]);
     let messages = subscriber.received();
-    assert!(messages.len() < 39, "slots are batched: {} messages", messages.len());
+    assert!(
+        messages.len() < 39,
+        "slots are batched: {} messages",
+        messages.len()
+    );
     for message in &messages {
-        assert!(message.slots().len() <= 7, "at most --message-slots-max slots per message");
+        assert!(
+            message.slots().len() <= 7,
+            "at most --message-slots-max slots per message"
+        );
         let body = message.message();
         assert_eq!(body.type_, "ids.allocated");
-        assert!(body.timestamp.ends_with('Z') && body.timestamp.len() == 24, "{}", body.timestamp);
+        assert!(
+            body.timestamp.ends_with('Z') && body.timestamp.len() == 24,
+            "{}",
+            body.timestamp
+        );
         assert_eq!(message.header("content-type"), "application/json");
         let slots = message.slots();
         let expected_id = format!("msg_{}_{}_{}", created.id, slots[0], slots[slots.len() - 1]);
@@ -550,11 +729,20 @@ async fn delivers_every_slot_in_order_in_batches() {
         assert!(ts.abs_diff(crate::delivery::now_ms() / 1000) < 60);
     }
     let raw = String::from_utf8(messages[0].body.to_vec()).expect("utf8");
-    assert!(raw.starts_with(r#"{"type":"ids.allocated","timestamp":""#), "{raw}");
-    assert!(raw.contains(r#""data":{"slots":[{"slot":0,"allocations":[{"sequence":"default","id":1,"count":10}]}"#));
+    assert!(
+        raw.starts_with(r#"{"type":"ids.allocated","timestamp":""#),
+        "{raw}"
+    );
+    assert!(raw
+        .contains(r#""data":{"slots":[{"slot":0,"allocations":[{"sequence":"default","id":1,"count":10}]}"#));
 
     wait_for("the cursor to reach 40", || {
-        learner.state.subscriptions().get(&created.id).map(|v| v.delivered_below == 40 && v.lag_slots == 0).unwrap_or(false)
+        learner
+            .state
+            .subscriptions()
+            .get(&created.id)
+            .map(|v| v.delivered_below == 40 && v.lag_slots == 0)
+            .unwrap_or(false)
     })
     .await;
     python_verifies(&created.secret, &messages[0]);
@@ -570,10 +758,16 @@ async fn messages_respect_the_byte_limit() {
     let learner = start_learner(config).await;
     let created = learner.subscribe(json!({"url": subscriber.url})).await;
     learner.push(default_slots(0..30)).await;
-    wait_for("every slot delivered", || delivered(&subscriber, &created.secret).len() == 30).await;
+    wait_for("every slot delivered", || {
+        delivered(&subscriber, &created.secret).len() == 30
+    })
+    .await;
     for message in subscriber.received() {
         assert!(message.body.len() <= 600, "{} bytes", message.body.len());
-        assert!(message.slots().len() > 1, "the limit still lets several slots through");
+        assert!(
+            message.slots().len() > 1,
+            "the limit still lets several slots through"
+        );
     }
     learner.stop().await;
 }
@@ -590,16 +784,30 @@ async fn a_failed_message_is_retried_with_the_same_id_and_body() {
     wait_for("a first attempt", || subscriber.count() >= 1).await;
     // More slots learned while retrying must not change the message.
     learner.push(default_slots(3..6)).await;
-    wait_for("all delivered", || delivered(&subscriber, &created.secret).len() == 6).await;
+    wait_for("all delivered", || {
+        delivered(&subscriber, &created.secret).len() == 6
+    })
+    .await;
 
     let attempts = subscriber.received();
     let first = &attempts[0];
     for retry in &attempts[1..4] {
-        assert_eq!(retry.header("webhook-id"), first.header("webhook-id"), "same id across retries");
+        assert_eq!(
+            retry.header("webhook-id"),
+            first.header("webhook-id"),
+            "same id across retries"
+        );
         assert_eq!(retry.body, first.body, "same body across retries");
-        assert!(verify(&created.secret, retry), "each retry is signed with its own timestamp");
+        assert!(
+            verify(&created.secret, retry),
+            "each retry is signed with its own timestamp"
+        );
     }
-    assert_ne!(attempts[4].header("webhook-id"), first.header("webhook-id"), "the next message has a new id");
+    assert_ne!(
+        attempts[4].header("webhook-id"),
+        first.header("webhook-id"),
+        "the next message has a new id"
+    );
     let view = learner.view(&created.id).await;
     assert_eq!(view.state, "active");
     assert_eq!(view.failing_since, None);
@@ -609,15 +817,24 @@ async fn a_failed_message_is_retried_with_the_same_id_and_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured() {
     let subscriber = Subscriber::start().await;
-    subscriber.script([Reply { status: 503, headers: vec![("retry-after", "1".to_owned())] }]);
+    subscriber.script([Reply {
+        status: 503,
+        headers: vec![("retry-after", "1".to_owned())],
+    }]);
     let dir = tempfile::tempdir().expect("tempdir");
     let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
     let created = learner.subscribe(json!({"url": subscriber.url})).await;
     learner.push(default_slots(0..1)).await;
-    wait_for("delivery", || delivered(&subscriber, &created.secret).len() == 1 && subscriber.count() == 2).await;
+    wait_for("delivery", || {
+        delivered(&subscriber, &created.secret).len() == 1 && subscriber.count() == 2
+    })
+    .await;
     let attempts = subscriber.received();
     let gap = attempts[1].at - attempts[0].at;
-    assert!(gap >= Duration::from_millis(950), "retried after {gap:?} despite Retry-After: 1");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retried after {gap:?} despite Retry-After: 1"
+    );
     learner.stop().await;
 }
 
@@ -625,13 +842,19 @@ async fn retry_after_is_honoured() {
 async fn redirects_are_failures_and_are_not_followed() {
     let subscriber = Subscriber::start().await;
     let elsewhere = subscriber.url.replace("/hook", "/elsewhere");
-    subscriber.set_default(Reply { status: 307, headers: vec![("location", elsewhere)] });
+    subscriber.set_default(Reply {
+        status: 307,
+        headers: vec![("location", elsewhere)],
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
     let created = learner.subscribe(json!({"url": subscriber.url})).await;
     learner.push(default_slots(0..1)).await;
     wait_for("three attempts", || subscriber.count() >= 3).await;
-    assert!(subscriber.received().iter().all(|r| r.path == "/hook"), "a redirect was followed");
+    assert!(
+        subscriber.received().iter().all(|r| r.path == "/hook"),
+        "a redirect was followed"
+    );
     let view = learner.view(&created.id).await;
     assert_eq!(view.state, "failing");
     assert!(view.failing_since.is_some());
@@ -648,7 +871,12 @@ async fn gone_disables_and_enable_resumes() {
     let created = learner.subscribe(json!({"url": subscriber.url})).await;
     learner.push(default_slots(0..2)).await;
     wait_for("disabled", || {
-        learner.state.subscriptions().get(&created.id).map(|v| v.state == "disabled").unwrap_or(false)
+        learner
+            .state
+            .subscriptions()
+            .get(&created.id)
+            .map(|v| v.state == "disabled")
+            .unwrap_or(false)
     })
     .await;
     let view = learner.view(&created.id).await;
@@ -666,9 +894,16 @@ async fn gone_disables_and_enable_resumes() {
         .await
         .expect("enable");
     assert_eq!(enabled.status(), 200);
-    wait_for("all delivered", || delivered(&subscriber, &created.secret).len() == 4).await;
+    wait_for("all delivered", || {
+        delivered(&subscriber, &created.secret).len() == 4
+    })
+    .await;
     let attempts = subscriber.received();
-    assert_eq!(attempts[1].header("webhook-id"), attempts[0].header("webhook-id"), "resumes the same message");
+    assert_eq!(
+        attempts[1].header("webhook-id"),
+        attempts[0].header("webhook-id"),
+        "resumes the same message"
+    );
     learner.stop().await;
 }
 
@@ -697,13 +932,24 @@ async fn a_failing_subscriber_is_disabled_in_time_while_a_healthy_one_keeps_up()
     }
     assert_eq!(learner.view(&bad.id).await.state, "failing");
     wait_for("the failing subscription to be disabled", || {
-        learner.state.subscriptions().get(&bad.id).map(|v| v.state == "disabled").unwrap_or(false)
+        learner
+            .state
+            .subscriptions()
+            .get(&bad.id)
+            .map(|v| v.state == "disabled")
+            .unwrap_or(false)
     })
     .await;
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(1500), "disabled after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "disabled after {elapsed:?}"
+    );
     let view = learner.view(&bad.id).await;
-    assert!(view.disabled_reason.unwrap_or_default().contains("failing continuously"));
+    assert!(view
+        .disabled_reason
+        .unwrap_or_default()
+        .contains("failing continuously"));
     assert!(failing.count() > 3, "it was retried meanwhile");
     assert_eq!(learner.view(&good.id).await.lag_slots, 0);
     learner.stop().await;
@@ -716,8 +962,12 @@ async fn sequence_filters_select_allocations() {
     let all = Subscriber::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
-    let a = learner.subscribe(json!({"url": only_a.url, "sequences": ["a"]})).await;
-    let b = learner.subscribe(json!({"url": only_b.url, "sequences": ["b"]})).await;
+    let a = learner
+        .subscribe(json!({"url": only_a.url, "sequences": ["a"]}))
+        .await;
+    let b = learner
+        .subscribe(json!({"url": only_b.url, "sequences": ["b"]}))
+        .await;
     let everything = learner.subscribe(json!({"url": all.url})).await;
     learner
         .push(vec![
@@ -740,7 +990,12 @@ async fn sequence_filters_select_allocations() {
     assert_eq!(got_b[&2], vec![alloc("b", 3, 1)]);
     for (learner_view, below) in [(learner.view(&a.id).await, 6), (learner.view(&b.id).await, 6)] {
         wait_for("cursor past filtered slots", || {
-            learner.state.subscriptions().get(&learner_view.id).map(|v| v.delivered_below == below).unwrap_or(false)
+            learner
+                .state
+                .subscriptions()
+                .get(&learner_view.id)
+                .map(|v| v.delivered_below == below)
+                .unwrap_or(false)
         })
         .await;
     }
@@ -755,8 +1010,15 @@ async fn replay_sends_again_from_the_given_slot() {
     let created = learner.subscribe(json!({"url": subscriber.url})).await;
     learner.push(default_slots(0..5)).await;
     wait_for("delivered", || delivered(&subscriber, &created.secret).len() == 5).await;
-    wait_for("cursor", || learner.state.subscriptions().get(&created.id).map(|v| v.delivered_below == 5).unwrap_or(false))
-        .await;
+    wait_for("cursor", || {
+        learner
+            .state
+            .subscriptions()
+            .get(&created.id)
+            .map(|v| v.delivered_below == 5)
+            .unwrap_or(false)
+    })
+    .await;
     let before = subscriber.count();
     let response = client()
         .post(format!("{}/v1/subscriptions/{}/replay", learner.url, created.id))
@@ -768,7 +1030,11 @@ async fn replay_sends_again_from_the_given_slot() {
     let view: SubscriptionView = response.json().await.expect("view");
     assert_eq!(view.delivered_below, 2);
     wait_for("replayed", || {
-        subscriber.received()[before..].iter().flat_map(Received::slots).collect::<Vec<_>>() == vec![2, 3, 4]
+        subscriber.received()[before..]
+            .iter()
+            .flat_map(Received::slots)
+            .collect::<Vec<_>>()
+            == vec![2, 3, 4]
     })
     .await;
     learner.stop().await;
@@ -792,14 +1058,31 @@ async fn a_restart_resumes_from_disk_with_the_same_message_ids() {
 
     subscriber.set_default(Reply::status(200));
     let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
-    assert_eq!(learner.state.learning().learned_below(), 4, "learning resumes from the stored point");
+    assert_eq!(
+        learner.state.learning().learned_below(),
+        4,
+        "learning resumes from the stored point"
+    );
     assert_eq!(learner.state.learner_id(), learner_id, "the learner id is stable");
     learner.push(default_slots(4..8)).await;
-    wait_for("all delivered", || delivered(&subscriber, &created.secret).len() == 8).await;
-    let after: Vec<Received> =
-        subscriber.received().into_iter().filter(|r| r.at > subscriber.received()[0].at).collect();
-    let resent = after.iter().find(|r| r.slots().first() == Some(&0)).expect("slot 0 resent");
-    assert_eq!(resent.header("webhook-id"), first_id, "same webhook-id after restart");
+    wait_for("all delivered", || {
+        delivered(&subscriber, &created.secret).len() == 8
+    })
+    .await;
+    let after: Vec<Received> = subscriber
+        .received()
+        .into_iter()
+        .filter(|r| r.at > subscriber.received()[0].at)
+        .collect();
+    let resent = after
+        .iter()
+        .find(|r| r.slots().first() == Some(&0))
+        .expect("slot 0 resent");
+    assert_eq!(
+        resent.header("webhook-id"),
+        first_id,
+        "same webhook-id after restart"
+    );
     learner.stop().await;
 }
 
@@ -822,7 +1105,11 @@ struct LogQuery {
 impl StubAcceptor {
     async fn start() -> (StubAcceptor, String) {
         let stub = StubAcceptor {
-            log: Arc::new(Mutex::new(LogResponse { compacted_below: 0, chosen_below: 0, entries: vec![] })),
+            log: Arc::new(Mutex::new(LogResponse {
+                compacted_below: 0,
+                chosen_below: 0,
+                entries: vec![],
+            })),
             progress: Arc::default(),
             polls: Arc::default(),
         };
@@ -839,7 +1126,12 @@ impl StubAcceptor {
     }
 
     fn vote(&self, slot: u64, round: u64, value: wire::Value, chosen: bool) {
-        let entry = Entry { slot, ballot: wire::Ballot { round, node: 1 }, value, chosen };
+        let entry = Entry {
+            slot,
+            ballot: wire::Ballot { round, node: 1 },
+            value,
+            chosen,
+        };
         let mut log = self.log.lock().expect("lock");
         log.entries.retain(|e| e.slot != slot);
         log.entries.push(entry);
@@ -854,7 +1146,13 @@ impl StubAcceptor {
 async fn stub_log(State(stub): State<StubAcceptor>, Query(query): Query<LogQuery>) -> Json<LogResponse> {
     stub.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let log = stub.log.lock().expect("lock").clone();
-    let entries = log.entries.iter().filter(|e| e.slot >= query.from).take(query.limit).cloned().collect();
+    let entries = log
+        .entries
+        .iter()
+        .filter(|e| e.slot >= query.from)
+        .take(query.limit)
+        .cloned()
+        .collect();
     Json(LogResponse { entries, ..log })
 }
 
@@ -864,13 +1162,22 @@ async fn stub_progress(
     headers: HeaderMap,
     Json(progress): Json<LearnerProgress>,
 ) -> StatusCode {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    stub.progress.lock().expect("lock").push((id, progress.learned_below, auth));
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    stub.progress
+        .lock()
+        .expect("lock")
+        .push((id, progress.learned_below, auth));
     StatusCode::NO_CONTENT
 }
 
 fn value(sequence: &str, id: u64) -> wire::Value {
-    wire::Value::Allocations { allocations: vec![alloc(sequence, id, 1)] }
+    wire::Value::Allocations {
+        allocations: vec![alloc(sequence, id, 1)],
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -895,18 +1202,29 @@ async fn learns_from_a_majority_of_one_ballot_or_a_chosen_mark_and_reports_progr
     let learner = start_learner(config).await;
     learner.wait_learned(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(learner.state.learning().learned_below(), 1, "slot 1 has no majority of one ballot");
+    assert_eq!(
+        learner.state.learning().learned_below(),
+        1,
+        "slot 1 has no majority of one ballot"
+    );
 
     stubs[2].vote(1, 2, value("a", 3), false);
     learner.wait_learned(3).await;
     let log = learner.state.inner.store.read_log(0, 3, 3).expect("read");
     let values: Vec<wire::Value> = log.iter().map(|(_, v)| wire::Value::from(v)).collect();
-    assert_eq!(values, vec![value("a", 1), value("a", 3), value("a", 4)], "ballot 2's value won slot 1");
+    assert_eq!(
+        values,
+        vec![value("a", 1), value("a", 3), value("a", 4)],
+        "ballot 2's value won slot 1"
+    );
 
     let learner_id = learner.state.learner_id().to_owned();
     for stub in &stubs {
         let stub = stub.clone();
-        wait_for("progress reported", move || stub.last_progress().is_some_and(|(_, below, _)| below == 3)).await;
+        wait_for("progress reported", move || {
+            stub.last_progress().is_some_and(|(_, below, _)| below == 3)
+        })
+        .await;
     }
     for stub in &stubs {
         let (id, _, auth) = stub.last_progress().expect("reported");
@@ -924,11 +1242,19 @@ async fn a_push_ahead_of_a_gap_is_completed_by_pulling() {
     config.pull_interval = Duration::from_secs(3600);
     let learner = start_learner(config).await;
     let polls = stub.polls.clone();
-    wait_for("the first poll", move || polls.load(std::sync::atomic::Ordering::SeqCst) >= 1).await;
+    wait_for("the first poll", move || {
+        polls.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
     // Slot 0 appears after the first poll; the next regular poll is an hour
     // away, so only the gap left by the push below can trigger it.
     stub.vote(0, 1, value("a", 1), true);
-    learner.push(vec![slot(1, vec![alloc("a", 2, 1)]), slot(2, vec![alloc("a", 3, 1)])]).await;
+    learner
+        .push(vec![
+            slot(1, vec![alloc("a", 2, 1)]),
+            slot(2, vec![alloc("a", 3, 1)]),
+        ])
+        .await;
     learner.wait_learned(3).await;
     learner.stop().await;
 }
@@ -948,16 +1274,29 @@ async fn compaction_above_the_learner_is_reported_as_lost_coverage() {
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let response = http.get(format!("{}/readyz", learner.url)).send().await.expect("readyz");
+        let response = http
+            .get(format!("{}/readyz", learner.url))
+            .send()
+            .await
+            .expect("readyz");
         if response.status() == 503 {
             let problem: api::problem::Problem = response.json().await.expect("problem");
             assert!(problem.detail.unwrap_or_default().contains("lost coverage"));
             break;
         }
-        assert!(Instant::now() < deadline, "readyz never reported the lost coverage");
+        assert!(
+            Instant::now() < deadline,
+            "readyz never reported the lost coverage"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = http.get(format!("{}/metrics", learner.url)).send().await.expect("metrics").text().await;
+    let metrics = http
+        .get(format!("{}/metrics", learner.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await;
     assert!(metrics.expect("text").contains("paxid_learner_coverage_lost 1"));
 
     // One acceptor still holding slot 0 is enough to learn again.
@@ -1015,23 +1354,40 @@ print("verified")
         return;
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "standardwebhooks rejected our signature: {stderr}");
+    assert!(
+        output.status.success(),
+        "standardwebhooks rejected our signature: {stderr}"
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "verified");
 }
 
 #[test]
 fn standardwebhooks_rejects_a_tampered_body() {
     // Proves the Python check can fail: a body changed after signing.
-    let key = crate::signing::SigningKey::from_secret("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect("secret");
+    let key =
+        crate::signing::SigningKey::from_secret("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect("secret");
     let ts = crate::delivery::now_ms() / 1000;
     let mut headers = HeaderMap::new();
     headers.insert("webhook-id", "msg_x".parse().expect("value"));
     headers.insert("webhook-timestamp", ts.to_string().parse().expect("value"));
-    headers.insert("webhook-signature", key.sign("msg_x", ts, b"{\"a\":1}").parse().expect("value"));
-    let good = Received { path: "/".into(), headers: headers.clone(), body: Bytes::from_static(b"{\"a\":1}"), at: Instant::now() };
+    headers.insert(
+        "webhook-signature",
+        key.sign("msg_x", ts, b"{\"a\":1}").parse().expect("value"),
+    );
+    let good = Received {
+        path: "/".into(),
+        headers: headers.clone(),
+        body: Bytes::from_static(b"{\"a\":1}"),
+        at: Instant::now(),
+    };
     python_verifies("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &good);
-    let tampered = Received { body: Bytes::from_static(b"{\"a\":2}"), ..good };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| python_verifies("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &tampered)));
+    let tampered = Received {
+        body: Bytes::from_static(b"{\"a\":2}"),
+        ..good
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        python_verifies("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &tampered)
+    }));
     let python_available = std::process::Command::new("python3")
         .args(["-c", "import standardwebhooks"])
         .status()
@@ -1039,14 +1395,23 @@ fn standardwebhooks_rejects_a_tampered_body() {
     if python_available {
         assert!(result.is_err(), "a tampered body must not verify");
     }
-    assert!(!verify("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &tampered), "nor with the Rust verifier");
+    assert!(
+        !verify("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", &tampered),
+        "nor with the Rust verifier"
+    );
 }
 
 #[test]
 fn rfc3339_formats_known_instants() {
     assert_eq!(crate::delivery::rfc3339(0), "1970-01-01T00:00:00.000Z");
-    assert_eq!(crate::delivery::rfc3339(1_649_367_553_123), "2022-04-07T21:39:13.123Z");
-    assert_eq!(crate::delivery::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    assert_eq!(
+        crate::delivery::rfc3339(1_649_367_553_123),
+        "2022-04-07T21:39:13.123Z"
+    );
+    assert_eq!(
+        crate::delivery::rfc3339(951_782_400_000),
+        "2000-02-29T00:00:00.000Z"
+    );
 }
 
 // ---- tracing -------------------------------------------------------------
@@ -1062,7 +1427,9 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
     use tracing_subscriber::util::SubscriberInitExt;
 
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
     let _guard = tracing_subscriber::registry().with(layer).set_default();
 
@@ -1082,7 +1449,105 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
     let delivery = spans
         .iter()
         .find(|s| s.name == "webhook_delivery")
-        .unwrap_or_else(|| panic!("no webhook_delivery span in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no webhook_delivery span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
     assert_eq!(fields[1], delivery.span_context.trace_id().to_string());
     assert_eq!(fields[2], delivery.span_context.span_id().to_string());
+}
+
+// ---- figures -------------------------------------------------------------
+
+/// Prints (does not assert) delivery lag and throughput at a steady push
+/// rate: `cargo test --release -p paxid-learner -- --ignored --nocapture steady_load`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures; run on demand"]
+async fn steady_load_figures() {
+    let subscriber = Subscriber::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
+    let created = learner
+        .subscribe(json!({"url": subscriber.url, "from_slot": 0}))
+        .await;
+    let rate_slots_per_s = 500u64;
+    let duration = Duration::from_secs(5);
+    let total = rate_slots_per_s * duration.as_secs();
+    let started = Instant::now();
+    let mut pushed_at = Vec::with_capacity(total as usize);
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate_slots_per_s));
+    for s in 0..total {
+        ticker.tick().await;
+        pushed_at.push(Instant::now());
+        learner
+            .push(vec![slot(
+                s,
+                vec![alloc("default", s * 10 + 1, 10), alloc("other", s + 1, 1)],
+            )])
+            .await;
+    }
+    wait_for("everything delivered", || {
+        delivered(&subscriber, &created.secret).len() as u64 == total
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let mut lags: Vec<Duration> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for received in subscriber.received() {
+        for s in received.slots() {
+            if seen.insert(s) {
+                lags.push(received.at - pushed_at[s as usize]);
+            }
+        }
+    }
+    lags.sort();
+    let p = |q: f64| lags[((lags.len() as f64 - 1.0) * q) as usize];
+    let allocations = total * 2;
+    eprintln!(
+        "steady load: {total} slots ({allocations} allocations) pushed at {rate_slots_per_s}/s; \
+         {} webhook requests; delivery lag p50 {:?} p99 {:?} max {:?}; {:.0} allocations/s delivered",
+        subscriber.count(),
+        p(0.5),
+        p(0.99),
+        lags[lags.len() - 1],
+        allocations as f64 / elapsed.as_secs_f64()
+    );
+    learner.stop().await;
+}
+
+/// Prints how fast a backlog drains: everything is learned first, then one
+/// subscription starts at slot 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures; run on demand"]
+async fn backlog_drain_figures() {
+    let subscriber = Subscriber::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
+    let total = 20_000u64;
+    for chunk in (0..total).step_by(500) {
+        learner.push(default_slots(chunk..chunk + 500)).await;
+    }
+    learner.wait_learned(total).await;
+    let started = Instant::now();
+    let created = learner
+        .subscribe(json!({"url": subscriber.url, "from_slot": 0}))
+        .await;
+    wait_for("backlog drained", || {
+        learner
+            .state
+            .subscriptions()
+            .get(&created.id)
+            .map(|v| v.delivered_below == total)
+            .unwrap_or(false)
+    })
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "backlog: {total} slots in {} messages drained in {elapsed:?}: {:.0} allocations/s",
+        subscriber.count(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    learner.stop().await;
 }

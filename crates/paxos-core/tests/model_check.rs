@@ -522,20 +522,32 @@ impl Model for Paxid {
 
     fn properties(&self) -> Vec<Property<Self>> {
         fn holds(state: &State, name: &str) -> bool {
-            state.ghost.broken.as_ref().is_none_or(|(broken, _)| *broken != name)
+            state
+                .ghost
+                .broken
+                .as_ref()
+                .is_none_or(|(broken, _)| *broken != name)
         }
         let mut properties = vec![
             Property::always("core assertions hold", |_, s| holds(s, "core assertions hold")),
             Property::always("agreement", |_, s| holds(s, "agreement")),
-            Property::always("chosen effects are chosen", |_, s| holds(s, "chosen effects are chosen")),
+            Property::always("chosen effects are chosen", |_, s| {
+                holds(s, "chosen effects are chosen")
+            }),
             Property::always("client IDs are unique", |_, s| holds(s, "client IDs are unique")),
-            Property::always("client IDs take effect", |_, s| holds(s, "client IDs take effect")),
-            Property::always("ranges disjoint and ordered", |_, s| holds(s, "ranges disjoint and ordered")),
+            Property::always("client IDs take effect", |_, s| {
+                holds(s, "client IDs take effect")
+            }),
+            Property::always("ranges disjoint and ordered", |_, s| {
+                holds(s, "ranges disjoint and ordered")
+            }),
             // Evidence that the bounds reach the interesting states.
             Property::sometimes("a client gets IDs", |_, s: &State| !s.ghost.replies.is_empty()),
         ];
         if self.requests >= 2 {
-            properties.push(Property::sometimes("two slots chosen", |_, s: &State| s.ghost.chosen.len() >= 2));
+            properties.push(Property::sometimes("two slots chosen", |_, s: &State| {
+                s.ghost.chosen.len() >= 2
+            }));
         }
         properties
     }
@@ -580,10 +592,11 @@ impl Paxid {
                 state.requests_left -= 1;
                 let id = RequestId(u64::from(self.requests - state.requests_left));
                 let node = &mut state.proposers[p];
+                // Request n asks for n IDs, so that two requests never make equal values.
                 let request = IdRequest {
                     id,
                     sequence: SequenceName::default_sequence(),
-                    count: 1,
+                    count: id.0,
                 };
                 node.proposer.handle_request(node.clock_ms, request);
                 node.proposer.flush(node.clock_ms);
@@ -664,7 +677,13 @@ fn check(model: Paxid) {
         started.elapsed().as_secs_f64()
     );
     for (name, path) in checker.discoveries() {
-        if let Some((broken, what)) = path.last_state().ghost.broken.as_ref().filter(|(b, _)| *b == name) {
+        if let Some((broken, what)) = path
+            .last_state()
+            .ghost
+            .broken
+            .as_ref()
+            .filter(|(b, _)| *b == name)
+        {
             let actions: Vec<String> = path
                 .clone()
                 .into_actions()

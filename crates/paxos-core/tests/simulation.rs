@@ -12,10 +12,13 @@
 //!
 //! Checked as it runs: every durable vote goes into a ghost record that
 //! decides "chosen" on its own (agreement, one value per ballot and slot,
-//! disjoint and slot-ordered ranges); every `Chosen` effect, learner
-//! release and client reply is checked against it; every reply is checked
-//! for uniqueness and real-time order when it arrives. At the end: the
-//! O(n log n) history checker, and liveness after the faults heal.
+//! disjoint and slot-ordered ranges among the allocations that take effect
+//! when the chosen log is applied, see `Counters::apply`); every `Chosen`
+//! effect, learner release and client reply is checked against it; every
+//! reply is checked for uniqueness and real-time order when it arrives. At
+//! the end: the O(n log n) history checker, and liveness after the faults
+//! heal (every call answered, every call made after the network settled
+//! succeeded, the learner caught up with the chosen prefix).
 //!
 //! `PAXID_SIM_SEEDS=N` runs N seeds (default below), `PAXID_SIM_SEED=S`
 //! replays one, `PAXID_SIM_TRACE=1` prints its events.

@@ -32,6 +32,12 @@ pub struct AppState {
     pub advertise_url: String,
     pub count_max: u64,
     pub cluster_token: Option<String>,
+    /// A leader the acceptors have not heard for this long is presumed
+    /// gone: requests are refused at once rather than forwarded into a hang.
+    pub leader_silence_max_ms: u64,
+    /// How long a forwarded request may take (the leader's own client
+    /// timeout, plus the hop).
+    pub forward_timeout: Duration,
 }
 
 /// The whole router: client API, internal status, probes.
@@ -91,10 +97,16 @@ async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Resul
 
 /// Sends the request to the leader the acceptors name and relays its answer.
 async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Result<Response, ApiError> {
-    let leader = state.cluster.borrow().leader.clone();
+    let (leader, heard_ago_ms) = {
+        let cluster = state.cluster.borrow();
+        (cluster.leader.clone(), cluster.leader_heard_ago_ms)
+    };
     let Some((_, url)) = leader.filter(|(_, url)| url != &state.advertise_url) else {
         return Err(no_leader("no leader is known yet"));
     };
+    if heard_ago_ms.is_none_or(|ago| ago > state.leader_silence_max_ms) {
+        return Err(no_leader("the leader has not been heard recently; an election is due"));
+    }
     let body = NextIdRequest { count: Some(count), sequence: Some(sequence.as_str().to_owned()) };
     let target = format!("{}/next-id", url.trim_end_matches('/'));
     let sent = state
@@ -103,6 +115,7 @@ async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Resul
         .post(&target)
         .header(FORWARDED_HEADER, "1")
         .headers(telemetry::trace_headers())
+        .timeout(state.forward_timeout)
         .json(&body)
         .send()
         .await

@@ -44,6 +44,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         advertise_url,
         count_max: config.count_max,
         cluster_token: config.common.cluster_token.clone(),
+        leader_silence_max_ms: config.election_timeout_min_ms,
+        forward_timeout: Duration::from_millis(config.id_timeout_ms + config.peer_timeout_ms),
     };
     let router = service::with_standard_layers(app(state), &config.common.limits());
     service::serve(listener, router, shutdown).await.map_err(|e| e.to_string())

@@ -32,6 +32,7 @@ pub struct Peers {
 
 impl Peers {
     pub fn new(acceptors: &[Url], learners: &[Url], token: Option<String>, timeout: Duration) -> Peers {
+        api::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_millis(500)))

@@ -15,6 +15,9 @@ use crate::peers::Peers;
 pub struct ClusterView {
     /// The leader reported under the highest ballot, with its URL.
     pub leader: Option<(Ballot, String)>,
+    /// How long ago the acceptors that report that leader last heard it
+    /// (the most recent of them).
+    pub leader_heard_ago_ms: Option<u64>,
     /// Acceptors that answered the last poll.
     pub reachable: usize,
     pub polled_at: Option<Instant>,
@@ -46,9 +49,16 @@ async fn poll_once(peers: &Peers, timeout: Duration, events: &mpsc::UnboundedSen
         view.reachable += 1;
         let promised: Ballot = status.promised.into();
         let leader = status.leader.as_ref().map(|l| (Ballot::from(l.ballot), l.url.clone(), l.heard_ago_ms));
-        if let Some((ballot, url, _)) = &leader {
-            if view.leader.as_ref().is_none_or(|(best, _)| ballot > best) {
-                view.leader = Some((*ballot, url.clone()));
+        if let Some((ballot, url, ago)) = &leader {
+            match &view.leader {
+                Some((best, _)) if best == ballot => {
+                    view.leader_heard_ago_ms = view.leader_heard_ago_ms.map(|seen| seen.min(*ago));
+                }
+                Some((best, _)) if best > ballot => {}
+                _ => {
+                    view.leader = Some((*ballot, url.clone()));
+                    view.leader_heard_ago_ms = Some(*ago);
+                }
             }
         }
         let leader_heard_ago_ms = leader.map(|(_, _, ago)| ago);

@@ -17,7 +17,9 @@ use crate::ApiError;
 /// Apply it with `Router::route_layer`, so unknown routes still get 404
 /// rather than 401.
 pub fn require_bearer(token: Option<String>) -> RequireBearer {
-    RequireBearer { token: token.map(|token| Arc::from(token.into_bytes())) }
+    RequireBearer {
+        token: token.map(|token| Arc::from(token.into_bytes())),
+    }
 }
 
 /// The layer built by [`require_bearer`].
@@ -37,7 +39,10 @@ impl<S> Layer<S> for RequireBearer {
     type Service = RequireBearerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireBearerService { inner, token: self.token.clone() }
+        RequireBearerService {
+            inner,
+            token: self.token.clone(),
+        }
     }
 }
 
@@ -56,7 +61,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if self.token.as_deref().is_some_and(|token| !is_authorized(&request, token)) {
+        if self
+            .token
+            .as_deref()
+            .is_some_and(|token| !is_authorized(&request, token))
+        {
             let response = ApiError::unauthorized().into_response();
             return Box::pin(std::future::ready(Ok(response)));
         }

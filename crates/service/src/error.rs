@@ -20,39 +20,58 @@ impl ApiError {
     /// An error of any status and type; prefer the named constructors.
     pub fn new(status: StatusCode, type_: &str, title: &str) -> Self {
         let problem = Problem::new(type_, title, status.as_u16());
-        Self { status, problem, retry_after_s: None }
+        Self {
+            status,
+            problem,
+            retry_after_s: None,
+        }
     }
 
     /// 400: the input is invalid.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, problem::INVALID_REQUEST, "Invalid request")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            problem::INVALID_REQUEST,
+            "Invalid request",
+        )
+        .with_detail(detail)
     }
 
     /// 422: the JSON is well formed but its content is invalid (wrong type,
     /// unknown field, value out of range).
     pub fn unprocessable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, problem::INVALID_REQUEST, "Invalid request")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            problem::INVALID_REQUEST,
+            "Invalid request",
+        )
+        .with_detail(detail)
     }
 
     /// 400: the body is not valid JSON.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, problem::MALFORMED_JSON, "Malformed JSON body")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            problem::MALFORMED_JSON,
+            "Malformed JSON body",
+        )
+        .with_detail(detail)
     }
 
     /// 415: a body without `Content-Type: application/json`.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        Self::new(status, problem::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-            .with_detail(detail)
+        Self::new(status, problem::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type").with_detail(detail)
     }
 
     /// 413: the body is over the configured limit.
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, problem::PAYLOAD_TOO_LARGE, "Payload too large")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            problem::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+        )
+        .with_detail(detail)
     }
 
     /// 404: no such route or resource.
@@ -161,7 +180,10 @@ impl IntoResponse for ApiError {
         self.log();
         let mut response = (self.status, Json(&self.problem)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(problem::CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(problem::CONTENT_TYPE),
+        );
         if let Some(retry_after_s) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }

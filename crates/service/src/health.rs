@@ -137,7 +137,10 @@ fn spawn_upkeep(handle: PrometheusHandle) {
 }
 
 fn describe_http_metrics() {
-    metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests answered, by route, method and status.");
+    metrics::describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered, by route, method and status."
+    );
     metrics::describe_histogram!(
         HTTP_REQUEST_DURATION_SECONDS,
         metrics::Unit::Seconds,

@@ -27,7 +27,10 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { body_bytes_max: 64 * 1024, request_timeout: Duration::from_secs(10) }
+        Self {
+            body_bytes_max: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -52,7 +55,10 @@ where
         // axum's extractors have their own 2 MiB default; make them agree.
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))
-        .layer(TimeoutLayer::with_status_code(TIMEOUT_STATUS, limits.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            TIMEOUT_STATUS,
+            limits.request_timeout,
+        ))
 }
 
 /// The whole standard stack, outermost first: request span (with the
@@ -65,7 +71,9 @@ pub fn with_standard_layers<S>(router: Router<S>, limits: &HttpLimits) -> Router
 where
     S: Clone + Send + Sync + 'static,
 {
-    let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let router = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     with_limits(router, limits)
         .layer(axum::middleware::map_response(problem_net))
         .layer(axum::middleware::from_fn(health::track_metrics))
@@ -110,8 +118,9 @@ async fn problem_net(response: Response) -> Response {
 }
 
 fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(api::problem::CONTENT_TYPE.as_bytes()))
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|value| {
+        value
+            .as_bytes()
+            .starts_with(api::problem::CONTENT_TYPE.as_bytes())
+    })
 }

@@ -34,8 +34,11 @@ fn test_app(token: Option<&str>) -> Router {
         .route("/next-id", post(next_id))
         .route("/slow", get(slow))
         .merge(internal)
-        .merge(health_routes(|| async { Ok::<(), String>(()) }));
-    let limits = HttpLimits { body_bytes_max: BODY_BYTES_MAX, request_timeout: Duration::from_millis(200) };
+        .merge(health_routes(|| async { Ok(()) }));
+    let limits = HttpLimits {
+        body_bytes_max: BODY_BYTES_MAX,
+        request_timeout: Duration::from_millis(200),
+    };
     with_standard_layers(app, &limits)
 }
 
@@ -79,7 +82,11 @@ async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
-    Answer { status: parts.status, headers: parts.headers, body: body.to_vec() }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.to_vec(),
+    }
 }
 
 fn post_json(uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -96,7 +103,11 @@ fn get_request(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn json_body_accepts_valid_json() {
-    let answer = send(&test_app(None), post_json("/echo", Some("application/json"), r#"{"count":3}"#)).await;
+    let answer = send(
+        &test_app(None),
+        post_json("/echo", Some("application/json"), r#"{"count":3}"#),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json(), serde_json::json!(3));
 }
@@ -106,13 +117,20 @@ async fn json_body_without_json_content_type_is_415() {
     let app = test_app(None);
     for content_type in [None, Some("text/plain")] {
         let answer = send(&app, post_json("/echo", content_type, r#"{"count":3}"#)).await;
-        answer.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, api::problem::UNSUPPORTED_MEDIA_TYPE);
+        answer.assert_problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            api::problem::UNSUPPORTED_MEDIA_TYPE,
+        );
     }
 }
 
 #[tokio::test]
 async fn json_body_with_bad_syntax_is_400() {
-    let answer = send(&test_app(None), post_json("/echo", Some("application/json"), "{\"count\":")).await;
+    let answer = send(
+        &test_app(None),
+        post_json("/echo", Some("application/json"), "{\"count\":"),
+    )
+    .await;
     answer.assert_problem(StatusCode::BAD_REQUEST, api::problem::MALFORMED_JSON);
 }
 
@@ -131,11 +149,17 @@ async fn body_over_the_limit_is_413_with_or_without_content_length() {
     let big = format!(r#"{{"count":1,"pad":"{}"}}"#, "x".repeat(BODY_BYTES_MAX));
     // Declared length: refused by tower-http before the handler runs.
     let mut declared = post_json("/echo", Some("application/json"), big.clone());
-    declared.headers_mut().insert(header::CONTENT_LENGTH, big.len().into());
-    send(&app, declared).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, api::problem::PAYLOAD_TOO_LARGE);
+    declared
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, big.len().into());
+    send(&app, declared)
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, api::problem::PAYLOAD_TOO_LARGE);
     // Undeclared length: refused while the extractor reads the body.
     let streamed = post_json("/echo", Some("application/json"), big);
-    send(&app, streamed).await.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, api::problem::PAYLOAD_TOO_LARGE);
+    send(&app, streamed)
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, api::problem::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
@@ -161,10 +185,17 @@ async fn optional_json_body_parses_a_json_body() {
 async fn optional_json_body_rejects_like_json_body() {
     let app = test_app(None);
     let answer = send(&app, post_json("/next-id", Some("text/plain"), "count=5")).await;
-    answer.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, api::problem::UNSUPPORTED_MEDIA_TYPE);
+    answer.assert_problem(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        api::problem::UNSUPPORTED_MEDIA_TYPE,
+    );
     let answer = send(&app, post_json("/next-id", Some("application/json"), "{")).await;
     answer.assert_problem(StatusCode::BAD_REQUEST, api::problem::MALFORMED_JSON);
-    let answer = send(&app, post_json("/next-id", Some("application/json"), r#"{"count":-1}"#)).await;
+    let answer = send(
+        &app,
+        post_json("/next-id", Some("application/json"), r#"{"count":-1}"#),
+    )
+    .await;
     answer.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, api::problem::INVALID_REQUEST);
 }
 
@@ -250,29 +281,62 @@ async fn readyz_reports_the_check() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_render_histograms() {
     let app = test_app(None);
-    send(&app, post_json("/echo", Some("application/json"), r#"{"count":1}"#)).await;
+    send(
+        &app,
+        post_json("/echo", Some("application/json"), r#"{"count":1}"#),
+    )
+    .await;
     send(&app, get_request("/no/such/route/42")).await;
 
     let answer = send(&app, get_request("/metrics")).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert!(answer.headers[header::CONTENT_TYPE].to_str().expect("ascii").starts_with("text/plain"));
+    assert!(answer.headers[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain"));
     let text = String::from_utf8(answer.body).expect("utf-8");
-    let has_line = |parts: &[&str]| text.lines().any(|line| parts.iter().all(|part| line.contains(part)));
+    let has_line = |parts: &[&str]| {
+        text.lines()
+            .any(|line| parts.iter().all(|part| line.contains(part)))
+    };
     assert!(
-        has_line(&["http_requests_total{", r#"route="/echo""#, r#"method="POST""#, r#"status="200""#]),
+        has_line(&[
+            "http_requests_total{",
+            r#"route="/echo""#,
+            r#"method="POST""#,
+            r#"status="200""#
+        ]),
         "{text}"
     );
-    assert!(has_line(&["http_requests_total{", r#"route="unmatched""#, r#"status="404""#]), "{text}");
-    assert!(!text.contains("/no/such/route/42"), "raw paths must not become labels");
-    assert!(has_line(&["http_request_duration_seconds_bucket{", r#"route="/echo""#, r#"le="0.005""#]), "{text}");
-    assert!(text.contains("# TYPE http_request_duration_seconds histogram"), "{text}");
+    assert!(
+        has_line(&["http_requests_total{", r#"route="unmatched""#, r#"status="404""#]),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/no/such/route/42"),
+        "raw paths must not become labels"
+    );
+    assert!(
+        has_line(&[
+            "http_request_duration_seconds_bucket{",
+            r#"route="/echo""#,
+            r#"le="0.005""#
+        ]),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE http_request_duration_seconds histogram"),
+        "{text}"
+    );
 }
 
 #[test]
 fn install_metrics_is_idempotent() {
     let first = install_metrics();
     metrics::counter!("paxid_test_idempotent_total").increment(1);
-    assert!(install_metrics().render().contains("paxid_test_idempotent_total 1"));
+    assert!(install_metrics()
+        .render()
+        .contains("paxid_test_idempotent_total 1"));
     assert!(first.render().contains("paxid_test_idempotent_total"));
 }
 
@@ -285,6 +349,7 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
         let _ = stopped.await;
     }));
 
+    api::install_tls_provider();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
     let live = client.get(format!("{base}/livez")).send().await.expect("livez");
@@ -292,14 +357,26 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     let denied = client.get(format!("{base}/v1/ping")).send().await.expect("ping");
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(denied.headers()[header::CONTENT_TYPE], api::problem::CONTENT_TYPE);
-    let allowed = client.get(format!("{base}/v1/ping")).bearer_auth(TOKEN).send().await.expect("ping");
+    let allowed = client
+        .get(format!("{base}/v1/ping"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("ping");
     assert_eq!(allowed.status(), StatusCode::OK);
-    let empty = client.post(format!("{base}/next-id")).send().await.expect("next-id");
+    let empty = client
+        .post(format!("{base}/next-id"))
+        .send()
+        .await
+        .expect("next-id");
     assert_eq!(empty.status(), StatusCode::OK);
 
     stop.send(()).expect("server still running");
     let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
-    stopped.expect("shut down in time").expect("no panic").expect("no I/O error");
+    stopped
+        .expect("shut down in time")
+        .expect("no panic")
+        .expect("no I/O error");
 }
 
 #[derive(Debug, Parser)]
@@ -320,7 +397,11 @@ fn common_args_parse_flags_and_defaults() {
 
 #[test]
 fn common_args_refuse_an_empty_token_and_zero_limits() {
-    for bad in [["--cluster-token", ""], ["--body-limit-bytes", "0"], ["--request-timeout-ms", "0"]] {
+    for bad in [
+        ["--cluster-token", ""],
+        ["--body-limit-bytes", "0"],
+        ["--request-timeout-ms", "0"],
+    ] {
         let args = ["paxid-test", "--listen", "127.0.0.1:1"].into_iter().chain(bad);
         assert!(TestCli::try_parse_from(args).is_err(), "{bad:?} accepted");
     }
@@ -329,8 +410,17 @@ fn common_args_refuse_an_empty_token_and_zero_limits() {
 #[test]
 fn every_common_flag_names_its_env_var_and_hides_the_token() {
     let help = TestCli::command().render_long_help().to_string();
-    for env in ["PAXID_LISTEN", "PAXID_LOG_FORMAT", "PAXID_CLUSTER_TOKEN", "PAXID_BODY_LIMIT_BYTES", "PAXID_REQUEST_TIMEOUT_MS"] {
-        assert!(help.contains(&format!("env: {env}")), "{env} missing from:\n{help}");
+    for env in [
+        "PAXID_LISTEN",
+        "PAXID_LOG_FORMAT",
+        "PAXID_CLUSTER_TOKEN",
+        "PAXID_BODY_LIMIT_BYTES",
+        "PAXID_REQUEST_TIMEOUT_MS",
+    ] {
+        assert!(
+            help.contains(&format!("env: {env}")),
+            "{env} missing from:\n{help}"
+        );
     }
     for arg in TestCli::command().get_arguments() {
         let Some(long) = arg.get_long() else { continue };
@@ -338,7 +428,10 @@ fn every_common_flag_names_its_env_var_and_hides_the_token() {
             continue;
         }
         let expected = format!("PAXID_{}", long.to_uppercase().replace('-', "_"));
-        assert_eq!(arg.get_env().and_then(|env| env.to_str()), Some(expected.as_str()));
+        assert_eq!(
+            arg.get_env().and_then(|env| env.to_str()),
+            Some(expected.as_str())
+        );
     }
 }
 

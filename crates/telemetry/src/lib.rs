@@ -15,9 +15,9 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -62,9 +62,9 @@ pub struct TelemetryGuard {
 pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = std::env::var_os(OTLP_ENDPOINT_ENV).and_then(|_| otlp_provider(service_name));
-    let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()))
-    });
+    let otel_layer = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned())));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
@@ -198,6 +198,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // The propagator writes `tracestate` even when it has no entries.
+        if value.is_empty() {
+            return;
+        }
         let name = HeaderName::from_bytes(key.as_bytes());
         let value = HeaderValue::from_str(&value);
         if let (Ok(name), Ok(value)) = (name, value) {
@@ -232,7 +236,11 @@ mod tests {
 
     /// A subscriber that exports every finished span to memory, installed
     /// for the current thread only so tests do not share global state.
-    fn capture() -> (InMemorySpanExporter, SdkTracerProvider, tracing::subscriber::DefaultGuard) {
+    fn capture() -> (
+        InMemorySpanExporter,
+        SdkTracerProvider,
+        tracing::subscriber::DefaultGuard,
+    ) {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
@@ -265,8 +273,14 @@ mod tests {
         assert_eq!(spans.len(), 1, "{spans:?}");
         let span = &spans[0];
         assert_eq!(span.name, "GET /items/{id}");
-        assert_eq!(span.span_context.trace_id(), TraceId::from_hex(TRACE_ID).expect("hex"));
-        assert_eq!(span.parent_span_id, SpanId::from_hex(PARENT_SPAN_ID).expect("hex"));
+        assert_eq!(
+            span.span_context.trace_id(),
+            TraceId::from_hex(TRACE_ID).expect("hex")
+        );
+        assert_eq!(
+            span.parent_span_id,
+            SpanId::from_hex(PARENT_SPAN_ID).expect("hex")
+        );
         assert!(span.parent_span_is_remote);
     }
 
@@ -276,7 +290,9 @@ mod tests {
         let app = Router::new()
             .route("/", get(|| async { "ok" }))
             .layer(axum::middleware::from_fn(trace_http));
-        let request = http::Request::get("/").body(axum::body::Body::empty()).expect("request");
+        let request = http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .expect("request");
 
         app.oneshot(request).await.expect("infallible");
 
@@ -294,6 +310,7 @@ mod tests {
         let expected = span.context().span().span_context().trace_id();
         drop(span);
 
+        assert!(headers.get("tracestate").is_none(), "empty tracestate sent");
         let traceparent = headers["traceparent"].to_str().expect("ascii");
         let fields: Vec<&str> = traceparent.split('-').collect();
         assert_eq!(fields.len(), 4, "{traceparent}");

@@ -196,8 +196,11 @@ mod tests {
         format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
     }
 
+    /// `(sequence, first, count)` of one allocation.
+    type Alloc<'a> = (&'a str, u64, u64);
+
     /// A message for `slots`: each `(slot, [(sequence, first, count)])`.
-    fn message(id: &str, slots: &[(u64, &[(&str, u64, u64)])]) -> Received {
+    fn message(id: &str, slots: &[(u64, &[Alloc])]) -> Received {
         let slots: Vec<serde_json::Value> = slots
             .iter()
             .map(|(slot, allocations)| {
