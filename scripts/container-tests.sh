@@ -13,7 +13,9 @@
 # 0. At the end it prints which suites ran, passed, failed or were skipped.
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/paxid-target), IMAGE
-# (default paxid:latest), PAXID_SOAK, PAXID_SOAK_ROUNDS.
+# (default paxid:latest), PAXID_SOAK, PAXID_SOAK_ROUNDS, PAXID_CONTAINER_LOGS
+# (where every container's log is saved at teardown; default
+# $CARGO_TARGET_DIR/container-logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,8 +61,10 @@ cargo build --release --workspace --bins
 echo "container tests: building $image from $bin_dir"
 IMAGE="$image" deploy/build-image.sh "$bin_dir"
 
-echo "container tests: fault suite across containers (tests/tests/containers.rs)"
-result[fault-suite]="FAILED"
-PAXID_CONTAINER_TESTS=1 PAXID_IMAGE="$image" PAXID_CONTAINER_PROJECT="$project" \
+logs="${PAXID_CONTAINER_LOGS:-$CARGO_TARGET_DIR/container-logs}"
+rm -rf "$logs"
+echo "container tests: fault suite across containers (tests/tests/containers.rs); logs in $logs"
+result[fault-suite]="FAILED (container logs in $logs)"
+PAXID_CONTAINER_TESTS=1 PAXID_IMAGE="$image" PAXID_CONTAINER_PROJECT="$project" PAXID_CONTAINER_LOGS="$logs" \
   cargo test --release -p paxid-tests --test containers -- --nocapture --test-threads=1
 result[fault-suite]="passed"

@@ -76,6 +76,11 @@ def render(results, results_dir, command):
     notes = read_lines(results_dir, "notes.txt")
     violations = [k for k, r in results.items() if r.get("order_violations")]
     notes += [f"{k[0]} at {k[1]} clients, count {k[2]}: {results[k]['order_violations']} IDs out of order" for k in violations]
+    for key, r in sorted(results.items()):
+        if r.get("errors"):
+            notes.append(
+                f"{key[0]} at {key[1]} clients, count {key[2]}: {r['errors']} errors; first: {r.get('first_error')}"
+            )
     if notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
@@ -128,7 +133,11 @@ def machine():
     for line in free:
         if line.startswith("Mem:"):
             memory = line.split()[1]
-    return f"{nproc} cores (`nproc`), {cpu}, {memory} GiB memory (`free -g`), {platform.system()} {platform.release()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{nproc} cores (`nproc`), {cpu}, {memory} GiB memory (`free -g`), "
+        f"{platform.system()} {platform.release()}, load average {load} when the report was written"
+    )
 
 
 def read_lines(results_dir, name):

@@ -43,19 +43,30 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         println!("SKIPPED: container fault suite (set {ENABLE_ENV}=1, or run scripts/container-tests.sh)");
         return;
     }
-    assert!(compose::docker_available().await, "{ENABLE_ENV} is set but `docker info` fails");
+    assert!(
+        compose::docker_available().await,
+        "{ENABLE_ENV} is set but `docker info` fails"
+    );
     // reqwest is built without a default TLS provider; every client needs one.
     api::install_tls_provider();
     let schedule = Schedule::from_env();
     let image = std::env::var("PAXID_IMAGE").unwrap_or_else(|_| "paxid:latest".into());
     let started = Instant::now();
     let compose = Compose::up(&image).await;
-    println!("compose project {} up in {:?}", compose.project, started.elapsed());
+    println!(
+        "compose project {} up in {:?}",
+        compose.project,
+        started.elapsed()
+    );
 
     let first = wait_any_serves(&compose, FIRST_SERVE_WITHIN).await;
     println!("first POST /next-id served {first:?} after up");
     let subscription = compose.subscribe(RECOVER_WITHIN).await;
-    println!("subscribed {} to {}", subscription.id, compose::SUBSCRIBER_HOOK_URL);
+    println!(
+        "subscribed {} to {}",
+        subscription.id,
+        compose::SUBSCRIBER_HOOK_URL
+    );
 
     let load = run_load(LoadSpec {
         urls: compose.sequencer_urls(),
@@ -65,18 +76,39 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         ..LoadSpec::default()
     });
     let prober = Prober::start(compose.sequencer_urls(), LoadClock::of(&load));
-    let mut run = Run { compose: &compose, load, prober, probes: Vec::new(), hold: schedule.hold, steps: Vec::new() };
+    let mut run = Run {
+        compose: &compose,
+        load,
+        prober,
+        probes: Vec::new(),
+        hold: schedule.hold,
+        steps: Vec::new(),
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
     for round in 0..schedule.rounds {
-        println!("--- round {} of {} (faults held {:?}) ---", round + 1, schedule.rounds, schedule.hold);
+        println!(
+            "--- round {} of {} (faults held {:?}) ---",
+            round + 1,
+            schedule.rounds,
+            schedule.hold
+        );
         run.round(round).await;
     }
-    let Run { load, prober, probes, steps, .. } = run;
+    let Run {
+        load,
+        prober,
+        probes,
+        steps,
+        ..
+    } = run;
     let mut history = load.stop().await;
     let load_ops = history.len();
     history.extend(prober.stop().await);
     history.extend(probes);
-    println!("history: {load_ops} calls by 6 closed-loop clients, {} probes", history.len() - load_ops);
+    println!(
+        "history: {load_ops} calls by 6 closed-loop clients, {} probes",
+        history.len() - load_ops
+    );
 
     print_steps(&steps);
     let summary = check_history(&history).unwrap_or_else(|violation| panic!("history: {violation}"));
@@ -96,24 +128,44 @@ struct Schedule {
 impl Schedule {
     fn from_env() -> Schedule {
         if std::env::var_os("PAXID_SOAK").is_none() {
-            return Schedule { rounds: 1, hold: Duration::from_secs(2) };
+            return Schedule {
+                rounds: 1,
+                hold: Duration::from_secs(2),
+            };
         }
-        let rounds = std::env::var("PAXID_SOAK_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
-        Schedule { rounds, hold: Duration::from_secs(5) }
+        let rounds = std::env::var("PAXID_SOAK_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(5);
+        Schedule {
+            rounds,
+            hold: Duration::from_secs(5),
+        }
     }
 }
 
 /// What one fault did to the service, measured on the clients' clock.
 struct Step {
     name: String,
-    /// Until a probe invoked after the fault was in place got IDs.
-    during: Duration,
+    during: Window,
     /// Until a probe invoked after the heal got IDs.
     resumed: Duration,
     /// Until the healed part serves again: both sequencers answer
     /// `POST /next-id`, a restored acceptor carries a quorum, the learner
     /// answers, or the subscriber receives a webhook.
     healed: Duration,
+}
+
+/// The service's outage under a fault lies between `after` and
+/// `command + after`: the fault takes effect somewhere inside the docker
+/// command (`docker kill` waits until the container is gone, which can take
+/// seconds on this engine).
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    /// How long the docker command took.
+    command: Duration,
+    /// From its return until a probe sent after that got IDs.
+    after: Duration,
 }
 
 struct Run<'a> {
@@ -145,7 +197,9 @@ impl Run<'_> {
         let leader = self.compose.wait_leader(RECOVER_WITHIN).await;
         let service = SEQUENCERS[leader];
         let name = format!("network disconnect of leader {service} from the acceptors");
-        let during = self.inject(&name, self.compose.disconnect_internal(service)).await;
+        let during = self
+            .inject(&name, self.compose.disconnect_internal(service))
+            .await;
         tokio::time::sleep(self.hold).await;
         self.compose.reconnect_internal(service).await;
         let heal = self.load.now_ns();
@@ -157,7 +211,9 @@ impl Run<'_> {
     async fn isolate_acceptor(&mut self, isolated: usize, other: usize) {
         let service = ACCEPTORS[isolated];
         let name = format!("network disconnect of {service}");
-        let during = self.inject(&name, self.compose.disconnect_internal(service)).await;
+        let during = self
+            .inject(&name, self.compose.disconnect_internal(service))
+            .await;
         tokio::time::sleep(self.hold).await;
         self.compose.reconnect_internal(service).await;
         let heal = self.load.now_ns();
@@ -229,7 +285,10 @@ impl Run<'_> {
         let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         let started = Instant::now();
         while self.compose.learner_status().await.is_none() {
-            assert!(started.elapsed() < RECOVER_WITHIN, "the learner did not answer within {RECOVER_WITHIN:?}");
+            assert!(
+                started.elapsed() < RECOVER_WITHIN,
+                "the learner did not answer within {RECOVER_WITHIN:?}"
+            );
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
         let healed = self.since(heal);
@@ -248,7 +307,10 @@ impl Run<'_> {
         // everything is checked at the end, against the history.
         let started = Instant::now();
         while self.compose.stdout(SUBSCRIBER).await.lines().count() == lines_before {
-            assert!(started.elapsed() < RECOVER_WITHIN, "no webhook within {RECOVER_WITHIN:?} of the restart");
+            assert!(
+                started.elapsed() < RECOVER_WITHIN,
+                "no webhook within {RECOVER_WITHIN:?} of the restart"
+            );
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
         let healed = self.since(heal);
@@ -256,14 +318,23 @@ impl Run<'_> {
     }
 
     /// Starts a fault and waits for the first client success after it.
-    async fn inject(&self, name: &str, fault: impl std::future::Future<Output = ()>) -> Duration {
+    async fn inject(&self, name: &str, fault: impl std::future::Future<Output = ()>) -> Window {
         println!("  fault: {name}");
         println!("    before: {}", self.sequencer_states().await);
+        let started = self.load.now_ns();
         fault.await;
-        // From when docker says the fault is in place.
-        let at = self.load.now_ns();
-        let during = self.prober.first_success_after(at, RECOVER_WITHIN).await;
-        println!("    after:  {} (first probe success {during:?} after the fault)", self.sequencer_states().await);
+        // Only probes sent once docker says the fault is in place count.
+        let in_place = self.load.now_ns();
+        let during = Window {
+            command: Duration::from_nanos(in_place - started),
+            after: self.prober.first_success_after(in_place, RECOVER_WITHIN).await,
+        };
+        println!(
+            "    after:  {} (docker took {:?}, first probe success {:?} after it returned)",
+            self.sequencer_states().await,
+            during.command,
+            during.after
+        );
         during
     }
 
@@ -276,7 +347,10 @@ impl Run<'_> {
         self.prober.first_success_after(since, RECOVER_WITHIN).await;
         let healed = self.since(heal);
         self.compose.start(ACCEPTORS[other]).await;
-        println!("  {} carries the quorum with {} down: {healed:?} after the heal", ACCEPTORS[restored], ACCEPTORS[other]);
+        println!(
+            "  {} carries the quorum with {} down: {healed:?} after the heal",
+            ACCEPTORS[restored], ACCEPTORS[other]
+        );
         healed
     }
 
@@ -291,7 +365,11 @@ impl Run<'_> {
                 let result = self.compose.next_id(index).await;
                 let completed_ns = self.load.now_ns();
                 let served = result.is_some();
-                self.probes.push(Op { invoked_ns, completed_ns, result });
+                self.probes.push(Op {
+                    invoked_ns,
+                    completed_ns,
+                    result,
+                });
                 if served {
                     break;
                 }
@@ -326,9 +404,14 @@ impl Run<'_> {
         Duration::from_nanos(self.load.now_ns().saturating_sub(at_ns))
     }
 
-    fn record(&mut self, name: String, during: Duration, resumed: Duration, healed: Duration) {
+    fn record(&mut self, name: String, during: Window, resumed: Duration, healed: Duration) {
         println!("  healed: first success {resumed:?} after the heal, fully back after {healed:?}");
-        self.steps.push(Step { name, during, resumed, healed });
+        self.steps.push(Step {
+            name,
+            during,
+            resumed,
+            healed,
+        });
     }
 }
 
@@ -340,19 +423,30 @@ async fn wait_any_serves(compose: &Compose, within: Duration) -> Duration {
                 return started.elapsed();
             }
         }
-        assert!(started.elapsed() < within, "no sequencer served within {within:?}\n{}", compose.report().await);
+        assert!(
+            started.elapsed() < within,
+            "no sequencer served within {within:?}\n{}",
+            compose.report().await
+        );
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
 
 fn print_steps(steps: &[Step]) {
-    println!("{:<58} {:>12} {:>12} {:>12}", "fault", "first ok", "ok after", "fully back");
-    println!("{:<58} {:>12} {:>12} {:>12}", "", "during", "heal", "after heal");
+    println!(
+        "{:<58} {:>9} {:>9} {:>9} {:>10}",
+        "fault", "docker", "first ok", "first ok", "fully back"
+    );
+    println!(
+        "{:<58} {:>9} {:>9} {:>9} {:>10}",
+        "", "command", "after it", "after heal", "after heal"
+    );
     for step in steps {
         println!(
-            "{:<58} {:>12} {:>12} {:>12}",
+            "{:<58} {:>9} {:>9} {:>9} {:>10}",
             step.name,
-            millis(step.during),
+            millis(step.during.command),
+            millis(step.during.after),
             millis(step.resumed),
             millis(step.healed)
         );
@@ -370,9 +464,16 @@ async fn assert_every_container_healthy(compose: &Compose) {
     for service in compose::all_services() {
         let state = compose.state(service).await;
         let logs = compose.logs(service).await;
-        let errors = logs.lines().filter(|line| line.contains("\"ERROR\"") || line.contains(" ERROR ")).count();
+        let errors = logs
+            .lines()
+            .filter(|line| line.contains("\"ERROR\"") || line.contains(" ERROR "))
+            .count();
         let panics: Vec<&str> = logs.lines().filter(|line| line.contains("panicked")).collect();
-        println!("{service:<12} {state}; {errors} ERROR log lines");
+        let (elected, deposed) = (
+            logs.matches("became leader").count(),
+            logs.matches("stepped down").count(),
+        );
+        println!("{service:<12} {state}; {errors} ERROR log lines; became leader {elected}x, stepped down {deposed}x");
         if !state.starts_with("running") {
             problems.push(format!("{service} is {state}"));
         }
@@ -380,7 +481,12 @@ async fn assert_every_container_healthy(compose: &Compose) {
             problems.push(format!("{service} panicked:\n{}", panics.join("\n")));
         }
     }
-    assert!(problems.is_empty(), "{}\n{}", problems.join("\n"), compose.report().await);
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        compose.report().await
+    );
 }
 
 /// Waits until the subscriber's log covers every successful client call,
@@ -388,12 +494,17 @@ async fn assert_every_container_healthy(compose: &Compose) {
 async fn check_delivery(compose: &Compose, secret: &str, history: &[Op]) {
     let started = Instant::now();
     loop {
-        let received = delivery::parse_log(&compose.stdout(SUBSCRIBER).await).unwrap_or_else(|e| panic!("{e}"));
+        let received =
+            delivery::parse_log(&compose.stdout(SUBSCRIBER).await).unwrap_or_else(|e| panic!("{e}"));
         let delivered = delivery::check_deliveries(&received, secret)
             .unwrap_or_else(|violation| panic!("delivery to the subscriber container: {violation}"));
         let uncovered = delivered.uncovered(history);
         if uncovered.is_empty() {
-            println!("delivered to the subscriber container after {:?}: {:?}", started.elapsed(), delivered.summary);
+            println!(
+                "delivered to the subscriber container after {:?}: {:?}",
+                started.elapsed(),
+                delivered.summary
+            );
             return;
         }
         if started.elapsed() > DELIVER_WITHIN {

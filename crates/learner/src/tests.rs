@@ -34,6 +34,8 @@ use crate::{app, AppState, Config};
 struct TestLearner {
     state: AppState,
     url: String,
+    /// Kept for pushes: building a client loads the system's CA roots.
+    http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -82,6 +84,7 @@ async fn start_learner(config: Config) -> TestLearner {
     TestLearner {
         state,
         url: format!("http://{addr}"),
+        http: client(),
         stop: Some(stop),
         server,
     }
@@ -98,7 +101,8 @@ impl TestLearner {
     }
 
     async fn push(&self, slots: Vec<Proposal>) {
-        let response = client()
+        let response = self
+            .http
             .post(format!("{}/v1/chosen", self.url))
             .json(&ChosenPush { slots })
             .send()

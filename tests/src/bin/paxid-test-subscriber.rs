@@ -24,7 +24,12 @@ use axum::Router;
 const LISTEN_DEFAULT: &str = "0.0.0.0:9000";
 /// Webhook bodies are at most 256 KiB by the learner's default; leave room.
 const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
-const LOGGED_HEADERS: [&str; 4] = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"];
+const LOGGED_HEADERS: [&str; 4] = [
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-type",
+];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
@@ -37,7 +42,9 @@ async fn main() -> std::io::Result<()> {
     eprintln!("paxid-test-subscriber listening on {}", listener.local_addr()?);
     // PID 1 in a container gets no default SIGTERM handling: without this,
     // `docker stop` would wait for its grace period and then SIGKILL.
-    axum::serve(listener, app).with_graceful_shutdown(terminated()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(terminated())
+        .await
 }
 
 fn listen_address() -> std::io::Result<String> {

@@ -25,6 +25,8 @@ pub const INTERNAL_NETWORK: &str = "internal";
 pub const SUBSCRIBER_HOOK_URL: &str = "http://subscriber:9000/hook";
 
 const SUBSCRIBER_BINARY: &str = "paxid-test-subscriber";
+/// When set, every container's log is saved in this directory at teardown.
+pub const LOGS_DIR_ENV: &str = "PAXID_CONTAINER_LOGS";
 const STOP_TIMEOUT_S: &str = "5";
 const LOG_TAIL_LINES: &str = "25";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,14 +47,20 @@ impl Compose {
     /// cluster (`up -d`); does not wait for readiness. Panics, after tearing
     /// down what it created, when anything fails.
     pub async fn up(image: &str) -> Compose {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ has a parent")
+            .to_path_buf();
         let project = std::env::var("PAXID_CONTAINER_PROJECT")
             .unwrap_or_else(|_| format!("paxidct{}", std::process::id()));
         let compose = Compose {
             sequencer_ports: [free_port(), free_port()],
             learner_port: free_port(),
             token: cluster_token(&root.join("deploy/paxid.env")),
-            http: reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .timeout(PROBE_TIMEOUT)
+                .build()
+                .expect("http client"),
             image: image.to_owned(),
             subscriber_image: format!("{SUBSCRIBER_BINARY}:{project}"),
             project,
@@ -93,14 +101,28 @@ impl Compose {
     /// everything; for a sequencer: from the acceptors, while its published
     /// port still takes clients).
     pub async fn disconnect_internal(&self, service: &str) {
-        self.docker(&["network", "disconnect", &self.network(INTERNAL_NETWORK), &self.container(service)]).await;
+        self.docker(&[
+            "network",
+            "disconnect",
+            &self.network(INTERNAL_NETWORK),
+            &self.container(service),
+        ])
+        .await;
     }
 
     /// Reattaches `service` to the internal network under its service name,
     /// which is how its peers address it (compose set that alias at `up`).
     pub async fn reconnect_internal(&self, service: &str) {
         let network = self.network(INTERNAL_NETWORK);
-        self.docker(&["network", "connect", "--alias", service, &network, &self.container(service)]).await;
+        self.docker(&[
+            "network",
+            "connect",
+            "--alias",
+            service,
+            &network,
+            &self.container(service),
+        ])
+        .await;
     }
 
     pub async fn pause(&self, service: &str) {
@@ -122,8 +144,13 @@ impl Compose {
 
     /// `running`, `paused`, `exited (137)`, ... as docker reports it.
     pub async fn state(&self, service: &str) -> String {
-        let format = "{{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} restarts={{.RestartCount}}";
-        let output = run("docker", &["inspect", "--format", format, &self.container(service)]).await;
+        let format =
+            "{{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} restarts={{.RestartCount}}";
+        let output = run(
+            "docker",
+            &["inspect", "--format", format, &self.container(service)],
+        )
+        .await;
         match output.status.success() {
             true => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
             false => format!("unknown ({})", stderr(&output)),
@@ -133,7 +160,11 @@ impl Compose {
     /// The container's stdout (`docker logs` keeps it across restarts).
     pub async fn stdout(&self, service: &str) -> String {
         let output = run("docker", &["logs", &self.container(service)]).await;
-        assert!(output.status.success(), "docker logs {service}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "docker logs {service}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
@@ -157,7 +188,9 @@ impl Compose {
     pub async fn leader(&self) -> Option<usize> {
         let mut best: Option<(usize, (u64, u32))> = None;
         for index in 0..SEQUENCERS.len() {
-            let Some(status) = self.status(index).await else { continue };
+            let Some(status) = self.status(index).await else {
+                continue;
+            };
             let majority = status.acceptors_reachable * 2 > status.acceptors;
             let ballot = status.ballot.map(|b| (b.round, b.node)).unwrap_or_default();
             if status.role == "leader" && majority && best.is_none_or(|(_, b)| ballot > b) {
@@ -205,7 +238,10 @@ impl Compose {
                 }
                 assert!(status.is_server_error(), "subscribing answered {status}: {text}");
             }
-            assert!(started.elapsed() < within, "the learner did not take a subscription within {within:?}");
+            assert!(
+                started.elapsed() < within,
+                "the learner did not take a subscription within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -230,7 +266,10 @@ impl Compose {
     }
 
     async fn build_subscriber_image(&self) {
-        let context = tempfile::Builder::new().prefix("paxid-subscriber-image-").tempdir().expect("temp dir");
+        let context = tempfile::Builder::new()
+            .prefix("paxid-subscriber-image-")
+            .tempdir()
+            .expect("temp dir");
         let binary = Path::new(env!("CARGO_BIN_EXE_paxid-test-subscriber"));
         std::fs::copy(binary, context.path().join(SUBSCRIBER_BINARY)).expect("copy the subscriber binary");
         // The paxid image already holds the loader and the libraries a Rust
@@ -248,18 +287,36 @@ impl Compose {
             .output()
             .await
             .expect("run docker build");
-        assert!(output.status.success(), "docker build of the subscriber image: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "docker build of the subscriber image: {}",
+            stderr(&output)
+        );
     }
 
     async fn docker(&self, args: &[&str]) -> String {
         let output = run("docker", args).await;
-        assert!(output.status.success(), "docker {}: {}", args.join(" "), stderr(&output));
+        assert!(
+            output.status.success(),
+            "docker {}: {}",
+            args.join(" "),
+            stderr(&output)
+        );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     async fn compose(&self, args: &[&str]) {
-        let output = self.compose_command(args).output().await.expect("run docker-compose");
-        assert!(output.status.success(), "docker-compose {}: {}", args.join(" "), stderr(&output));
+        let output = self
+            .compose_command(args)
+            .output()
+            .await
+            .expect("run docker-compose");
+        assert!(
+            output.status.success(),
+            "docker-compose {}: {}",
+            args.join(" "),
+            stderr(&output)
+        );
     }
 
     fn compose_command(&self, args: &[&str]) -> tokio::process::Command {
@@ -276,7 +333,10 @@ impl Compose {
         let files = ["deploy/docker-compose.yml", "deploy/docker-compose.test.yml"];
         let mut args = vec!["-p".to_owned(), self.project.clone()];
         for file in files {
-            args.extend(["-f".to_owned(), self.root.join(file).to_str().expect("utf-8 path").to_owned()]);
+            args.extend([
+                "-f".to_owned(),
+                self.root.join(file).to_str().expect("utf-8 path").to_owned(),
+            ]);
         }
         args
     }
@@ -296,6 +356,9 @@ impl Compose {
         if std::thread::panicking() {
             self.print_tails();
         }
+        if let Some(dir) = std::env::var_os(LOGS_DIR_ENV) {
+            self.save_logs(Path::new(&dir));
+        }
         for service in all_services() {
             let _ = quiet("docker", &["unpause", &self.container(service)]);
         }
@@ -304,13 +367,38 @@ impl Compose {
         for (key, value) in self.compose_env() {
             command.env(key, value);
         }
-        command.args(self.compose_args()).args(["down", "-v", "--remove-orphans", "-t", STOP_TIMEOUT_S]);
+        command
+            .args(self.compose_args())
+            .args(["down", "-v", "--remove-orphans", "-t", STOP_TIMEOUT_S]);
         match command.output() {
             Ok(output) if output.status.success() => {}
             Ok(output) => eprintln!("docker-compose down failed: {}", stderr(&output)),
             Err(error) => eprintln!("docker-compose down did not run: {error}"),
         }
         let _ = quiet("docker", &["image", "rm", "--force", &self.subscriber_image]);
+    }
+
+    /// Every container's whole log (stdout and stderr) into `dir/<service>.log`.
+    fn save_logs(&self, dir: &Path) {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!("cannot create {}: {error}", dir.display());
+            return;
+        }
+        for service in all_services() {
+            let path = dir.join(format!("{service}.log"));
+            let saved = std::fs::File::create(&path).and_then(|file| {
+                let err = file.try_clone()?;
+                std::process::Command::new("docker")
+                    .args(["logs", "--timestamps", &self.container(service)])
+                    .stdout(file)
+                    .stderr(err)
+                    .status()
+            });
+            if let Err(error) = saved {
+                eprintln!("cannot save the log of {service} to {}: {error}", path.display());
+            }
+        }
+        eprintln!("container logs saved in {}", dir.display());
     }
 
     fn print_tails(&self) {
@@ -320,7 +408,11 @@ impl Compose {
                 .output();
             if let Ok(output) = output {
                 eprintln!("--- {service}: last {LOG_TAIL_LINES} lines ---");
-                eprintln!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+                eprintln!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
             }
         }
     }
@@ -333,7 +425,10 @@ impl Drop for Compose {
 }
 
 pub fn all_services() -> impl Iterator<Item = &'static str> {
-    ACCEPTORS.into_iter().chain(SEQUENCERS).chain([LEARNER, SUBSCRIBER])
+    ACCEPTORS
+        .into_iter()
+        .chain(SEQUENCERS)
+        .chain([LEARNER, SUBSCRIBER])
 }
 
 /// Whether an engine answers `docker info`.

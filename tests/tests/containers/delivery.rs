@@ -94,7 +94,11 @@ pub fn check_deliveries(messages: &[Received], secret: &str) -> Result<Delivered
     let ranges = ranges_in_slot_order(&slots)?;
     summary.slots = slots.len();
     summary.allocations = slots.values().map(Vec::len).sum();
-    summary.ids = ranges.values().flatten().map(|(first, last)| last - first + 1).sum();
+    summary.ids = ranges
+        .values()
+        .flatten()
+        .map(|(first, last)| last - first + 1)
+        .sum();
     Ok(Delivered { ranges, summary })
 }
 
@@ -102,11 +106,16 @@ impl Delivered {
     /// Successful client calls whose IDs are not all inside one delivered
     /// allocation.
     pub fn uncovered<'a>(&self, history: &'a [Op]) -> Vec<&'a Op> {
-        history.iter().filter(|op| op.result.as_ref().is_some_and(|result| !self.covers(result))).collect()
+        history
+            .iter()
+            .filter(|op| op.result.as_ref().is_some_and(|result| !self.covers(result)))
+            .collect()
     }
 
     fn covers(&self, (sequence, first, count): &(String, u64, u64)) -> bool {
-        let Some(ranges) = self.ranges.get(sequence) else { return false };
+        let Some(ranges) = self.ranges.get(sequence) else {
+            return false;
+        };
         let after = ranges.partition_point(|(start, _)| start <= first);
         after > 0 && ranges[after - 1].1 >= first + count - 1
     }
@@ -114,15 +123,23 @@ impl Delivered {
 
 /// Per sequence, the ranges ordered by slot; fails if a range does not lie
 /// above every range of an earlier slot (overlap, or IDs going backwards).
-fn ranges_in_slot_order(slots: &BTreeMap<u64, Vec<Allocation>>) -> Result<BTreeMap<String, Vec<(u64, u64)>>, String> {
+fn ranges_in_slot_order(
+    slots: &BTreeMap<u64, Vec<Allocation>>,
+) -> Result<BTreeMap<String, Vec<(u64, u64)>>, String> {
     let mut by_sequence: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
     for (&slot, allocations) in slots {
         for allocation in allocations {
             if allocation.count == 0 {
-                return Err(format!("slot {slot} holds an empty allocation of {:?}", allocation.sequence));
+                return Err(format!(
+                    "slot {slot} holds an empty allocation of {:?}",
+                    allocation.sequence
+                ));
             }
             let last = allocation.id + allocation.count - 1;
-            by_sequence.entry(allocation.sequence.clone()).or_default().push((slot, allocation.id, last));
+            by_sequence
+                .entry(allocation.sequence.clone())
+                .or_default()
+                .push((slot, allocation.id, last));
         }
     }
     let mut ranges = BTreeMap::new();
@@ -138,17 +155,23 @@ fn ranges_in_slot_order(slots: &BTreeMap<u64, Vec<Allocation>>) -> Result<BTreeM
                 ));
             }
         }
-        ranges.insert(sequence, list.into_iter().map(|(_, first, last)| (first, last)).collect());
+        ranges.insert(
+            sequence,
+            list.into_iter().map(|(_, first, last)| (first, last)).collect(),
+        );
     }
     Ok(ranges)
 }
 
 fn parse_message(received: &Received) -> Result<WebhookMessage, String> {
     let id = &received.webhook_id;
-    let message: WebhookMessage =
-        serde_json::from_str(&received.body).map_err(|e| format!("{id}: body is not a webhook message: {e}"))?;
+    let message: WebhookMessage = serde_json::from_str(&received.body)
+        .map_err(|e| format!("{id}: body is not a webhook message: {e}"))?;
     if message.type_ != WEBHOOK_TYPE {
-        return Err(format!("{id}: type {:?}, expected {WEBHOOK_TYPE:?}", message.type_));
+        return Err(format!(
+            "{id}: type {:?}, expected {WEBHOOK_TYPE:?}",
+            message.type_
+        ));
     }
     let slots = &message.data.slots;
     if slots.is_empty() {
@@ -164,23 +187,36 @@ fn parse_message(received: &Received) -> Result<WebhookMessage, String> {
 type HmacSha256 = Hmac<Sha256>;
 
 fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
-    let encoded = secret.strip_prefix("whsec_").ok_or_else(|| format!("secret {secret:?} lacks whsec_"))?;
-    base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("secret is not base64: {e}"))
+    let encoded = secret
+        .strip_prefix("whsec_")
+        .ok_or_else(|| format!("secret {secret:?} lacks whsec_"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("secret is not base64: {e}"))
 }
 
 /// Standard Webhooks v1: one of the space-separated `v1,<base64>` entries
 /// is the HMAC-SHA256 of `id.timestamp.body`, compared in constant time.
 fn verify_signature(key: &[u8], received: &Received) -> Result<(), String> {
     let signed = format!("{}.{}.{}", received.webhook_id, received.timestamp, received.body);
-    let valid = received.signature.split_whitespace().filter_map(|entry| entry.strip_prefix("v1,")).any(|sig| {
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else { return false };
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(signed.as_bytes());
-        !bytes.is_empty() && mac.verify_slice(&bytes).is_ok()
-    });
+    let valid = received
+        .signature
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .any(|sig| {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else {
+                return false;
+            };
+            let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(signed.as_bytes());
+            !bytes.is_empty() && mac.verify_slice(&bytes).is_ok()
+        });
     match valid {
         true => Ok(()),
-        false => Err(format!("{}: bad signature {:?}", received.webhook_id, received.signature)),
+        false => Err(format!(
+            "{}: bad signature {:?}",
+            received.webhook_id, received.signature
+        )),
     }
 }
 
@@ -193,7 +229,10 @@ mod tests {
     fn sign(id: &str, timestamp: &str, body: &str) -> String {
         let mut mac = HmacSha256::new_from_slice(&signing_key(SECRET).expect("key")).expect("key");
         mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-        format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        )
     }
 
     /// `(sequence, first, count)` of one allocation.
@@ -214,11 +253,20 @@ mod tests {
         let body = serde_json::json!({"type": "ids.allocated", "timestamp": "2026-11-01T00:00:00Z", "data": {"slots": slots}})
             .to_string();
         let timestamp = "1700000000".to_owned();
-        Received { webhook_id: id.into(), signature: sign(id, &timestamp, &body), timestamp, body }
+        Received {
+            webhook_id: id.into(),
+            signature: sign(id, &timestamp, &body),
+            timestamp,
+            body,
+        }
     }
 
     fn op(sequence: &str, first: u64, count: u64) -> Op {
-        Op { invoked_ns: 0, completed_ns: 1, result: Some((sequence.into(), first, count)) }
+        Op {
+            invoked_ns: 0,
+            completed_ns: 1,
+            result: Some((sequence.into(), first, count)),
+        }
     }
 
     #[test]
@@ -234,19 +282,35 @@ mod tests {
         let mut tampered = received.clone();
         tampered.body.push(' ');
         assert!(verify_signature(&key, &tampered).is_err());
-        let empty = Received { signature: "v1,".into(), ..received };
+        let empty = Received {
+            signature: "v1,".into(),
+            ..received
+        };
         assert!(verify_signature(&key, &empty).is_err());
     }
 
     #[test]
     fn in_order_messages_with_a_repeat_pass_and_cover_the_clients() {
-        let a = message("msg_a", &[(0, &[("default", 1, 3)]), (1, &[("default", 4, 1), ("orders", 1, 7)])]);
+        let a = message(
+            "msg_a",
+            &[
+                (0, &[("default", 1, 3)]),
+                (1, &[("default", 4, 1), ("orders", 1, 7)]),
+            ],
+        );
         let b = message("msg_b", &[(3, &[("default", 10, 2)])]);
         let messages = [a, b.clone(), b];
         let delivered = check_deliveries(&messages, SECRET).expect("valid");
         assert_eq!(
             delivered.summary,
-            DeliverySummary { messages: 3, repeats: 1, late_repeats: 0, slots: 3, allocations: 4, ids: 13 }
+            DeliverySummary {
+                messages: 3,
+                repeats: 1,
+                late_repeats: 0,
+                slots: 3,
+                allocations: 4,
+                ids: 13
+            }
         );
         let history = [op("default", 2, 2), op("orders", 1, 7), op("default", 11, 1)];
         assert!(delivered.uncovered(&history).is_empty());
@@ -254,43 +318,66 @@ mod tests {
 
     #[test]
     fn a_client_range_outside_every_allocation_is_reported() {
-        let delivered = check_deliveries(&[message("msg_a", &[(0, &[("default", 1, 3)])])], SECRET).expect("valid");
-        let history = [op("default", 3, 2), op("default", 9, 1), op("other", 1, 1), op("default", 1, 3)];
+        let delivered =
+            check_deliveries(&[message("msg_a", &[(0, &[("default", 1, 3)])])], SECRET).expect("valid");
+        let history = [
+            op("default", 3, 2),
+            op("default", 9, 1),
+            op("other", 1, 1),
+            op("default", 1, 3),
+        ];
         let uncovered = delivered.uncovered(&history);
         assert_eq!(uncovered, vec![&history[0], &history[1], &history[2]]);
     }
 
     #[test]
     fn a_slot_again_under_a_new_webhook_id_fails() {
-        let messages =
-            [message("msg_a", &[(0, &[("default", 1, 3)])]), message("msg_b", &[(0, &[("default", 1, 3)])])];
+        let messages = [
+            message("msg_a", &[(0, &[("default", 1, 3)])]),
+            message("msg_b", &[(0, &[("default", 1, 3)])]),
+        ];
         let error = check_deliveries(&messages, SECRET).expect_err("slot 0 twice");
         assert!(error.contains("already delivered"), "{error}");
     }
 
     #[test]
     fn a_lower_slot_after_a_higher_one_fails() {
-        let messages =
-            [message("msg_b", &[(5, &[("default", 10, 1)])]), message("msg_a", &[(2, &[("default", 1, 1)])])];
+        let messages = [
+            message("msg_b", &[(5, &[("default", 10, 1)])]),
+            message("msg_a", &[(2, &[("default", 1, 1)])]),
+        ];
         assert!(check_deliveries(&messages, SECRET).is_err());
     }
 
     #[test]
     fn a_repeat_with_other_content_fails() {
-        let messages =
-            [message("msg_a", &[(0, &[("default", 1, 3)])]), message("msg_a", &[(0, &[("default", 1, 4)])])];
+        let messages = [
+            message("msg_a", &[(0, &[("default", 1, 3)])]),
+            message("msg_a", &[(0, &[("default", 1, 4)])]),
+        ];
         let error = check_deliveries(&messages, SECRET).expect_err("changed repeat");
         assert!(error.contains("different content"), "{error}");
     }
 
     #[test]
     fn overlapping_or_backward_allocations_fail() {
-        let overlap = [message("msg_a", &[(0, &[("default", 1, 3)]), (1, &[("default", 3, 1)])])];
-        assert!(check_deliveries(&overlap, SECRET).expect_err("overlap").contains("not above"));
-        let backward = [message("msg_a", &[(0, &[("default", 10, 1)]), (1, &[("default", 2, 1)])])];
+        let overlap = [message(
+            "msg_a",
+            &[(0, &[("default", 1, 3)]), (1, &[("default", 3, 1)])],
+        )];
+        assert!(check_deliveries(&overlap, SECRET)
+            .expect_err("overlap")
+            .contains("not above"));
+        let backward = [message(
+            "msg_a",
+            &[(0, &[("default", 10, 1)]), (1, &[("default", 2, 1)])],
+        )];
         assert!(check_deliveries(&backward, SECRET).is_err());
         let same_slot = [message("msg_a", &[(0, &[("default", 5, 2), ("default", 1, 4)])])];
-        assert!(check_deliveries(&same_slot, SECRET).is_ok(), "order inside a slot is free");
+        assert!(
+            check_deliveries(&same_slot, SECRET).is_ok(),
+            "order inside a slot is free"
+        );
     }
 
     #[test]

@@ -37,7 +37,11 @@ impl LoadClock {
         let before = load.now_ns();
         let base = Instant::now();
         let after = load.now_ns();
-        LoadClock { base, base_ns: before, error_ns: after - before + 1 }
+        LoadClock {
+            base,
+            base_ns: before,
+            error_ns: after - before + 1,
+        }
     }
 
     /// A lower bound of the load's clock now.
@@ -47,7 +51,11 @@ impl LoadClock {
 
     /// An interval certain to contain the call's true one on the load's clock.
     fn op(&self, invoked_ns: u64, completed_ns: u64, result: Option<(String, u64, u64)>) -> Op {
-        Op { invoked_ns, completed_ns: completed_ns + self.error_ns, result }
+        Op {
+            invoked_ns,
+            completed_ns: completed_ns + self.error_ns,
+            result,
+        }
     }
 }
 
@@ -61,7 +69,10 @@ impl Prober {
     pub fn start(urls: Vec<String>, clock: LoadClock) -> Prober {
         let ops = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let http = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().expect("http client");
+        let http = reqwest::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .build()
+            .expect("http client");
         let task = tokio::spawn(probe_loop(urls, clock, http, ops.clone(), stop.clone()));
         Prober { ops, stop, task }
     }
@@ -73,7 +84,9 @@ impl Prober {
         loop {
             let done = {
                 let ops = self.ops.lock().expect("probe ops lock");
-                let successes = ops.iter().filter(|op| op.result.is_some() && op.invoked_ns >= since_ns);
+                let successes = ops
+                    .iter()
+                    .filter(|op| op.result.is_some() && op.invoked_ns >= since_ns);
                 successes.map(|op| op.completed_ns).min()
             };
             if let Some(done) = done {
