@@ -29,6 +29,7 @@ stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   echo "stopped; data kept in $DATA"
+  exit 0
 }
 trap stop INT TERM EXIT
 
@@ -86,3 +87,4 @@ Press Ctrl-C to stop.
 EOT
 wait -n "${pids[@]}" || true
 echo "run-local: a process exited; see $LOGS" >&2
+exit 1

@@ -239,20 +239,19 @@ impl Cluster {
         self.acceptors.iter().map(Proc::url).collect()
     }
 
-    /// Waits until `POST /next-id` succeeds on the first running sequencer.
+    /// Waits until `POST /next-id` succeeds on every running sequencer
+    /// (followers too: they must know the leader to forward).
     pub async fn wait_serving(&mut self, within: Duration) -> Duration {
         let started = Instant::now();
         loop {
-            for proc in &self.sequencers {
-                if proc.child.is_none() {
-                    continue;
-                }
+            let mut all = true;
+            for proc in self.sequencers.iter().filter(|p| p.child.is_some()) {
                 let url = format!("{}/next-id", proc.url());
-                if let Ok(response) = self.http.post(&url).send().await {
-                    if response.status().is_success() {
-                        return started.elapsed();
-                    }
-                }
+                let served = self.http.post(&url).send().await.is_ok_and(|r| r.status().is_success());
+                all &= served;
+            }
+            if all {
+                return started.elapsed();
             }
             if started.elapsed() > within {
                 panic!("the cluster did not serve within {within:?}\n{}", self.logs());

@@ -22,6 +22,8 @@ use crate::{fatal, metric};
 pub const WINDOW_SLOTS_MAX: u64 = 4096;
 /// Entries asked from each acceptor per poll.
 pub const PULL_ENTRIES_MAX: u64 = 512;
+/// Most slots appended in one write batch.
+pub const GROUP_SLOTS_MAX: usize = 8192;
 /// Inputs queued for the learning actor before pushes are refused.
 pub const INPUT_QUEUE_MAX: usize = 1024;
 /// Longest one call to an acceptor may take.
@@ -274,11 +276,16 @@ async fn run_actor(
 ) {
     while let Some(input) = inputs.recv().await {
         let mut pushed_max = apply(&mut learner, input);
+        // Release after every input, not once per group: the window moves
+        // with each release, and a later push in the group may lie beyond
+        // where the window started.
+        let mut ready = learner.take_ready();
         // Group commit: fold whatever else is queued into the same append.
-        while let Ok(input) = inputs.try_recv() {
+        while ready.len() < GROUP_SLOTS_MAX {
+            let Ok(input) = inputs.try_recv() else { break };
             pushed_max = pushed_max.max(apply(&mut learner, input));
+            ready.extend(learner.take_ready());
         }
-        let ready = learner.take_ready();
         if let Some((from, _)) = ready.first() {
             let from = *from;
             let store = store.clone();
