@@ -102,7 +102,11 @@ mod tests {
     use super::*;
 
     fn op(invoked_ns: u64, completed_ns: u64, first: u64, count: u64) -> Op {
-        Op { invoked_ns, completed_ns, result: Some(("default".into(), first, count)) }
+        Op {
+            invoked_ns,
+            completed_ns,
+            result: Some(("default".into(), first, count)),
+        }
     }
 
     #[test]
@@ -144,7 +148,11 @@ mod tests {
     fn sequences_are_checked_separately_and_failures_ignored() {
         let mut other = op(11, 20, 1, 1);
         other.result = Some(("other".into(), 1, 1));
-        let failed = Op { invoked_ns: 5, completed_ns: 50, result: None };
+        let failed = Op {
+            invoked_ns: 5,
+            completed_ns: 50,
+            result: None,
+        };
         let ops = [op(0, 10, 1, 1), other, failed];
         let summary = check_history(&ops).expect("valid");
         assert_eq!((summary.sequences, summary.failed_ops), (2, 1));

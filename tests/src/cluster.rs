@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     // target/release/deps/<test> -> target/release/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -44,7 +47,11 @@ impl Proc {
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        let log = File::options().create(true).append(true).open(&self.log).expect("open log");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
         let child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -99,7 +106,10 @@ impl Proc {
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or_else(|| panic!("{} is not running", self.name))
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
     }
 
     /// The last lines of the process's log, for failure messages.
@@ -120,7 +130,10 @@ impl Drop for Proc {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Shape of a cluster.
@@ -161,7 +174,10 @@ pub struct Cluster {
 impl Cluster {
     /// Starts every process; does not wait for readiness.
     pub fn start(spec: ClusterSpec) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("paxid-e2e-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("paxid-e2e-")
+            .tempdir()
+            .expect("temp dir");
         let token_args: Vec<String> = match &spec.cluster_token {
             Some(token) => vec!["--cluster-token".into(), token.clone()],
             None => Vec::new(),
@@ -183,7 +199,12 @@ impl Cluster {
             .map(|i| {
                 let port = free_port();
                 let data = dir.path().join(format!("acceptor-{i}"));
-                let args = vec!["--listen".into(), format!("127.0.0.1:{port}"), "--data-dir".into(), path(&data)];
+                let args = vec![
+                    "--listen".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--data-dir".into(),
+                    path(&data),
+                ];
                 make(format!("acceptor-{i}"), "paxid-acceptor", port, args)
             })
             .collect();
@@ -223,8 +244,18 @@ impl Cluster {
             })
             .collect();
         api::install_tls_provider();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-        Cluster { acceptors, sequencers, learner, spec, http, dir }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        Cluster {
+            acceptors,
+            sequencers,
+            learner,
+            spec,
+            http,
+            dir,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -247,7 +278,12 @@ impl Cluster {
             let mut all = true;
             for proc in self.sequencers.iter().filter(|p| p.child.is_some()) {
                 let url = format!("{}/next-id", proc.url());
-                let served = self.http.post(&url).send().await.is_ok_and(|r| r.status().is_success());
+                let served = self
+                    .http
+                    .post(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
                 all &= served;
             }
             if all {
@@ -270,8 +306,12 @@ impl Cluster {
             if let Some(token) = &self.spec.cluster_token {
                 request = request.bearer_auth(token);
             }
-            let Ok(response) = request.timeout(Duration::from_millis(500)).send().await else { continue };
-            let Ok(status) = response.json::<api::client::SequencerStatus>().await else { continue };
+            let Ok(response) = request.timeout(Duration::from_millis(500)).send().await else {
+                continue;
+            };
+            let Ok(status) = response.json::<api::client::SequencerStatus>().await else {
+                continue;
+            };
             if status.role == "leader" {
                 return Some(i);
             }
@@ -286,15 +326,25 @@ impl Cluster {
             if let Some(i) = self.leader().await {
                 return i;
             }
-            assert!(started.elapsed() < within, "no leader within {within:?}\n{}", self.logs());
+            assert!(
+                started.elapsed() < within,
+                "no leader within {within:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Every process's last log lines, for failure messages.
     pub fn logs(&self) -> String {
-        let all = self.acceptors.iter().chain(&self.sequencers).chain(self.learner.iter());
-        all.map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(15))).collect::<Vec<_>>().join("\n")
+        let all = self
+            .acceptors
+            .iter()
+            .chain(&self.sequencers)
+            .chain(self.learner.iter());
+        all.map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(15)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -48,14 +48,22 @@ pub fn run_load(spec: LoadSpec) -> Load {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let history = Arc::new(Mutex::new(Vec::new()));
     api::install_tls_provider();
-    let http = reqwest::Client::builder().timeout(spec.call_timeout).build().expect("client");
+    let http = reqwest::Client::builder()
+        .timeout(spec.call_timeout)
+        .build()
+        .expect("client");
     let tasks = (0..spec.clients)
         .map(|client| {
             let (spec, stop, history, http) = (spec.clone(), stop.clone(), history.clone(), http.clone());
             tokio::spawn(async move { client_loop(client, spec, stop, history, http, epoch).await })
         })
         .collect();
-    Load { stop, tasks, history, epoch }
+    Load {
+        stop,
+        tasks,
+        history,
+        epoch,
+    }
 }
 
 impl Load {
@@ -70,7 +78,12 @@ impl Load {
 
     /// Successful calls so far.
     pub async fn successes(&self) -> usize {
-        self.history.lock().await.iter().filter(|op| op.result.is_some()).count()
+        self.history
+            .lock()
+            .await
+            .iter()
+            .filter(|op| op.result.is_some())
+            .count()
     }
 
     /// Nanoseconds on the history's clock.
@@ -121,7 +134,11 @@ async fn client_loop(
             Outcome::Ids(ids) => Some(ids.clone()),
             Outcome::Refused | Outcome::Unreachable => None,
         };
-        history.lock().await.push(Op { invoked_ns, completed_ns, result });
+        history.lock().await.push(Op {
+            invoked_ns,
+            completed_ns,
+            result,
+        });
         match outcome {
             Outcome::Ids(_) => {}
             // A replica that answers (503 while an election runs) will know
@@ -151,11 +168,15 @@ async fn next_id(http: &reqwest::Client, url: &str, count: u64, sequence: Option
     if !body.is_empty() {
         request = request.json(&body);
     }
-    let Ok(response) = request.send().await else { return Outcome::Unreachable };
+    let Ok(response) = request.send().await else {
+        return Outcome::Unreachable;
+    };
     if !response.status().is_success() {
         return Outcome::Refused;
     }
-    let Ok(answer) = response.json::<api::client::NextIdResponse>().await else { return Outcome::Unreachable };
+    let Ok(answer) = response.json::<api::client::NextIdResponse>().await else {
+        return Outcome::Unreachable;
+    };
     assert_eq!(answer.count, count, "the answer's count is the request's");
     Outcome::Ids((answer.sequence, answer.id, answer.count))
 }

@@ -1,6 +1,10 @@
 //! The client API's contract on a real cluster: answers, errors, and that
 //! bad input never consumes an ID.
 
+// Each test holds the cluster lock for its whole run on purpose: tests run
+// on separate threads with separate runtimes, so a std mutex is right here.
+#![allow(clippy::await_holding_lock)]
+
 use std::time::Duration;
 
 use paxid_tests::{serial, Cluster, ClusterSpec};
@@ -9,11 +13,16 @@ use serde_json::Value;
 async fn next_id(http: &reqwest::Client, url: &str, body: Option<&str>) -> (u16, Option<String>, Value) {
     let mut request = http.post(format!("{url}/next-id"));
     if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_owned());
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
     }
     let response = request.send().await.expect("sequencer answers");
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
     let json = response.json().await.unwrap_or(Value::Null);
     (status, content_type, json)
 }
@@ -21,7 +30,11 @@ async fn next_id(http: &reqwest::Client, url: &str, body: Option<&str>) -> (u16,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_and_problems_follow_the_contract() {
     let _serial = serial();
-    let spec = ClusterSpec { sequencers: 2, sequencer_args: vec!["--count-max".into(), "1000".into()], ..ClusterSpec::default() };
+    let spec = ClusterSpec {
+        sequencers: 2,
+        sequencer_args: vec!["--count-max".into(), "1000".into()],
+        ..ClusterSpec::default()
+    };
     let mut cluster = Cluster::start(spec);
     cluster.wait_serving(Duration::from_secs(20)).await;
     let http = cluster.http.clone();
@@ -44,37 +57,77 @@ async fn answers_and_problems_follow_the_contract() {
         ("unknown field", Some(r#"{"cuont": 1}"#), 422),
         ("empty sequence", Some(r#"{"sequence": ""}"#), 422),
         ("sequence with a space", Some(r#"{"sequence": "a b"}"#), 422),
-        ("sequence too long", Some(&*Box::leak(format!(r#"{{"sequence": "{}"}}"#, "x".repeat(65)).into_boxed_str())), 422),
+        (
+            "sequence too long",
+            Some(&*Box::leak(
+                format!(r#"{{"sequence": "{}"}}"#, "x".repeat(65)).into_boxed_str(),
+            )),
+            422,
+        ),
         ("sequence not a string", Some(r#"{"sequence": 5}"#), 422),
         ("null", Some("null"), 422),
     ];
     for (what, body, expected) in bad {
         let (status, content_type, problem) = next_id(&http, &url, *body).await;
         assert_eq!(status, *expected, "{what}: {problem}");
-        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{what}");
-        assert!(problem["type"].as_str().is_some_and(|t| !t.is_empty()), "{what}: {problem}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{what}"
+        );
+        assert!(
+            problem["type"].as_str().is_some_and(|t| !t.is_empty()),
+            "{what}: {problem}"
+        );
         assert_eq!(problem["status"], *expected, "{what}");
     }
 
     // Wrong content type, oversized body, wrong method, unknown route.
-    let response = http.post(format!("{url}/next-id")).header("content-type", "text/plain").body("count=1").send().await.expect("answer");
+    let response = http
+        .post(format!("{url}/next-id"))
+        .header("content-type", "text/plain")
+        .body("count=1")
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(response.status(), 415);
     let huge = format!(r#"{{"sequence": "{}"}}"#, "y".repeat(200_000));
-    let response = http.post(format!("{url}/next-id")).header("content-type", "application/json").body(huge).send().await.expect("answer");
+    let response = http
+        .post(format!("{url}/next-id"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(response.status(), 413);
     let response = http.get(format!("{url}/next-id")).send().await.expect("answer");
     assert_eq!(response.status(), 405);
-    let response = http.post(format!("{url}/no-such-thing")).send().await.expect("answer");
+    let response = http
+        .post(format!("{url}/no-such-thing"))
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(response.status(), 404);
 
     // Nothing above consumed an ID.
     let (status, _, next) = next_id(&http, &url, Some("{}")).await;
     assert_eq!(status, 200);
-    assert_eq!(next["id"].as_u64(), Some(first_id + 1), "rejected requests must not consume IDs");
+    assert_eq!(
+        next["id"].as_u64(),
+        Some(first_id + 1),
+        "rejected requests must not consume IDs"
+    );
 
     // Counts and named sequences.
     let (_, _, block) = next_id(&http, &url, Some(r#"{"count": 1000, "sequence": "orders"}"#)).await;
-    assert_eq!((block["id"].as_u64(), block["count"].as_u64(), block["sequence"].as_str()), (Some(1), Some(1000), Some("orders")));
+    assert_eq!(
+        (
+            block["id"].as_u64(),
+            block["count"].as_u64(),
+            block["sequence"].as_str()
+        ),
+        (Some(1), Some(1000), Some("orders"))
+    );
     let (_, _, after) = next_id(&http, &url, Some(r#"{"sequence": "orders"}"#)).await;
     assert_eq!(after["id"].as_u64(), Some(1001));
 
@@ -88,16 +141,34 @@ async fn answers_and_problems_follow_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_endpoints_require_the_cluster_token() {
     let _serial = serial();
-    let spec = ClusterSpec { sequencers: 1, cluster_token: Some("s3cret-token".into()), ..ClusterSpec::default() };
+    let spec = ClusterSpec {
+        sequencers: 1,
+        cluster_token: Some("s3cret-token".into()),
+        ..ClusterSpec::default()
+    };
     let mut cluster = Cluster::start(spec);
     cluster.wait_serving(Duration::from_secs(20)).await;
     let http = cluster.http.clone();
-    for url in cluster.acceptor_urls().iter().chain(cluster.sequencer_urls().iter()) {
+    for url in cluster
+        .acceptor_urls()
+        .iter()
+        .chain(cluster.sequencer_urls().iter())
+    {
         let response = http.get(format!("{url}/v1/status")).send().await.expect("answer");
         assert_eq!(response.status(), 401, "{url}/v1/status without a token");
-        let response = http.get(format!("{url}/v1/status")).bearer_auth("wrong").send().await.expect("answer");
+        let response = http
+            .get(format!("{url}/v1/status"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("answer");
         assert_eq!(response.status(), 401, "{url}/v1/status with a wrong token");
-        let response = http.get(format!("{url}/v1/status")).bearer_auth("s3cret-token").send().await.expect("answer");
+        let response = http
+            .get(format!("{url}/v1/status"))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .expect("answer");
         assert_eq!(response.status(), 200, "{url}/v1/status with the token");
         for probe in ["/livez", "/healthz", "/readyz", "/metrics"] {
             let response = http.get(format!("{url}{probe}")).send().await.expect("answer");

@@ -1,6 +1,10 @@
 //! End-to-end: real acceptors and sequencers, concurrent clients, faults.
 //! Every history goes through the linearizability checker.
 
+// Each test holds the cluster lock for its whole run on purpose: tests run
+// on separate threads with separate runtimes, so a std mutex is right here.
+#![allow(clippy::await_holding_lock)]
+
 use std::time::Duration;
 
 use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpec};
@@ -36,7 +40,11 @@ async fn steady_state_mixed_counts_and_sequences() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let history = load.stop().await;
     let summary = assert_linearizable(&cluster, &history);
-    assert!(summary.ok_ops > 100, "too few successful calls: {summary:?}\n{}", cluster.logs());
+    assert!(
+        summary.ok_ops > 100,
+        "too few successful calls: {summary:?}\n{}",
+        cluster.logs()
+    );
     assert_eq!(summary.sequences, 3);
 }
 
@@ -52,7 +60,10 @@ async fn killing_the_leader_then_each_follower() {
         let killed_at = load.now_ns();
         cluster.sequencers[leader].kill9();
         let failover = load.wait_success_after(killed_at, SERVE_WITHIN).await;
-        println!("failover {round}: first success {failover:?} after kill -9 of the leader sequencer-{}", leader + 1);
+        println!(
+            "failover {round}: first success {failover:?} after kill -9 of the leader sequencer-{}",
+            leader + 1
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.sequencers[leader].start();
     }
@@ -76,7 +87,10 @@ async fn killing_the_leader_then_each_follower() {
 async fn killing_a_minority_of_acceptors_and_restarting_them() {
     for (acceptors, kill) in [(3usize, 1usize), (5, 2)] {
         let _serial = serial();
-        let spec = ClusterSpec { acceptors, ..ClusterSpec::default() };
+        let spec = ClusterSpec {
+            acceptors,
+            ..ClusterSpec::default()
+        };
         let mut cluster = Cluster::start(spec);
         cluster.wait_serving(SERVE_WITHIN).await;
         let load = run_load(mixed_load(&cluster));
@@ -86,7 +100,9 @@ async fn killing_a_minority_of_acceptors_and_restarting_them() {
         }
         let since = load.now_ns();
         let resumed = load.wait_success_after(since, SERVE_WITHIN).await;
-        println!("{kill} of {acceptors} acceptors killed: service continued, first success after {resumed:?}");
+        println!(
+            "{kill} of {acceptors} acceptors killed: service continued, first success after {resumed:?}"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         for a in 0..kill {
             cluster.acceptors[a].start();

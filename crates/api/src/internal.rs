@@ -67,8 +67,14 @@ pub struct PrepareRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PrepareResponse {
-    Promised { ballot: Ballot, snapshot: Snapshot, entries: Vec<Entry> },
-    Rejected { promised: Ballot },
+    Promised {
+        ballot: Ballot,
+        snapshot: Snapshot,
+        entries: Vec<Entry>,
+    },
+    Rejected {
+        promised: Ballot,
+    },
 }
 
 /// `POST /v1/accept`: many slots under one ballot.
@@ -160,7 +166,10 @@ pub struct ChosenPush {
 
 impl From<core::Ballot> for Ballot {
     fn from(b: core::Ballot) -> Ballot {
-        Ballot { round: b.round, node: b.node.0 }
+        Ballot {
+            round: b.round,
+            node: b.node.0,
+        }
     }
 }
 
@@ -172,7 +181,11 @@ impl From<Ballot> for core::Ballot {
 
 impl From<&core::Allocation> for Allocation {
     fn from(a: &core::Allocation) -> Allocation {
-        Allocation { sequence: a.sequence.as_str().to_owned(), id: a.first, count: a.count }
+        Allocation {
+            sequence: a.sequence.as_str().to_owned(),
+            id: a.first,
+            count: a.count,
+        }
     }
 }
 
@@ -186,7 +199,11 @@ impl TryFrom<&Allocation> for core::Allocation {
         if a.id.checked_add(a.count).is_none() {
             return Err("an allocation overflows u64".into());
         }
-        Ok(core::Allocation { sequence, first: a.id, count: a.count })
+        Ok(core::Allocation {
+            sequence,
+            first: a.id,
+            count: a.count,
+        })
     }
 }
 
@@ -194,7 +211,9 @@ impl From<&core::Value> for Value {
     fn from(v: &core::Value) -> Value {
         match v {
             core::Value::Noop => Value::Noop,
-            core::Value::Allocations(a) => Value::Allocations { allocations: a.iter().map(Allocation::from).collect() },
+            core::Value::Allocations(a) => Value::Allocations {
+                allocations: a.iter().map(Allocation::from).collect(),
+            },
         }
     }
 }
@@ -214,8 +233,15 @@ impl TryFrom<&Value> for core::Value {
 
 impl From<&core::Snapshot> for Snapshot {
     fn from(s: &core::Snapshot) -> Snapshot {
-        let counters = s.counters.iter().map(|(name, next)| (name.as_str().to_owned(), next)).collect();
-        Snapshot { below: s.below.0, counters }
+        let counters = s
+            .counters
+            .iter()
+            .map(|(name, next)| (name.as_str().to_owned(), next))
+            .collect();
+        Snapshot {
+            below: s.below.0,
+            counters,
+        }
     }
 }
 
@@ -227,7 +253,10 @@ impl TryFrom<&Snapshot> for core::Snapshot {
             let name = core::SequenceName::parse(name).map_err(|e| e.to_string())?;
             counters.insert(name, *next);
         }
-        Ok(core::Snapshot { below: core::Slot(s.below), counters: core::Counters::from_map(counters) })
+        Ok(core::Snapshot {
+            below: core::Slot(s.below),
+            counters: core::Counters::from_map(counters),
+        })
     }
 }
 
@@ -253,7 +282,10 @@ impl Entry {
 
 impl Proposal {
     pub fn from_core(slot: core::Slot, value: &core::Value) -> Proposal {
-        Proposal { slot: slot.0, value: value.into() }
+        Proposal {
+            slot: slot.0,
+            value: value.into(),
+        }
     }
 
     pub fn to_core(&self) -> Result<(core::Slot, core::Value), String> {
@@ -264,7 +296,9 @@ impl Proposal {
 impl PrepareResponse {
     pub fn from_core(reply: &core::PrepareReply) -> PrepareResponse {
         match reply {
-            core::PrepareReply::Rejected { promised } => PrepareResponse::Rejected { promised: (*promised).into() },
+            core::PrepareReply::Rejected { promised } => PrepareResponse::Rejected {
+                promised: (*promised).into(),
+            },
             core::PrepareReply::Promised(p) => PrepareResponse::Promised {
                 ballot: p.ballot.into(),
                 snapshot: (&p.snapshot).into(),
@@ -275,8 +309,14 @@ impl PrepareResponse {
 
     pub fn to_core(&self) -> Result<core::PrepareReply, String> {
         Ok(match self {
-            PrepareResponse::Rejected { promised } => core::PrepareReply::Rejected { promised: (*promised).into() },
-            PrepareResponse::Promised { ballot, snapshot, entries } => {
+            PrepareResponse::Rejected { promised } => core::PrepareReply::Rejected {
+                promised: (*promised).into(),
+            },
+            PrepareResponse::Promised {
+                ballot,
+                snapshot,
+                entries,
+            } => {
                 let entries: Result<Vec<_>, _> = entries.iter().map(Entry::to_core).collect();
                 core::PrepareReply::Promised(core::Promise {
                     ballot: (*ballot).into(),
@@ -293,7 +333,11 @@ impl AcceptRequest {
         AcceptRequest {
             ballot: accept.ballot.into(),
             chosen_below: accept.chosen_below.0,
-            proposals: accept.entries.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect(),
+            proposals: accept
+                .entries
+                .iter()
+                .map(|(s, v)| Proposal::from_core(*s, v))
+                .collect(),
             leader_url,
         }
     }
@@ -311,15 +355,23 @@ impl AcceptRequest {
 impl AcceptResponse {
     pub fn from_core(reply: &core::AcceptReply) -> AcceptResponse {
         match reply {
-            core::AcceptReply::Accepted { chosen_below } => AcceptResponse::Accepted { chosen_below: chosen_below.0 },
-            core::AcceptReply::Rejected { promised } => AcceptResponse::Rejected { promised: (*promised).into() },
+            core::AcceptReply::Accepted { chosen_below } => AcceptResponse::Accepted {
+                chosen_below: chosen_below.0,
+            },
+            core::AcceptReply::Rejected { promised } => AcceptResponse::Rejected {
+                promised: (*promised).into(),
+            },
         }
     }
 
     pub fn to_core(&self) -> core::AcceptReply {
         match self {
-            AcceptResponse::Accepted { chosen_below } => core::AcceptReply::Accepted { chosen_below: core::Slot(*chosen_below) },
-            AcceptResponse::Rejected { promised } => core::AcceptReply::Rejected { promised: (*promised).into() },
+            AcceptResponse::Accepted { chosen_below } => core::AcceptReply::Accepted {
+                chosen_below: core::Slot(*chosen_below),
+            },
+            AcceptResponse::Rejected { promised } => core::AcceptReply::Rejected {
+                promised: (*promised).into(),
+            },
         }
     }
 }
@@ -345,11 +397,17 @@ impl CommitRequest {
 
 impl CommitResponse {
     pub fn from_core(reply: &core::CommitReply) -> CommitResponse {
-        CommitResponse { promised: reply.promised.into(), chosen_below: reply.chosen_below.0 }
+        CommitResponse {
+            promised: reply.promised.into(),
+            chosen_below: reply.chosen_below.0,
+        }
     }
 
     pub fn to_core(&self) -> core::CommitReply {
-        core::CommitReply { promised: self.promised.into(), chosen_below: core::Slot(self.chosen_below) }
+        core::CommitReply {
+            promised: self.promised.into(),
+            chosen_below: core::Slot(self.chosen_below),
+        }
     }
 }
 
@@ -359,24 +417,47 @@ mod tests {
 
     #[test]
     fn values_round_trip_through_json() {
-        let value = Value::Allocations { allocations: vec![Allocation { sequence: "default".into(), id: 7, count: 3 }] };
+        let value = Value::Allocations {
+            allocations: vec![Allocation {
+                sequence: "default".into(),
+                id: 7,
+                count: 3,
+            }],
+        };
         let json = serde_json::to_string(&value).expect("serialize");
-        assert_eq!(json, r#"{"kind":"allocations","allocations":[{"sequence":"default","id":7,"count":3}]}"#);
+        assert_eq!(
+            json,
+            r#"{"kind":"allocations","allocations":[{"sequence":"default","id":7,"count":3}]}"#
+        );
         let back: Value = serde_json::from_str(&json).expect("parse");
         assert_eq!(core::Value::try_from(&back), core::Value::try_from(&value));
     }
 
     #[test]
     fn invalid_wire_values_are_refused() {
-        let bad_name = Value::Allocations { allocations: vec![Allocation { sequence: "a b".into(), id: 1, count: 1 }] };
+        let bad_name = Value::Allocations {
+            allocations: vec![Allocation {
+                sequence: "a b".into(),
+                id: 1,
+                count: 1,
+            }],
+        };
         assert!(core::Value::try_from(&bad_name).is_err());
-        let overflow = Value::Allocations { allocations: vec![Allocation { sequence: "a".into(), id: u64::MAX, count: 1 }] };
+        let overflow = Value::Allocations {
+            allocations: vec![Allocation {
+                sequence: "a".into(),
+                id: u64::MAX,
+                count: 1,
+            }],
+        };
         assert!(core::Value::try_from(&overflow).is_err());
     }
 
     #[test]
     fn rejections_are_tagged() {
-        let reply = AcceptResponse::Rejected { promised: Ballot { round: 3, node: 1 } };
+        let reply = AcceptResponse::Rejected {
+            promised: Ballot { round: 3, node: 1 },
+        };
         let json = serde_json::to_string(&reply).expect("serialize");
         assert_eq!(json, r#"{"outcome":"rejected","promised":{"round":3,"node":1}}"#);
     }

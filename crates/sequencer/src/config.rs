@@ -88,7 +88,9 @@ impl Config {
             return Err("--election-timeout-min-ms is above --election-timeout-max-ms".into());
         }
         if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.election_timeout_min_ms {
-            return Err("--heartbeat-interval-ms must be positive and below --election-timeout-min-ms".into());
+            return Err(
+                "--heartbeat-interval-ms must be positive and below --election-timeout-min-ms".into(),
+            );
         }
         for (name, value) in [
             ("--pipeline-slots-max", self.pipeline_slots_max),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use api::internal::{AcceptRequest, ChosenPush, CommitRequest, PrepareRequest, Proposal};
 use paxos_core::{
-    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Effect, IdRequest, PrepareReply,
-    Proposer, Refusal, RequestId, Role, Slot, Value,
+    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Effect, IdRequest,
+    PrepareReply, Proposer, Refusal, RequestId, Role, Slot, Value,
 };
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -45,10 +45,26 @@ pub struct ClientRequest {
 
 /// Answers from peers, fed back to the proposer.
 pub enum PeerEvent {
-    Prepared { from: AcceptorId, ballot: Ballot, reply: PrepareReply },
-    Accepted { from: AcceptorId, ballot: Ballot, slots: Vec<Slot>, reply: AcceptReply },
-    Committed { from: AcceptorId, ballot: Ballot, reply: CommitReply },
-    Status { from: AcceptorId, status: AcceptorStatus },
+    Prepared {
+        from: AcceptorId,
+        ballot: Ballot,
+        reply: PrepareReply,
+    },
+    Accepted {
+        from: AcceptorId,
+        ballot: Ballot,
+        slots: Vec<Slot>,
+        reply: AcceptReply,
+    },
+    Committed {
+        from: AcceptorId,
+        ballot: Ballot,
+        reply: CommitReply,
+    },
+    Status {
+        from: AcceptorId,
+        status: AcceptorStatus,
+    },
 }
 
 /// What the HTTP layer may read of the proposer.
@@ -101,7 +117,10 @@ impl Driver {
     ) -> DriverHandle {
         let (requests_tx, requests_rx) = mpsc::channel(request_queue_max);
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-        let (view_tx, view_rx) = watch::channel(DriverView { role: "follower", ..DriverView::default() });
+        let (view_tx, view_rx) = watch::channel(DriverView {
+            role: "follower",
+            ..DriverView::default()
+        });
         let mut rng = rand::rngs::StdRng::from_os_rng();
         let acceptors = config.acceptors;
         let proposer = Proposer::new(config, 0, rng.random());
@@ -120,10 +139,18 @@ impl Driver {
             burst_span: None,
         };
         tokio::spawn(driver.run(requests_rx, peer_rx));
-        DriverHandle { requests: requests_tx, peer_events: peer_tx, view: view_rx }
+        DriverHandle {
+            requests: requests_tx,
+            peer_events: peer_tx,
+            view: view_rx,
+        }
     }
 
-    async fn run(mut self, mut requests: mpsc::Receiver<ClientRequest>, mut peers: mpsc::UnboundedReceiver<PeerEvent>) {
+    async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<ClientRequest>,
+        mut peers: mpsc::UnboundedReceiver<PeerEvent>,
+    ) {
         let mut next_tick = tokio::time::Instant::now();
         loop {
             tokio::select! {
@@ -144,7 +171,11 @@ impl Driver {
         }
     }
 
-    fn drain_burst(&mut self, requests: &mut mpsc::Receiver<ClientRequest>, peers: &mut mpsc::UnboundedReceiver<PeerEvent>) {
+    fn drain_burst(
+        &mut self,
+        requests: &mut mpsc::Receiver<ClientRequest>,
+        peers: &mut mpsc::UnboundedReceiver<PeerEvent>,
+    ) {
         for _ in 0..BURST_EVENTS_MAX {
             match peers.try_recv() {
                 Ok(event) => self.on_peer_event(event),
@@ -168,17 +199,33 @@ impl Driver {
         }
         self.waiting.insert(id, (request.reply, request.span));
         let now = self.now_ms();
-        self.proposer.handle_request(now, IdRequest { id, sequence: request.sequence, count: request.count });
+        self.proposer.handle_request(
+            now,
+            IdRequest {
+                id,
+                sequence: request.sequence,
+                count: request.count,
+            },
+        );
     }
 
     fn on_peer_event(&mut self, event: PeerEvent) {
         let now = self.now_ms();
         match event {
-            PeerEvent::Prepared { from, ballot, reply } => self.proposer.handle_prepare_reply(now, from, ballot, reply),
-            PeerEvent::Accepted { from, ballot, slots, reply } => {
-                self.proposer.handle_accept_reply(now, from, ballot, &slots, reply)
+            PeerEvent::Prepared { from, ballot, reply } => {
+                self.proposer.handle_prepare_reply(now, from, ballot, reply)
             }
-            PeerEvent::Committed { from, ballot, reply } => self.proposer.handle_commit_reply(now, from, ballot, reply),
+            PeerEvent::Accepted {
+                from,
+                ballot,
+                slots,
+                reply,
+            } => self
+                .proposer
+                .handle_accept_reply(now, from, ballot, &slots, reply),
+            PeerEvent::Committed { from, ballot, reply } => {
+                self.proposer.handle_commit_reply(now, from, ballot, reply)
+            }
             PeerEvent::Status { from, status } => self.proposer.handle_status(now, from, status),
         }
     }
@@ -205,14 +252,19 @@ impl Driver {
     }
 
     fn reply(&mut self, request: RequestId, result: Result<Allocation, Refusal>) {
-        let Some((reply, span)) = self.waiting.remove(&request) else { return };
+        let Some((reply, span)) = self.waiting.remove(&request) else {
+            return;
+        };
         match &result {
             Ok(allocation) => {
                 metrics::counter!("paxid_sequencer_ids_issued_total").increment(allocation.count);
-                span.in_scope(|| tracing::debug!(first = allocation.first, count = allocation.count, "chosen"));
+                span.in_scope(|| {
+                    tracing::debug!(first = allocation.first, count = allocation.count, "chosen")
+                });
             }
             Err(refusal) => {
-                metrics::counter!("paxid_sequencer_refusals_total", "reason" => format!("{refusal:?}")).increment(1)
+                metrics::counter!("paxid_sequencer_refusals_total", "reason" => format!("{refusal:?}"))
+                    .increment(1)
             }
         }
         // The client may have gone away; its IDs are then a gap.
@@ -221,17 +273,28 @@ impl Driver {
 
     fn send_prepare(&self, to: AcceptorId, prepare: paxos_core::Prepare) {
         metrics::counter!("paxid_sequencer_prepares_total").increment(1);
-        let body = PrepareRequest { ballot: prepare.ballot.into(), from: prepare.from.0 };
+        let body = PrepareRequest {
+            ballot: prepare.ballot.into(),
+            from: prepare.from.0,
+        };
         let ballot = prepare.ballot;
-        self.call(to, tracing::info_span!("prepare", acceptor = to.0, %ballot), move |peers, loopback| async move {
-            match peers.prepare(to, &body).await.map(|r| r.to_core()) {
-                Ok(Ok(reply)) => {
-                    let _ = loopback.send(PeerEvent::Prepared { from: to, ballot, reply });
+        self.call(
+            to,
+            tracing::info_span!("prepare", acceptor = to.0, %ballot),
+            move |peers, loopback| async move {
+                match peers.prepare(to, &body).await.map(|r| r.to_core()) {
+                    Ok(Ok(reply)) => {
+                        let _ = loopback.send(PeerEvent::Prepared {
+                            from: to,
+                            ballot,
+                            reply,
+                        });
+                    }
+                    Ok(Err(bad)) => warn!(acceptor = to.0, "unreadable promise: {bad}"),
+                    Err(error) => tracing::debug!(acceptor = to.0, "prepare failed: {error}"),
                 }
-                Ok(Err(bad)) => warn!(acceptor = to.0, "unreadable promise: {bad}"),
-                Err(error) => tracing::debug!(acceptor = to.0, "prepare failed: {error}"),
-            }
-        });
+            },
+        );
     }
 
     fn send_accept(&self, to: AcceptorId, accept: paxos_core::Accept) {
@@ -239,14 +302,21 @@ impl Driver {
         let ballot = accept.ballot;
         let body = AcceptRequest::from_core(&accept, Some(self.advertise_url.clone()));
         let parent = self.burst_span.clone().unwrap_or_else(Span::current);
-        let span = tracing::info_span!(parent: &parent, "accept", acceptor = to.0, %ballot, slots = slots.len());
+        let span =
+            tracing::info_span!(parent: &parent, "accept", acceptor = to.0, %ballot, slots = slots.len());
         self.call(to, span, move |peers, loopback| async move {
             let started = Instant::now();
             match peers.accept(to, &body).await {
                 Ok(response) => {
-                    metrics::histogram!("paxid_sequencer_accept_rtt_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("paxid_sequencer_accept_rtt_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     let reply = response.to_core();
-                    let _ = loopback.send(PeerEvent::Accepted { from: to, ballot, slots, reply });
+                    let _ = loopback.send(PeerEvent::Accepted {
+                        from: to,
+                        ballot,
+                        slots,
+                        reply,
+                    });
                 }
                 Err(error) => tracing::debug!(acceptor = to.0, "accept failed: {error}"),
             }
@@ -259,7 +329,11 @@ impl Driver {
         self.call(to, Span::none(), move |peers, loopback| async move {
             match peers.commit(to, &body).await {
                 Ok(response) => {
-                    let _ = loopback.send(PeerEvent::Committed { from: to, ballot, reply: response.to_core() });
+                    let _ = loopback.send(PeerEvent::Committed {
+                        from: to,
+                        ballot,
+                        reply: response.to_core(),
+                    });
                 }
                 Err(error) => tracing::debug!(acceptor = to.0, "commit failed: {error}"),
             }
@@ -296,7 +370,9 @@ impl Driver {
         if self.learner_pushes.load(Ordering::Relaxed) >= LEARNER_PUSHES_MAX {
             return;
         }
-        let push = Arc::new(ChosenPush { slots: chosen.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect() });
+        let push = Arc::new(ChosenPush {
+            slots: chosen.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect(),
+        });
         for learner in 0..self.peers.learner_count() {
             let (peers, push, pushes) = (self.peers.clone(), push.clone(), self.learner_pushes.clone());
             pushes.fetch_add(1, Ordering::Relaxed);
@@ -325,7 +401,8 @@ impl Driver {
         metrics::gauge!("paxid_sequencer_is_leader").set(if view.is_leader() { 1.0 } else { 0.0 });
         self.view.send_if_modified(|current| {
             let changed = current.role != view.role || current.ballot != view.ballot;
-            let moved = current.chosen_below != view.chosen_below || current.slots_in_flight != view.slots_in_flight;
+            let moved =
+                current.chosen_below != view.chosen_below || current.slots_in_flight != view.slots_in_flight;
             if changed || moved {
                 *current = view.clone();
             }

@@ -1,5 +1,9 @@
 //! The sequencer's HTTP surface: `POST /next-id`, `GET /v1/status`, probes.
 
+// `ApiError` is the one error type every handler returns; it is large (a
+// problem document) but built only on the error path.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +65,9 @@ async fn next_id(
     let (sequence, count) = validate(body.unwrap_or_default(), state.count_max)?;
     metrics::counter!("paxid_sequencer_requests_total").increment(1);
     if state.driver.view.borrow().is_leader() {
-        return allocate(&state, sequence, count).await.map(|r| Json(r).into_response());
+        return allocate(&state, sequence, count)
+            .await
+            .map(|r| Json(r).into_response());
     }
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(no_leader("this replica is not the leader (forwarded request)"));
@@ -73,8 +79,10 @@ async fn next_id(
 fn validate(body: NextIdRequest, count_max: u64) -> Result<(SequenceName, u64), ApiError> {
     let count = body.count.unwrap_or(1);
     if count == 0 || count > count_max {
-        return Err(ApiError::unprocessable(format!("count must be between 1 and {count_max}, got {count}"))
-            .with_extension("field", "count".into()));
+        return Err(
+            ApiError::unprocessable(format!("count must be between 1 and {count_max}, got {count}"))
+                .with_extension("field", "count".into()),
+        );
     }
     let sequence = match body.sequence {
         None => SequenceName::default_sequence(),
@@ -86,11 +94,26 @@ fn validate(body: NextIdRequest, count_max: u64) -> Result<(SequenceName, u64), 
 
 async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Result<NextIdResponse, ApiError> {
     let (reply, answer) = oneshot::channel();
-    let request = ClientRequest { sequence: sequence.clone(), count, reply, span: Span::current() };
-    state.driver.requests.try_send(request).map_err(|_| overloaded())?;
-    let allocation = answer.await.map_err(|_| no_leader("the sequencer is shutting down"))?;
+    let request = ClientRequest {
+        sequence: sequence.clone(),
+        count,
+        reply,
+        span: Span::current(),
+    };
+    state
+        .driver
+        .requests
+        .try_send(request)
+        .map_err(|_| overloaded())?;
+    let allocation = answer
+        .await
+        .map_err(|_| no_leader("the sequencer is shutting down"))?;
     match allocation {
-        Ok(a) => Ok(NextIdResponse { id: a.first, count: a.count, sequence: a.sequence.as_str().to_owned() }),
+        Ok(a) => Ok(NextIdResponse {
+            id: a.first,
+            count: a.count,
+            sequence: a.sequence.as_str().to_owned(),
+        }),
         Err(refusal) => Err(refused(refusal)),
     }
 }
@@ -105,9 +128,14 @@ async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Resul
         return Err(no_leader("no leader is known yet"));
     };
     if heard_ago_ms.is_none_or(|ago| ago > state.leader_silence_max_ms) {
-        return Err(no_leader("the leader has not been heard recently; an election is due"));
+        return Err(no_leader(
+            "the leader has not been heard recently; an election is due",
+        ));
     }
-    let body = NextIdRequest { count: Some(count), sequence: Some(sequence.as_str().to_owned()) };
+    let body = NextIdRequest {
+        count: Some(count),
+        sequence: Some(sequence.as_str().to_owned()),
+    };
     let target = format!("{}/next-id", url.trim_end_matches('/'));
     let sent = state
         .peers
@@ -123,11 +151,18 @@ async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Resul
     let status = StatusCode::from_u16(sent.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     for name in ["content-type", "retry-after"] {
-        if let Some(value) = sent.headers().get(name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        if let Some(value) = sent
+            .headers()
+            .get(name)
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+        {
             headers.insert(name, value);
         }
     }
-    let bytes = sent.bytes().await.map_err(|e| no_leader(&format!("the leader's answer was cut: {e}")))?;
+    let bytes = sent
+        .bytes()
+        .await
+        .map_err(|e| no_leader(&format!("the leader's answer was cut: {e}")))?;
     Ok((status, headers, bytes).into_response())
 }
 
@@ -136,8 +171,10 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::NotLeader | Refusal::Deposed => no_leader("leadership changed; retry"),
         Refusal::TimedOut => no_leader("no quorum answered in time; the IDs may be skipped, never reused"),
         Refusal::Overloaded => overloaded(),
-        Refusal::TooManySequences => ApiError::unprocessable("the cluster holds its maximum number of sequences")
-            .with_extension("field", "sequence".into()),
+        Refusal::TooManySequences => {
+            ApiError::unprocessable("the cluster holds its maximum number of sequences")
+                .with_extension("field", "sequence".into())
+        }
         Refusal::Exhausted => ApiError::conflict("this sequence would pass 2^64 - 1"),
     }
 }
@@ -172,17 +209,30 @@ async fn ready(state: AppState) -> Result<(), String> {
     let cluster = state.cluster.borrow().clone();
     let needed = quorum(state.peers.acceptor_count());
     if cluster.reachable < needed {
-        return Err(format!("{} of {} acceptors reachable; {needed} needed", cluster.reachable, state.peers.acceptor_count()));
+        return Err(format!(
+            "{} of {} acceptors reachable; {needed} needed",
+            cluster.reachable,
+            state.peers.acceptor_count()
+        ));
     }
     if state.driver.view.borrow().is_leader() {
         return Ok(());
     }
-    let Some((_, url)) = cluster.leader else { return Err("no leader elected yet".into()) };
+    let Some((_, url)) = cluster.leader else {
+        return Err("no leader elected yet".into());
+    };
     if url == state.advertise_url {
         return Err("the acceptors name this replica leader, but it is not (yet)".into());
     }
     let probe = format!("{}/livez", url.trim_end_matches('/'));
-    match state.peers.client().get(&probe).timeout(Duration::from_millis(500)).send().await {
+    match state
+        .peers
+        .client()
+        .get(&probe)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+    {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("the leader at {url} answered {}", r.status())),
         Err(e) => Err(format!("the leader at {url} is unreachable: {e}")),

@@ -30,9 +30,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("listening on http://{address}");
     let timeout = Duration::from_millis(config.peer_timeout_ms);
-    let peers = Arc::new(peers::Peers::new(&config.acceptors, &config.learners, config.common.cluster_token.clone(), timeout));
+    let peers = Arc::new(peers::Peers::new(
+        &config.acceptors,
+        &config.learners,
+        config.common.cluster_token.clone(),
+        timeout,
+    ));
     let advertise_url = config.advertise_url.as_str().trim_end_matches('/').to_owned();
-    let driver = driver::Driver::spawn(proposer_config, peers.clone(), advertise_url.clone(), REQUEST_QUEUE_MAX);
+    let driver = driver::Driver::spawn(
+        proposer_config,
+        peers.clone(),
+        advertise_url.clone(),
+        REQUEST_QUEUE_MAX,
+    );
     let interval = Duration::from_millis(config.status_interval_ms.max(1));
     let cluster = poller::spawn(peers.clone(), interval, driver.peer_events.clone());
     tracing::info!(node_id = config.node_id, %advertise_url, acceptors = config.acceptors.len(), "sequencer started");
@@ -48,5 +58,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         forward_timeout: Duration::from_millis(config.id_timeout_ms + config.peer_timeout_ms),
     };
     let router = service::with_standard_layers(app(state), &config.common.limits());
-    service::serve(listener, router, shutdown).await.map_err(|e| e.to_string())
+    service::serve(listener, router, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -82,16 +82,31 @@ impl Peers {
     pub async fn push_chosen(&self, learner: usize, body: &ChosenPush) -> Result<(), PeerError> {
         let url = format!("{}/v1/chosen", self.learners[learner]);
         let request = self.authorized(self.client.post(&url)).json(body);
-        let response = request.send().await.map_err(|source| PeerError::Transport { url: url.clone(), source })?;
+        let response = request.send().await.map_err(|source| PeerError::Transport {
+            url: url.clone(),
+            source,
+        })?;
         match response.status() {
             status if status.is_success() => Ok(()),
-            status => Err(PeerError::Status { url, status: status.as_u16(), body: String::new() }),
+            status => Err(PeerError::Status {
+                url,
+                status: status.as_u16(),
+                body: String::new(),
+            }),
         }
     }
 
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, base: &str, path: &str, body: &B) -> Result<R, PeerError> {
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<R, PeerError> {
         let url = format!("{base}{path}");
-        let request = self.authorized(self.client.post(&url)).headers(telemetry::trace_headers()).json(body);
+        let request = self
+            .authorized(self.client.post(&url))
+            .headers(telemetry::trace_headers())
+            .json(body);
         Self::decode(url, request.send().await).await
     }
 
@@ -106,12 +121,22 @@ impl Peers {
         url: String,
         sent: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<R, PeerError> {
-        let response = sent.map_err(|source| PeerError::Transport { url: url.clone(), source })?;
+        let response = sent.map_err(|source| PeerError::Transport {
+            url: url.clone(),
+            source,
+        })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(PeerError::Status { url, status: status.as_u16(), body });
+            return Err(PeerError::Status {
+                url,
+                status: status.as_u16(),
+                body,
+            });
         }
-        response.json().await.map_err(|source| PeerError::Transport { url, source })
+        response
+            .json()
+            .await
+            .map_err(|source| PeerError::Transport { url, source })
     }
 }

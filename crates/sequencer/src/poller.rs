@@ -24,7 +24,11 @@ pub struct ClusterView {
 }
 
 /// Starts the polling task; it runs as long as the process.
-pub fn spawn(peers: Arc<Peers>, interval: Duration, events: mpsc::UnboundedSender<PeerEvent>) -> watch::Receiver<ClusterView> {
+pub fn spawn(
+    peers: Arc<Peers>,
+    interval: Duration,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) -> watch::Receiver<ClusterView> {
     let (view_tx, view_rx) = watch::channel(ClusterView::default());
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -40,15 +44,27 @@ pub fn spawn(peers: Arc<Peers>, interval: Duration, events: mpsc::UnboundedSende
     view_rx
 }
 
-async fn poll_once(peers: &Peers, timeout: Duration, events: &mpsc::UnboundedSender<PeerEvent>) -> ClusterView {
-    let calls = (0..peers.acceptor_count()).map(AcceptorId).map(|to| async move { (to, peers.status(to, timeout).await) });
+async fn poll_once(
+    peers: &Peers,
+    timeout: Duration,
+    events: &mpsc::UnboundedSender<PeerEvent>,
+) -> ClusterView {
+    let calls = (0..peers.acceptor_count())
+        .map(AcceptorId)
+        .map(|to| async move { (to, peers.status(to, timeout).await) });
     let answers = futures::future::join_all(calls).await;
-    let mut view = ClusterView { polled_at: Some(Instant::now()), ..ClusterView::default() };
+    let mut view = ClusterView {
+        polled_at: Some(Instant::now()),
+        ..ClusterView::default()
+    };
     for (from, answer) in answers {
         let Ok(status) = answer else { continue };
         view.reachable += 1;
         let promised: Ballot = status.promised.into();
-        let leader = status.leader.as_ref().map(|l| (Ballot::from(l.ballot), l.url.clone(), l.heard_ago_ms));
+        let leader = status
+            .leader
+            .as_ref()
+            .map(|l| (Ballot::from(l.ballot), l.url.clone(), l.heard_ago_ms));
         if let Some((ballot, url, ago)) = &leader {
             match &view.leader {
                 Some((best, _)) if best == ballot => {
@@ -62,7 +78,13 @@ async fn poll_once(peers: &Peers, timeout: Duration, events: &mpsc::UnboundedSen
             }
         }
         let leader_heard_ago_ms = leader.map(|(_, _, ago)| ago);
-        let _ = events.send(PeerEvent::Status { from, status: AcceptorStatus { promised, leader_heard_ago_ms } });
+        let _ = events.send(PeerEvent::Status {
+            from,
+            status: AcceptorStatus {
+                promised,
+                leader_heard_ago_ms,
+            },
+        });
     }
     view
 }
