@@ -367,3 +367,60 @@ async fn report_progress(
     request.send().await?.error_for_status()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos_core::{Allocation, SequenceName};
+
+    fn chunk(from: u64, to: u64) -> Vec<(Slot, Value)> {
+        let sequence = SequenceName::default_sequence();
+        (from..to)
+            .map(|s| {
+                (
+                    Slot(s),
+                    Value::Allocations(vec![Allocation {
+                        sequence: sequence.clone(),
+                        first: s + 1,
+                        count: 1,
+                    }]),
+                )
+            })
+            .collect()
+    }
+
+    /// On a current-thread runtime the actor cannot run while the pushes are
+    /// queued, so they reach it as one group spanning four windows; each
+    /// must be taken in as the window moves.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_group_of_pushes_larger_than_the_window_is_learned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (learning, actor) = Learning::start(store.clone(), 3).expect("start");
+        let total = 4 * WINDOW_SLOTS_MAX;
+        for from in (0..total).step_by(500) {
+            learning
+                .push(chunk(from, (from + 500).min(total)))
+                .expect("queued");
+        }
+        let actor = tokio::spawn(actor);
+        let mut learned = learning.subscribe();
+        let reached =
+            tokio::time::timeout(Duration::from_secs(10), learned.wait_for(|below| *below >= total));
+        assert!(
+            reached.await.is_ok(),
+            "learned only {} of {total}",
+            learning.learned_below()
+        );
+        assert_eq!(
+            store.learned_below().expect("read"),
+            total,
+            "durable before published"
+        );
+        assert_eq!(
+            store.read_log(0, total, usize::MAX).expect("read").len() as u64,
+            total
+        );
+        actor.abort();
+    }
+}

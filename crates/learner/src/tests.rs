@@ -1090,21 +1090,6 @@ async fn a_restart_resumes_from_disk_with_the_same_message_ids() {
     learner.stop().await;
 }
 
-/// Pushes queued while the actor is appending are released together; each
-/// one must be taken in even when the group spans more than the window.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_pushes_larger_than_the_window_is_learned() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
-    let total = 4 * crate::learn::WINDOW_SLOTS_MAX;
-    let pushes = (0..total)
-        .step_by(500)
-        .map(|chunk| learner.push(default_slots(chunk..(chunk + 500).min(total))));
-    futures::future::join_all(pushes).await;
-    learner.wait_learned(total).await;
-    learner.stop().await;
-}
-
 // ---- learning from acceptors ---------------------------------------------
 
 /// An acceptor's `/v1/log` and progress endpoint, serving a fixed log.
