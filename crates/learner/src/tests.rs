@@ -1421,51 +1421,6 @@ fn rfc3339_formats_known_instants() {
     );
 }
 
-// ---- tracing -------------------------------------------------------------
-
-/// Each attempt runs in a `webhook_delivery` span whose context goes to the
-/// subscriber as `traceparent`. Current-thread runtime: the thread-local
-/// subscriber below then sees every task's spans.
-#[tokio::test(flavor = "current_thread")]
-async fn each_delivery_sends_the_traceparent_of_its_span() {
-    use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
-    let _guard = tracing_subscriber::registry().with(layer).set_default();
-
-    let subscriber = Subscriber::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
-    let created = learner.subscribe(json!({"url": subscriber.url})).await;
-    learner.push(default_slots(0..2)).await;
-    wait_for("delivery", || delivered(&subscriber, &created.secret).len() == 2).await;
-    learner.stop().await;
-
-    let traceparent = subscriber.received()[0].header("traceparent");
-    let fields: Vec<&str> = traceparent.split('-').collect();
-    assert_eq!(fields.len(), 4, "traceparent {traceparent:?}");
-    provider.force_flush().expect("flush");
-    let spans = exporter.get_finished_spans().expect("spans");
-    let delivery = spans
-        .iter()
-        .find(|s| s.name == "webhook_delivery")
-        .unwrap_or_else(|| {
-            panic!(
-                "no webhook_delivery span in {:?}",
-                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-            )
-        });
-    assert_eq!(fields[1], delivery.span_context.trace_id().to_string());
-    assert_eq!(fields[2], delivery.span_context.span_id().to_string());
-}
-
 // ---- figures -------------------------------------------------------------
 
 /// Prints (does not assert) delivery lag and throughput at a steady push
