@@ -56,7 +56,7 @@ pub fn webhook_client(
     connect_timeout: Duration,
     allow_private: bool,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    crate::install_crypto_provider();
+    api::install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -19,7 +19,7 @@ pub mod store;
 pub mod subscriptions;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -82,7 +82,7 @@ impl AppState {
     /// Opens the store and starts learning, progress reports and every
     /// subscription's delivery. Must be called inside a Tokio runtime.
     pub fn start(config: Config) -> Result<AppState, LearnerError> {
-        install_crypto_provider();
+        api::install_tls_provider();
         let store = Store::open(&config.data_dir)?;
         let learner_id = store.learner_id(new_learner_id)?;
         let (learning, actor) = Learning::start(store.clone(), config.acceptors.len())?;
@@ -250,16 +250,6 @@ pub async fn serve_on(
     };
     state.shutdown();
     result
-}
-
-/// Installs rustls' ring provider as the process default (reqwest is built
-/// without one); later calls do nothing.
-pub fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // An error means another provider was installed first; keep it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// Ends the process after an operating error that leaves memory and disk

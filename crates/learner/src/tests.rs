@@ -142,7 +142,7 @@ impl TestLearner {
 }
 
 fn client() -> reqwest::Client {
-    crate::install_crypto_provider();
+    api::install_tls_provider();
     reqwest::Client::new()
 }
 
