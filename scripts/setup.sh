@@ -4,8 +4,11 @@
 set -euo pipefail
 
 need_apt=()
-# RocksDB's bindings are generated with bindgen, which loads libclang.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# RocksDB's bindings are generated with bindgen, which loads libclang
+# (libclang.so or libclang-N.so; libclang-cpp, which some machines carry
+# without it, is a different library and does not do).
+if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null \
+  && ! compgen -G '/usr/lib/*-linux-gnu/libclang-[0-9]*.so*' >/dev/null; then
   need_apt+=(libclang-dev)
 fi
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
