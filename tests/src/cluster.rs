@@ -112,9 +112,14 @@ impl Proc {
             .unwrap_or_else(|| panic!("{} is not running", self.name))
     }
 
+    /// Everything the process wrote to stdout and stderr, over all its runs.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines of the process's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log_text();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -147,6 +152,9 @@ pub struct ClusterSpec {
     pub sequencer_args: Vec<String>,
     /// Extra flags for the learner.
     pub learner_args: Vec<String>,
+    /// Starts the learner with `--allow-private-webhooks`, so that test
+    /// subscribers on loopback are allowed (true by default).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for ClusterSpec {
@@ -158,6 +166,7 @@ impl Default for ClusterSpec {
             cluster_token: None,
             sequencer_args: Vec::new(),
             learner_args: Vec::new(),
+            allow_private_webhooks: true,
         }
     }
 }
@@ -218,8 +227,10 @@ impl Cluster {
                 path(&dir.path().join("learner")),
                 "--acceptors".into(),
                 acceptor_urls.clone(),
-                "--allow-private-webhooks".into(),
             ];
+            if spec.allow_private_webhooks {
+                args.push("--allow-private-webhooks".into());
+            }
             args.extend(spec.learner_args.iter().cloned());
             make("learner".into(), "paxid-learner", port, args)
         });
@@ -256,6 +267,21 @@ impl Cluster {
             http,
             dir,
         }
+    }
+
+    /// Starts another process (a test subscriber, say) that logs into this
+    /// cluster's directory and dies with the test.
+    pub fn spawn(&self, name: &str, program: &str, port: u16, args: Vec<String>) -> Proc {
+        let mut proc = Proc {
+            log: self.dir.path().join(format!("{name}.log")),
+            name: name.to_owned(),
+            port,
+            program: bin(program),
+            args,
+            child: None,
+        };
+        proc.start();
+        proc
     }
 
     pub fn data_dir(&self) -> &Path {

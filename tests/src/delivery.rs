@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::Op;
 use api::internal::Allocation;
 use api::learner::{WebhookMessage, WebhookSlot, WEBHOOK_TYPE};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use paxid_tests::Op;
 use sha2::Sha256;
 
 /// One webhook as the subscriber logged it (one JSON line).
@@ -24,13 +24,17 @@ pub struct Received {
     #[serde(rename = "webhook-signature")]
     pub signature: String,
     pub body: String,
+    /// When the subscriber received it (its wall clock), if it says.
+    #[serde(rename = "received-unix-ns", default)]
+    pub received_unix_ns: Option<u64>,
 }
 
-/// Every JSON line of the subscriber's stdout.
+/// Every JSON line of the subscriber's output (other lines are its own
+/// diagnostics, which share the file when it runs as a local process).
 pub fn parse_log(stdout: &str) -> Result<Vec<Received>, String> {
     stdout
         .lines()
-        .filter(|line| !line.trim().is_empty())
+        .filter(|line| line.trim_start().starts_with('{'))
         .map(|line| serde_json::from_str(line).map_err(|e| format!("subscriber log line {line:?}: {e}")))
         .collect()
 }
@@ -103,6 +107,11 @@ pub fn check_deliveries(messages: &[Received], secret: &str) -> Result<Delivered
 }
 
 impl Delivered {
+    /// The sequences that were delivered.
+    pub fn sequences(&self) -> impl Iterator<Item = &str> {
+        self.ranges.keys().map(String::as_str)
+    }
+
     /// Successful client calls whose IDs are not all inside one delivered
     /// allocation.
     pub fn uncovered<'a>(&self, history: &'a [Op]) -> Vec<&'a Op> {
@@ -119,6 +128,39 @@ impl Delivered {
         let after = ranges.partition_point(|(start, _)| start <= first);
         after > 0 && ranges[after - 1].1 >= first + count - 1
     }
+}
+
+/// For each successful call of `history`, milliseconds from the client's
+/// answer to the first receipt of an allocation holding its first ID.
+/// `epoch_unix_ns` is the wall-clock time of the history's zero; calls whose
+/// IDs never arrived, and messages without a receipt time, are left out.
+pub fn lags_ms(received: &[Received], history: &[Op], epoch_unix_ns: u64) -> Vec<f64> {
+    // (sequence, first ID) -> (last ID, first receipt)
+    let mut arrivals: BTreeMap<(String, u64), (u64, u64)> = BTreeMap::new();
+    for message in received {
+        let (Some(at), Ok(parsed)) = (message.received_unix_ns, parse_message(message)) else {
+            continue;
+        };
+        for allocation in parsed.data.slots.iter().flat_map(|slot| &slot.allocations) {
+            let last = allocation.id + allocation.count.max(1) - 1;
+            arrivals
+                .entry((allocation.sequence.clone(), allocation.id))
+                .or_insert((last, at));
+        }
+    }
+    let arrival = |sequence: &String, first: u64| {
+        let ((found, _), (last, at)) = arrivals.range(..=(sequence.clone(), first)).next_back()?;
+        (found == sequence && *last >= first).then_some(*at)
+    };
+    history
+        .iter()
+        .filter_map(|op| {
+            let (sequence, first, _) = op.result.as_ref()?;
+            let at = arrival(sequence, *first)?;
+            let answered = epoch_unix_ns + op.completed_ns;
+            Some((at as f64 - answered as f64) / 1e6)
+        })
+        .collect()
 }
 
 /// Per sequence, the ranges ordered by slot; fails if a range does not lie
@@ -258,6 +300,7 @@ mod tests {
             signature: sign(id, &timestamp, &body),
             timestamp,
             body,
+            received_unix_ns: None,
         }
     }
 
@@ -276,6 +319,7 @@ mod tests {
             timestamp: "1649367553".into(),
             signature: "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=".into(),
             body: r#"{"email":"test@example.com","username":"test_user"}"#.into(),
+            received_unix_ns: None,
         };
         let key = signing_key(SECRET).expect("key");
         assert!(verify_signature(&key, &received).is_ok());

@@ -4,6 +4,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod delivery;
 pub mod load;
 
 pub use checker::{check_history, Op};

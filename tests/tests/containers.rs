@@ -20,14 +20,13 @@
 
 #[path = "containers/compose.rs"]
 mod compose;
-#[path = "containers/delivery.rs"]
-mod delivery;
 #[path = "containers/probe.rs"]
 mod probe;
 
 use std::time::{Duration, Instant};
 
 use compose::{Compose, ACCEPTORS, LEARNER, SEQUENCERS, SUBSCRIBER};
+use paxid_tests::delivery;
 use paxid_tests::load::Load;
 use paxid_tests::{check_history, run_load, LoadSpec, Op};
 use probe::{LoadClock, Prober, PROBE_INTERVAL};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::internal::{LearnerProgress, LogResponse};
-use paxos_core::{Accepted, AcceptorId, Learner, Slot, Value};
+use paxos_core::{Accepted, AcceptorId, Counters, Learner, Slot, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::store::Store;
@@ -98,12 +98,13 @@ impl Learning {
     ) -> Result<(Learning, impl std::future::Future<Output = ()> + Send + 'static), crate::store::StoreError>
     {
         let learned_below = store.learned_below()?;
+        let counters = store.counters()?;
         metrics::gauge!(metric::LEARNED_BELOW).set(learned_below as f64);
         let learner = Learner::new(acceptors, Slot(learned_below), WINDOW_SLOTS_MAX);
         let (inputs, rx) = mpsc::channel(INPUT_QUEUE_MAX);
         let (learned_tx, learned) = watch::channel(learned_below);
         let pull_now = Arc::new(Notify::new());
-        let actor = run_actor(learner, store, rx, learned_tx, pull_now.clone());
+        let actor = run_actor(learner, counters, store, rx, learned_tx, pull_now.clone());
         let learning = Learning {
             inputs,
             learned,
@@ -269,6 +270,7 @@ impl Learning {
 
 async fn run_actor(
     mut learner: Learner,
+    mut counters: Counters,
     store: Store,
     mut inputs: mpsc::Receiver<Input>,
     learned: watch::Sender<u64>,
@@ -289,10 +291,17 @@ async fn run_actor(
         if let Some((from, _)) = ready.first() {
             let from = *from;
             let store = store.clone();
-            let appended = tokio::task::spawn_blocking(move || store.append(from, &ready)).await;
+            let appended = tokio::task::spawn_blocking(move || {
+                let below = store.append(from, &ready, &mut counters);
+                (below, counters)
+            })
+            .await;
             let below = match appended {
-                Ok(Ok(below)) => below,
-                Ok(Err(error)) => fatal(&format!("appending to the learned log failed: {error}")),
+                Ok((Ok(below), advanced)) => {
+                    counters = advanced;
+                    below
+                }
+                Ok((Err(error), _)) => fatal(&format!("appending to the learned log failed: {error}")),
                 Err(error) => fatal(&format!("appending to the learned log failed: {error}")),
             };
             metrics::gauge!(metric::LEARNED_BELOW).set(below as f64);

@@ -6,10 +6,11 @@
 //! state change is one `WriteBatch`; writes that other parties rely on are
 //! synced before the caller proceeds.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use paxos_core::{Slot, Value};
+use paxos_core::{Allocation, Counters, SequenceName, Slot, Value};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -72,6 +73,8 @@ pub struct SubscriptionRecord {
 
 const LEARNER_ID_KEY: &[u8] = b"m:learner_id";
 const LEARNED_BELOW_KEY: &[u8] = b"m:learned_below";
+/// The state machine's counters after applying every learned slot.
+const COUNTERS_KEY: &[u8] = b"m:counters";
 const LOG_PREFIX: &[u8] = b"l:";
 const SUBSCRIPTION_PREFIX: &[u8] = b"s:";
 
@@ -103,17 +106,49 @@ impl Store {
         Ok(self.get::<u64>(LEARNED_BELOW_KEY)?.unwrap_or(0))
     }
 
+    /// The counters after applying every learned slot, in slot order.
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        if let Some(wire) = self.get::<BTreeMap<String, u64>>(COUNTERS_KEY)? {
+            return counters_from_wire(wire).map_err(|reason| corrupt(COUNTERS_KEY, reason));
+        }
+        // A log written before the counters were kept holds the chosen values
+        // themselves: replaying it gives the counters.
+        let mut counters = Counters::default();
+        let below = self.learned_below()?;
+        let mut from = 0;
+        while from < below {
+            let page = self.read_log(from, below, 4096)?;
+            let Some((last, _)) = page.last() else { break };
+            from = last + 1;
+            for (_, value) in &page {
+                counters.apply(value);
+            }
+        }
+        Ok(counters)
+    }
+
     /// Appends chosen slots, which must continue the log exactly, and moves
     /// the learned point past them: one synced write batch.
-    pub fn append(&self, from: Slot, values: &[(Slot, Value)]) -> Result<u64, StoreError> {
+    ///
+    /// Each slot is stored as it takes effect ([`Counters::apply`]): void
+    /// allocations are dropped, so the log holds exactly what was handed
+    /// out. `counters` must be the counters before `from` and is advanced.
+    pub fn append(
+        &self,
+        from: Slot,
+        values: &[(Slot, Value)],
+        counters: &mut Counters,
+    ) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
         let mut next = from.0;
         for (slot, value) in values {
             assert_eq!(slot.0, next, "the learner releases slots without gaps");
-            batch.put(log_key(slot.0), encode(&api::internal::Value::from(value)));
+            let effective = effective_value(counters.apply(value));
+            batch.put(log_key(slot.0), encode(&api::internal::Value::from(&effective)));
             next += 1;
         }
         batch.put(LEARNED_BELOW_KEY, encode(&next));
+        batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
         self.write(batch, true)?;
         Ok(next)
     }
@@ -186,6 +221,30 @@ impl Store {
     }
 }
 
+fn effective_value(allocations: Vec<Allocation>) -> Value {
+    if allocations.is_empty() {
+        Value::Noop
+    } else {
+        Value::Allocations(allocations)
+    }
+}
+
+fn counters_to_wire(counters: &Counters) -> BTreeMap<String, u64> {
+    counters
+        .iter()
+        .map(|(name, next)| (name.as_str().to_owned(), next))
+        .collect()
+}
+
+fn counters_from_wire(wire: BTreeMap<String, u64>) -> Result<Counters, String> {
+    let mut map = BTreeMap::new();
+    for (name, next) in wire {
+        let name = SequenceName::parse(&name).map_err(|e| format!("sequence {name:?}: {e}"))?;
+        map.insert(name, next);
+    }
+    Ok(Counters::from_map(map))
+}
+
 fn log_key(slot: u64) -> Vec<u8> {
     let mut key = LOG_PREFIX.to_vec();
     key.extend_from_slice(&slot.to_be_bytes());
@@ -233,14 +292,17 @@ fn corrupt(key: &[u8], reason: String) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos_core::{Allocation, SequenceName};
 
     fn alloc(first: u64) -> Value {
+        range(first, 1)
+    }
+
+    fn range(first: u64, count: u64) -> Value {
         let sequence = SequenceName::default_sequence();
         Value::Allocations(vec![Allocation {
             sequence,
             first,
-            count: 1,
+            count,
         }])
     }
 
@@ -251,7 +313,11 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             assert_eq!(store.learned_below().expect("read"), 0);
             let next = store
-                .append(Slot(0), &[(Slot(0), alloc(1)), (Slot(1), Value::Noop)])
+                .append(
+                    Slot(0),
+                    &[(Slot(0), alloc(1)), (Slot(1), Value::Noop)],
+                    &mut Counters::default(),
+                )
                 .expect("append");
             assert_eq!(next, 2);
             assert_eq!(store.learner_id(|| "lrn_a".into()).expect("id"), "lrn_a");
@@ -273,7 +339,9 @@ mod tests {
     fn a_corrupt_record_is_an_error_not_a_value() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        store.append(Slot(0), &[(Slot(0), alloc(1))]).expect("append");
+        store
+            .append(Slot(0), &[(Slot(0), alloc(1))], &mut Counters::default())
+            .expect("append");
         let mut bytes = store.db.get(log_key(0)).expect("get").expect("present");
         let last = bytes.len() - 2;
         bytes[last] ^= 0x01;
@@ -286,6 +354,65 @@ mod tests {
     fn appending_with_a_gap_is_a_bug() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let _ = store.append(Slot(0), &[(Slot(1), Value::Noop)]);
+        let _ = store.append(Slot(0), &[(Slot(1), Value::Noop)], &mut Counters::default());
+    }
+
+    /// A chosen allocation that starts below its counter hands out nothing
+    /// (Counters::apply): the log must not offer it to subscribers, and the
+    /// counters that decide it must survive a restart.
+    #[test]
+    fn void_allocations_are_dropped_and_counters_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sequence = SequenceName::default_sequence();
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let mut counters = Counters::default();
+            let slots = [(Slot(0), range(1, 10)), (Slot(1), range(5, 20))];
+            store.append(Slot(0), &slots, &mut counters).expect("append");
+            assert_eq!(
+                counters.next_id(&sequence),
+                25,
+                "a void allocation still raises the counter"
+            );
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let mut counters = store.counters().expect("counters");
+        assert_eq!(counters.next_id(&sequence), 25);
+        store
+            .append(
+                Slot(2),
+                &[(Slot(2), range(20, 3)), (Slot(3), range(25, 1))],
+                &mut counters,
+            )
+            .expect("append");
+        let log = store.read_log(0, 10, 10).expect("read");
+        let expected = vec![
+            (0, range(1, 10)),
+            (1, Value::Noop),
+            (2, Value::Noop),
+            (3, range(25, 1)),
+        ];
+        assert_eq!(log, expected, "only effective allocations are kept");
+    }
+
+    /// A data directory from before the counters were stored holds the
+    /// chosen values: the counters are rebuilt by replaying them.
+    #[test]
+    fn counters_are_rebuilt_from_an_older_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .append(
+                Slot(0),
+                &[(Slot(0), range(1, 10)), (Slot(1), range(5, 20))],
+                &mut Counters::default(),
+            )
+            .expect("append");
+        store.db.delete(COUNTERS_KEY).expect("delete");
+        let mut batch = WriteBatch::default();
+        batch.put(log_key(1), encode(&api::internal::Value::from(&range(5, 20))));
+        store.write(batch, true).expect("write");
+        let counters = store.counters().expect("counters");
+        assert_eq!(counters.next_id(&SequenceName::default_sequence()), 25);
     }
 }

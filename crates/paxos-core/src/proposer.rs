@@ -34,6 +34,18 @@ pub struct ProposerConfig {
     /// for a time drawn uniformly from this range.
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// Pre-vote: a follower campaigns only when a majority of acceptors
+    /// answered its status polls within the election timeout, and fewer
+    /// than a majority of them heard a leader. A follower cut off from the
+    /// acceptors then stays quiet instead of raising its round over and
+    /// over, and cannot depose a healthy leader when the network heals.
+    /// Liveness only; the model check turns it off to explore every
+    /// campaign.
+    pub prevote: bool,
+    /// A leader steps down when fewer than a majority of acceptors answered
+    /// it within this long (so that its clients fail fast and go to the
+    /// new leader). Longer than a heartbeat, with room for a loaded machine.
+    pub quorum_contact_ms: u64,
     /// An accept not acknowledged after this long is sent again.
     pub accept_retry_ms: u64,
     /// A client waits at most this long for its slot to be chosen.
@@ -57,6 +69,8 @@ impl ProposerConfig {
             heartbeat_interval_ms: 50,
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
+            prevote: true,
+            quorum_contact_ms: 1_000,
             accept_retry_ms: 200,
             request_timeout_ms: 5_000,
             catchup_slots_max: 65_536,
@@ -72,6 +86,7 @@ impl ProposerConfig {
         assert!(self.sequences_max >= 1);
         assert!(self.election_timeout_min_ms <= self.election_timeout_max_ms);
         assert!(self.heartbeat_interval_ms < self.election_timeout_min_ms);
+        assert!(self.heartbeat_interval_ms < self.quorum_contact_ms);
         assert!(self.catchup_batch_max >= 1);
     }
 }
@@ -170,6 +185,8 @@ pub struct Proposer {
     known_chosen: Snapshot,
     /// Per acceptor: when (our clock) it last heard a leader, as reported.
     leader_heard_at_ms: Vec<Option<u64>>,
+    /// Per acceptor: when (our clock) its last status arrived.
+    status_at_ms: Vec<Option<u64>>,
     election_timeout_ms: u64,
     /// When the follower last saw a live leader, or became a follower.
     follower_since_ms: u64,
@@ -239,6 +256,7 @@ impl Proposer {
         config.assert_valid();
         let mut proposer = Proposer {
             leader_heard_at_ms: vec![None; config.acceptors],
+            status_at_ms: vec![None; config.acceptors],
             round_seen_max: 0,
             known_chosen: Snapshot::default(),
             election_timeout_ms: 0,
@@ -315,6 +333,7 @@ impl Proposer {
         #[cfg(not(paxid_bug = "ballot_reuse"))]
         self.see(status.promised);
         self.leader_heard_at_ms[from.0] = status.leader_heard_ago_ms.map(|ago| now_ms.saturating_sub(ago));
+        self.status_at_ms[from.0] = Some(now_ms);
     }
 
     pub fn handle_prepare_reply(
@@ -427,8 +446,23 @@ impl Proposer {
         if now_ms.saturating_sub(self.follower_since_ms) < self.election_timeout_ms {
             return;
         }
+        if self.config.prevote && !self.quorum_answered(now_ms) {
+            // We cannot tell whether a leader lives: stay quiet.
+            return;
+        }
         self.election_timeout_ms = self.draw_timeout(random);
         self.campaign(now_ms);
+    }
+
+    /// A majority of acceptors answered a status poll within the election
+    /// timeout: enough to say that no leader is heard.
+    fn quorum_answered(&self, now_ms: u64) -> bool {
+        let recent = self
+            .status_at_ms
+            .iter()
+            .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < self.election_timeout_ms))
+            .count();
+        recent >= quorum(self.config.acceptors)
     }
 
     /// A majority of acceptors heard a leader within the election timeout.
@@ -530,8 +564,10 @@ impl Proposer {
     fn become_follower(&mut self, now_ms: u64) {
         self.state = State::Follower;
         self.follower_since_ms = now_ms;
-        // Forget who heard whom: only fresh statuses may keep us quiet.
+        // Forget who heard whom: only fresh statuses may keep us quiet, or
+        // let us campaign.
         self.leader_heard_at_ms.iter_mut().for_each(|h| *h = None);
+        self.status_at_ms.iter_mut().for_each(|h| *h = None);
     }
 
     fn see(&mut self, ballot: Ballot) {
@@ -769,13 +805,13 @@ impl Leader {
         self.acceptor_chosen_below[from.0] = Some(chosen_below);
     }
 
-    /// A majority answered within the shortest election timeout. A leader
-    /// cut off from its quorum steps down rather than hold clients forever.
+    /// A majority answered within `quorum_contact_ms`. A leader cut off
+    /// from its quorum steps down rather than hold clients forever.
     fn has_quorum_contact(&self, now_ms: u64, config: &ProposerConfig) -> bool {
         let recent = self
             .answered_at_ms
             .iter()
-            .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < config.election_timeout_min_ms))
+            .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < config.quorum_contact_ms))
             .count();
         recent >= quorum(config.acceptors)
     }

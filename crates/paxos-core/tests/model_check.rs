@@ -163,6 +163,11 @@ fn config(p: usize) -> ProposerConfig {
     config.heartbeat_interval_ms = 10;
     config.election_timeout_min_ms = 100;
     config.election_timeout_max_ms = 100;
+    config.quorum_contact_ms = 100;
+    // The model has no status polls; without pre-vote a follower may
+    // campaign whenever its timer fires, a superset of what pre-vote allows
+    // (pre-vote only removes campaigns, so safety checked here holds with it).
+    config.prevote = false;
     config.request_timeout_ms = 1_000_000;
     config.accept_retry_ms = 1_000_000;
     config

@@ -18,7 +18,22 @@ fn config(pipeline_slots_max: usize) -> ProposerConfig {
     config.heartbeat_interval_ms = 50;
     config.accept_retry_ms = 200;
     config.request_timeout_ms = 1_000;
+    config.quorum_contact_ms = ELECTION_MS;
     config
+}
+
+/// Acceptors 0 and 1 (a majority) answer a status poll at `now` without
+/// having heard any leader; then the proposer's timers run. Pre-vote lets a
+/// follower campaign only on such fresh statuses.
+fn tick_with_no_leader_heard(p: &mut Proposer, now: u64) {
+    for from in [0, 1] {
+        let status = AcceptorStatus {
+            promised: ballot(0, 0),
+            leader_heard_ago_ms: None,
+        };
+        p.handle_status(now, AcceptorId(from), status);
+    }
+    p.tick(now, 0);
 }
 
 fn ballot(round: u64, node: u32) -> Ballot {
@@ -94,7 +109,7 @@ fn accepted(chosen_below: u64) -> AcceptReply {
 /// with two empty promises; its effects are drained.
 fn leader(pipeline_slots_max: usize) -> Proposer {
     let mut p = Proposer::new(config(pipeline_slots_max), 0, 0);
-    p.tick(ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(1, 1);
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, empty_promise(b));
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(b));
@@ -110,7 +125,7 @@ fn election_timeout_campaigns_with_a_prepare_to_every_acceptor() {
     assert_eq!(p.role(), Role::Follower);
     assert_eq!(p.drain_effects(), vec![]);
 
-    p.tick(ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(1, 1);
     assert_eq!(p.role(), Role::Candidate { ballot: b });
     let prepare = Prepare {
@@ -139,7 +154,14 @@ fn a_live_leader_keeps_a_follower_quiet_and_statuses_raise_its_rounds() {
     assert_eq!(p.role(), Role::Follower, "a majority heard the leader 10 ms ago");
     assert_eq!(p.drain_effects(), vec![]);
 
-    // The leader goes silent: the next campaign is above every round seen.
+    // The leader goes silent: the acceptors last heard it an election
+    // timeout ago, and the next campaign is above every round seen.
+    let silent = AcceptorStatus {
+        promised: ballot(7, 2),
+        leader_heard_ago_ms: Some(ELECTION_MS + 20),
+    };
+    p.handle_status(2 * ELECTION_MS + 10, AcceptorId(0), silent);
+    p.handle_status(2 * ELECTION_MS + 10, AcceptorId(1), silent);
     p.tick(2 * ELECTION_MS + 10, 0);
     let prepare = Prepare {
         ballot: ballot(8, 1),
@@ -152,6 +174,43 @@ fn a_live_leader_keeps_a_follower_quiet_and_statuses_raise_its_rounds() {
             prepare: prepare.clone()
         })
     );
+}
+
+#[test]
+fn prevote_a_follower_that_hears_no_majority_stays_quiet() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    // Cut off from every acceptor: no status for ten election timeouts.
+    p.tick(10 * ELECTION_MS, 0);
+    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(
+        p.drain_effects(),
+        vec![],
+        "no campaign without a majority's status"
+    );
+    // One acceptor (a minority) answers: still no campaign.
+    let status = AcceptorStatus {
+        promised: ballot(0, 0),
+        leader_heard_ago_ms: None,
+    };
+    p.handle_status(11 * ELECTION_MS, AcceptorId(2), status);
+    p.tick(11 * ELECTION_MS, 0);
+    assert_eq!(p.drain_effects(), vec![]);
+    // Statuses older than the election timeout do not count either.
+    p.handle_status(11 * ELECTION_MS, AcceptorId(0), status);
+    p.tick(12 * ELECTION_MS, 0);
+    assert_eq!(p.drain_effects(), vec![]);
+    // A fresh majority that heard no leader: campaign, in round 1.
+    tick_with_no_leader_heard(&mut p, 12 * ELECTION_MS + 1);
+    assert_eq!(p.role(), Role::Candidate { ballot: ballot(1, 1) });
+}
+
+#[test]
+fn without_prevote_a_cut_off_follower_campaigns() {
+    let mut config = config(4);
+    config.prevote = false;
+    let mut p = Proposer::new(config, 0, 0);
+    p.tick(ELECTION_MS, 0);
+    assert_eq!(p.role(), Role::Candidate { ballot: ballot(1, 1) });
 }
 
 #[test]
@@ -178,7 +237,7 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
             leader_heard_ago_ms: None,
         },
     );
-    p.tick(ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(5, 1);
     assert_eq!(p.role(), Role::Candidate { ballot: b });
     let _ = p.drain_effects();
@@ -235,7 +294,7 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
 #[test]
 fn recovery_starts_from_the_most_advanced_snapshot() {
     let mut p = Proposer::new(config(4), 0, 0);
-    p.tick(ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(1, 1);
     let _ = p.drain_effects();
     let counters = Counters::from_map([(seq("default"), 11)].into());
@@ -422,7 +481,7 @@ fn a_higher_ballot_deposes_the_leader_and_refuses_every_waiting_client() {
         ]
     );
     // Its next campaign goes above the ballot that deposed it.
-    p.tick(502 + ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, 502 + ELECTION_MS);
     let prepare = Prepare {
         ballot: ballot(10, 1),
         from: Slot(0),
@@ -524,7 +583,7 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
 #[test]
 fn a_rejected_prepare_with_a_higher_ballot_ends_the_campaign() {
     let mut p = Proposer::new(config(4), 0, 0);
-    p.tick(ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let _ = p.drain_effects();
     p.handle_prepare_reply(
         ELECTION_MS,
@@ -536,7 +595,7 @@ fn a_rejected_prepare_with_a_higher_ballot_ends_the_campaign() {
     );
     assert_eq!(p.role(), Role::Follower);
     assert_eq!(p.drain_effects(), vec![]);
-    p.tick(2 * ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, 2 * ELECTION_MS);
     let prepare = Prepare {
         ballot: ballot(4, 1),
         from: Slot(0),

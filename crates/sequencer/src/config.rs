@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MAX_MS", default_value_t = 600)]
     pub election_timeout_max_ms: u64,
 
+    /// The leader steps down when a majority of acceptors has not answered
+    /// it for this long, so that its clients go to a new leader.
+    #[arg(long, env = "PAXID_QUORUM_CONTACT_MS", default_value_t = 1_000)]
+    pub quorum_contact_ms: u64,
+
     /// A client waits at most this long for its IDs before a 503.
     #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = 5_000)]
     pub id_timeout_ms: u64,
@@ -92,6 +97,9 @@ impl Config {
                 "--heartbeat-interval-ms must be positive and below --election-timeout-min-ms".into(),
             );
         }
+        if self.quorum_contact_ms <= self.heartbeat_interval_ms {
+            return Err("--quorum-contact-ms must be above --heartbeat-interval-ms".into());
+        }
         for (name, value) in [
             ("--pipeline-slots-max", self.pipeline_slots_max),
             ("--batch-requests-max", self.batch_requests_max),
@@ -111,6 +119,7 @@ impl Config {
         config.heartbeat_interval_ms = self.heartbeat_interval_ms;
         config.election_timeout_min_ms = self.election_timeout_min_ms;
         config.election_timeout_max_ms = self.election_timeout_max_ms;
+        config.quorum_contact_ms = self.quorum_contact_ms;
         config.accept_retry_ms = self.heartbeat_interval_ms.saturating_mul(4);
         config.request_timeout_ms = self.id_timeout_ms;
         Ok(config)

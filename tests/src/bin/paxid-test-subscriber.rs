@@ -3,7 +3,7 @@
 //! `docker logs` collects it:
 //!
 //! ```text
-//! {"path":"/hook","webhook-id":"msg_…","webhook-timestamp":"…","webhook-signature":"v1,…","body":"{…}"}
+//! {"path":"/hook","webhook-id":"msg_…","webhook-timestamp":"…","webhook-signature":"v1,…","body":"{…}","received-unix-ns":…}
 //! ```
 //!
 //! The body is kept as the exact string received so that the test can check
@@ -12,16 +12,21 @@
 //! receiver may log a message it never acknowledged, which the learner then
 //! sends again under the same `webhook-id`.
 //!
-//! Usage: `paxid-test-subscriber [--listen HOST:PORT]` (default
-//! `0.0.0.0:9000`, or `PAXID_LISTEN`).
+//! Usage: `paxid-test-subscriber [--listen HOST:PORT] [--status CODE]`
+//! (listen default `0.0.0.0:9000`, or `PAXID_LISTEN`). `--status` makes it
+//! answer every webhook with that status instead of 204, to play a broken
+//! subscriber; it still logs what it received.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Router;
 
 const LISTEN_DEFAULT: &str = "0.0.0.0:9000";
+/// The status every webhook gets (`--status`); 204 unless told otherwise.
+static ANSWER: OnceLock<StatusCode> = OnceLock::new();
 /// Webhook bodies are at most 256 KiB by the learner's default; leave room.
 const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 const LOGGED_HEADERS: [&str; 4] = [
@@ -33,7 +38,8 @@ const LOGGED_HEADERS: [&str; 4] = [
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let listen = listen_address()?;
+    let (listen, answer) = parse_args()?;
+    ANSWER.set(answer).expect("set once");
     // Every request is a webhook to log, whatever its path.
     let app = Router::new()
         .fallback(receive)
@@ -47,25 +53,40 @@ async fn main() -> std::io::Result<()> {
         .await
 }
 
-fn listen_address() -> std::io::Result<String> {
+fn parse_args() -> std::io::Result<(String, StatusCode)> {
     let mut args = std::env::args().skip(1);
     let mut listen = std::env::var("PAXID_LISTEN").unwrap_or_else(|_| LISTEN_DEFAULT.to_owned());
+    let mut answer = StatusCode::NO_CONTENT;
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.next().ok_or_else(|| usage("--listen needs HOST:PORT"))?,
-            other => match other.strip_prefix("--listen=") {
-                Some(value) => listen = value.to_owned(),
-                None => return Err(usage(&format!("unknown argument {other:?}"))),
-            },
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        match name.as_str() {
+            "--listen" => listen = value()?,
+            "--status" => {
+                answer = value()?
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|code| StatusCode::from_u16(code).ok())
+                    .ok_or_else(|| usage("--status needs an HTTP status code"))?
+            }
+            other => return Err(usage(&format!("unknown argument {other:?}"))),
         }
     }
-    Ok(listen)
+    Ok((listen, answer))
 }
 
 fn usage(problem: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
-        format!("{problem}; usage: paxid-test-subscriber [--listen HOST:PORT]"),
+        format!("{problem}; usage: paxid-test-subscriber [--listen HOST:PORT] [--status CODE]"),
     )
 }
 
@@ -78,13 +99,18 @@ async fn receive(uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
         }
     }
     line.insert("body".into(), String::from_utf8_lossy(&body).into_owned().into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    line.insert(
+        "received-unix-ns".into(),
+        now.map_or(0, |d| d.as_nanos() as u64).into(),
+    );
     let text = serde_json::Value::Object(line).to_string();
     // One write of the whole line under the lock, flushed before answering:
     // what the learner sees acknowledged is already in the log.
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{text}").and_then(|()| out.flush());
     match written {
-        Ok(()) => StatusCode::NO_CONTENT,
+        Ok(()) => *ANSWER.get().unwrap_or(&StatusCode::NO_CONTENT),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
