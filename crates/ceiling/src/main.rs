@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use paxid_ceiling::CeilingArgs;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = CeilingArgs::parse();

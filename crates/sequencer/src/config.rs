@@ -42,8 +42,12 @@ pub struct Config {
     #[arg(long, env = "PAXID_SEQUENCES_MAX", default_value_t = 1024)]
     pub sequences_max: usize,
 
-    /// Slots proposed and not yet chosen, at most.
-    #[arg(long, env = "PAXID_PIPELINE_SLOTS_MAX", default_value_t = 8)]
+    /// Slots proposed and not yet chosen, at most. Requests that arrive
+    /// while the pipeline is full share the next slot, so a short pipeline
+    /// means bigger batches and fewer acceptor round trips per ID: on two
+    /// cores, 2 served 16 clients about 1.5 times faster than 8 (see
+    /// docs/benchmarks.md). Raise it when the acceptors are far away.
+    #[arg(long, env = "PAXID_PIPELINE_SLOTS_MAX", default_value_t = 2)]
     pub pipeline_slots_max: usize,
 
     /// Client requests batched into one slot, at most.

@@ -44,8 +44,13 @@ pub struct AppState {
     pub forward_timeout: Duration,
 }
 
+/// Shared by every request; behind an `Arc` so that extracting it is a
+/// reference count, not a copy of its strings and channel handles.
+type Shared = Arc<AppState>;
+
 /// The whole router: client API, internal status, probes.
 pub fn app(state: AppState) -> Router {
+    let state: Shared = Arc::new(state);
     let internal = Router::new()
         .route("/v1/status", get(status))
         .route_layer(service::require_bearer(state.cluster_token.clone()));
@@ -58,7 +63,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn next_id(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<NextIdRequest>,
 ) -> Result<Response, ApiError> {
@@ -187,7 +192,7 @@ fn overloaded() -> ApiError {
     ApiError::unavailable("too many requests waiting; retry", RETRY_AFTER_S)
 }
 
-async fn status(State(state): State<AppState>) -> Json<SequencerStatus> {
+async fn status(State(state): State<Shared>) -> Json<SequencerStatus> {
     let view = state.driver.view.borrow().clone();
     let cluster = state.cluster.borrow().clone();
     Json(SequencerStatus {
@@ -205,7 +210,7 @@ async fn status(State(state): State<AppState>) -> Json<SequencerStatus> {
 
 /// Ready when a quorum of acceptors answers and a leader serves: this
 /// replica, or one that answers its liveness probe.
-async fn ready(state: AppState) -> Result<(), String> {
+async fn ready(state: Shared) -> Result<(), String> {
     let cluster = state.cluster.borrow().clone();
     let needed = quorum(state.peers.acceptor_count());
     if cluster.reachable < needed {
