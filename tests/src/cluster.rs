@@ -41,6 +41,21 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `program` (a binary built next to the tests), logging to
+    /// `<log_dir>/<name>.log`.
+    pub fn launch(log_dir: &Path, name: &str, program: &str, port: u16, args: Vec<String>) -> Proc {
+        let mut proc = Proc {
+            log: log_dir.join(format!("{name}.log")),
+            name: name.to_owned(),
+            port,
+            program: bin(program),
+            args,
+            child: None,
+        };
+        proc.start();
+        proc
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -193,16 +208,7 @@ impl Cluster {
         };
         let make = |name: String, program: &str, port: u16, mut args: Vec<String>| {
             args.extend(token_args.iter().cloned());
-            let mut proc = Proc {
-                log: dir.path().join(format!("{name}.log")),
-                name,
-                port,
-                program: bin(program),
-                args,
-                child: None,
-            };
-            proc.start();
-            proc
+            Proc::launch(dir.path(), &name, program, port, args)
         };
         let acceptors: Vec<Proc> = (0..spec.acceptors)
             .map(|i| {
@@ -272,16 +278,7 @@ impl Cluster {
     /// Starts another process (a test subscriber, say) that logs into this
     /// cluster's directory and dies with the test.
     pub fn spawn(&self, name: &str, program: &str, port: u16, args: Vec<String>) -> Proc {
-        let mut proc = Proc {
-            log: self.dir.path().join(format!("{name}.log")),
-            name: name.to_owned(),
-            port,
-            program: bin(program),
-            args,
-            child: None,
-        };
-        proc.start();
-        proc
+        Proc::launch(self.dir.path(), name, program, port, args)
     }
 
     pub fn data_dir(&self) -> &Path {

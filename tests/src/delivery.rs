@@ -439,7 +439,9 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0].webhook_id, "msg_x");
         // The receiver's own diagnostics share the file: skipped.
-        assert!(parse_log("paxid-test-subscriber listening on 127.0.0.1:1\n").expect("skips").is_empty());
+        assert!(parse_log("paxid-test-subscriber listening on 127.0.0.1:1\n")
+            .expect("skips")
+            .is_empty());
         assert!(parse_log("{not json\n").is_err());
     }
 }
