@@ -33,23 +33,26 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# Each process runs in its own session, so that Ctrl-C reaches only this
+# script, which then stops them in order (SIGTERM, graceful drain) instead of
+# racing them to a "process exited" message.
 acceptor_urls=()
 for i in "${!ACCEPTOR_PORTS[@]}"; do
   port=${ACCEPTOR_PORTS[$i]}
-  "$BIN_DIR/paxid-acceptor" --listen "$HOST:$port" --data-dir "$DATA/acceptor-$i" >"$LOGS/acceptor-$i.log" 2>&1 &
+  setsid "$BIN_DIR/paxid-acceptor" --listen "$HOST:$port" --data-dir "$DATA/acceptor-$i" >"$LOGS/acceptor-$i.log" 2>&1 &
   pids+=($!)
   acceptor_urls+=("http://$HOST:$port")
 done
 ACCEPTORS=$(IFS=,; echo "${acceptor_urls[*]}")
 LEARNER_URL="http://$HOST:$LEARNER_PORT"
 
-"$BIN_DIR/paxid-learner" --listen "$HOST:$LEARNER_PORT" --data-dir "$DATA/learner" \
+setsid "$BIN_DIR/paxid-learner" --listen "$HOST:$LEARNER_PORT" --data-dir "$DATA/learner" \
   --acceptors "$ACCEPTORS" --allow-private-webhooks >"$LOGS/learner.log" 2>&1 &
 pids+=($!)
 
 for i in "${!SEQUENCER_PORTS[@]}"; do
   port=${SEQUENCER_PORTS[$i]}
-  "$BIN_DIR/paxid-sequencer" --listen "$HOST:$port" --node-id $((i + 1)) --acceptors "$ACCEPTORS" \
+  setsid "$BIN_DIR/paxid-sequencer" --listen "$HOST:$port" --node-id $((i + 1)) --acceptors "$ACCEPTORS" \
     --advertise-url "http://$HOST:$port" --learners "$LEARNER_URL" >"$LOGS/sequencer-$((i + 1)).log" 2>&1 &
   pids+=($!)
 done

@@ -107,6 +107,20 @@ pub struct DriverHandle {
     pub view: watch::Receiver<DriverView>,
 }
 
+/// How many client requests share a slot: the clients answered in one
+/// driver step over the slots chosen in it (a leader answers a slot's
+/// clients in the step that sees it chosen, in slot order).
+fn record_batching(answered: usize, chosen: usize) {
+    if answered == 0 || chosen == 0 {
+        return;
+    }
+    let per_slot = answered as f64 / chosen as f64;
+    let histogram = metrics::histogram!("paxid_sequencer_requests_per_slot");
+    for _ in 0..chosen {
+        histogram.record(per_slot);
+    }
+}
+
 impl Driver {
     /// Starts the driver task; `request_queue_max` bounds the client channel.
     pub fn spawn(
@@ -232,12 +246,16 @@ impl Driver {
 
     fn execute(&mut self) {
         let mut chosen = Vec::new();
+        let mut answered = 0usize;
         for effect in self.proposer.drain_effects() {
             match effect {
                 Effect::Prepare { to, prepare } => self.send_prepare(to, prepare),
                 Effect::Accept { to, accept } => self.send_accept(to, accept),
                 Effect::Commit { to, commit } => self.send_commit(to, commit),
-                Effect::Reply { request, result } => self.reply(request, result),
+                Effect::Reply { request, result } => {
+                    answered += usize::from(result.is_ok());
+                    self.reply(request, result)
+                }
                 Effect::Chosen { slot, value } => chosen.push((slot, value)),
                 Effect::BecameLeader { ballot } => {
                     info!(%ballot, "became leader");
@@ -248,6 +266,7 @@ impl Driver {
                 }
             }
         }
+        record_batching(answered, chosen.len());
         self.push_to_learners(chosen);
     }
 
