@@ -137,3 +137,54 @@ fn parse_url(text: &str) -> Result<Url, String> {
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: [&str; 9] = [
+        "paxid-sequencer",
+        "--listen",
+        "127.0.0.1:0",
+        "--node-id",
+        "1",
+        "--acceptors",
+        "http://a0:7001,http://a1:7001,http://a2:7001",
+        "--advertise-url",
+        "http://s1:8080",
+    ];
+
+    fn parse(extra: &[&str]) -> Config {
+        Config::try_parse_from(REQUIRED.iter().chain(extra)).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_give_a_short_pipeline_prevote_and_a_one_second_quorum_window() {
+        let core = parse(&[]).proposer_config().expect("valid");
+        assert_eq!(core.acceptors, 3);
+        assert_eq!(core.pipeline_slots_max, 2);
+        assert!(core.prevote);
+        assert_eq!(core.quorum_contact_ms, 1_000);
+        assert_eq!(
+            (core.election_timeout_min_ms, core.election_timeout_max_ms),
+            (300, 600)
+        );
+    }
+
+    #[test]
+    fn inconsistent_timing_flags_are_refused() {
+        let cases: [(&[&str], &str); 3] = [
+            (&["--quorum-contact-ms", "50"], "--quorum-contact-ms"),
+            (&["--election-timeout-min-ms", "700"], "--election-timeout-min-ms"),
+            (&["--heartbeat-interval-ms", "300"], "--heartbeat-interval-ms"),
+        ];
+        for (flags, named) in cases {
+            let error = parse(flags).proposer_config().expect_err("refused");
+            assert!(error.contains(named), "{flags:?}: {error}");
+        }
+        let error = parse(&["--pipeline-slots-max", "0"])
+            .proposer_config()
+            .expect_err("refused");
+        assert!(error.contains("--pipeline-slots-max"), "{error}");
+    }
+}
