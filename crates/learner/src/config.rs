@@ -74,6 +74,12 @@ pub struct Args {
     #[arg(long, env = "PAXID_SUBSCRIPTIONS_MAX", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub subscriptions_max: u64,
+
+    /// Learned slots kept below the slowest subscription's cursor, for
+    /// replays; older ones are deleted. A subscription, even a disabled one,
+    /// holds back pruning at its cursor: nothing undelivered is deleted.
+    #[arg(long, env = "PAXID_RETAIN_SLOTS", default_value_t = 1_000_000)]
+    pub retain_slots: u64,
 }
 
 /// Everything [`crate::run`] and [`crate::AppState`] need, independent of clap.
@@ -93,6 +99,10 @@ pub struct Config {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub subscriptions_max: usize,
+    /// Learned slots kept below the slowest cursor (see `--retain-slots`).
+    pub retain_slots: u64,
+    /// How often the learned log is pruned.
+    pub prune_interval: Duration,
     /// How often every acceptor's log is polled when nothing else asks.
     pub pull_interval: Duration,
     /// How often learned progress is reported to the acceptors.
@@ -120,6 +130,8 @@ impl Config {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_millis(60_000),
             subscriptions_max: 1000,
+            retain_slots: 1_000_000,
+            prune_interval: Duration::from_secs(10),
             pull_interval: Duration::from_millis(75),
             progress_interval: Duration::from_millis(500),
         }
@@ -148,6 +160,7 @@ impl From<Args> for Config {
         config.retry_initial = Duration::from_millis(args.retry_initial_ms);
         config.retry_max = Duration::from_millis(args.retry_max_ms.max(args.retry_initial_ms));
         config.subscriptions_max = usize::try_from(args.subscriptions_max).unwrap_or(usize::MAX);
+        config.retain_slots = args.retain_slots;
         config
     }
 }
@@ -175,6 +188,7 @@ mod tests {
         assert_eq!(config.message_slots_max, 100);
         assert_eq!(config.message_bytes_max, 262_144);
         assert!(!config.allow_private_webhooks);
+        assert_eq!(config.retain_slots, 1_000_000);
     }
 
     #[test]

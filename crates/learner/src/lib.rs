@@ -41,6 +41,7 @@ pub mod metric {
     pub const DELIVERY_LAG_SLOTS: &str = "paxid_learner_delivery_lag_slots";
     pub const DELIVERY_ATTEMPTS_TOTAL: &str = "paxid_learner_delivery_attempts_total";
     pub const WEBHOOK_DURATION_SECONDS: &str = "paxid_learner_webhook_duration_seconds";
+    pub const LOG_START: &str = "paxid_learner_log_start";
 }
 
 /// Why the learner could not start or stopped.
@@ -146,12 +147,23 @@ impl AppState {
                 tokio::time::sleep(GAUGE_INTERVAL).await;
             }
         });
+        let pruner = state.clone();
+        let prune_task = tokio::spawn(async move {
+            let (retain, interval) = (pruner.config().retain_slots, pruner.config().prune_interval);
+            loop {
+                tokio::time::sleep(interval).await;
+                match pruner.subscriptions().prune_log(retain) {
+                    Ok(start) => metrics::gauge!(metric::LOG_START).set(start as f64),
+                    Err(error) => fatal(&format!("pruning the learned log failed: {error}")),
+                }
+            }
+        });
         state
             .inner
             .tasks
             .lock()
             .expect("tasks lock poisoned")
-            .push(gauge_task);
+            .extend([gauge_task, prune_task]);
         Ok(state)
     }
 

@@ -75,6 +75,8 @@ const LEARNER_ID_KEY: &[u8] = b"m:learner_id";
 const LEARNED_BELOW_KEY: &[u8] = b"m:learned_below";
 /// The state machine's counters after applying every learned slot.
 const COUNTERS_KEY: &[u8] = b"m:counters";
+/// The first slot the learned log still holds; below it, pruned.
+const LOG_START_KEY: &[u8] = b"m:log_start";
 const LOG_PREFIX: &[u8] = b"l:";
 const SUBSCRIPTION_PREFIX: &[u8] = b"s:";
 
@@ -151,6 +153,26 @@ impl Store {
         batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
         self.write(batch, true)?;
         Ok(next)
+    }
+
+    /// The first slot the learned log still holds (0 until pruned).
+    pub fn log_start(&self) -> Result<u64, StoreError> {
+        Ok(self.get::<u64>(LOG_START_KEY)?.unwrap_or(0))
+    }
+
+    /// Deletes learned slots below `below` (one atomic batch with the new
+    /// log start). The caller guarantees no cursor points below it.
+    pub fn prune_below(&self, below: u64) -> Result<(), StoreError> {
+        let start = self.log_start()?;
+        if below <= start {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_range(log_key(start), log_key(below));
+        batch.put(LOG_START_KEY, encode(&below));
+        // Not synced: a lost prune leaves the slots and the old start, which
+        // agree; pruning again later is harmless.
+        self.write(batch, false)
     }
 
     /// Learned slots in `from .. until`, at most `slots_max` of them.
@@ -393,6 +415,30 @@ mod tests {
             (3, range(25, 1)),
         ];
         assert_eq!(log, expected, "only effective allocations are kept");
+    }
+
+    #[test]
+    fn pruning_deletes_below_the_new_start_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let slots: Vec<(Slot, Value)> = (0..10).map(|i| (Slot(i), alloc(i + 1))).collect();
+            store
+                .append(Slot(0), &slots, &mut Counters::default())
+                .expect("append");
+            store.prune_below(4).expect("prune");
+            store.prune_below(2).expect("a lower prune is a no-op");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.log_start().expect("start"), 4);
+        let log = store.read_log(0, 10, 100).expect("read");
+        let kept: Vec<u64> = log.iter().map(|(slot, _)| *slot).collect();
+        assert_eq!(kept, (4..10).collect::<Vec<_>>());
+        assert_eq!(
+            store.learned_below().expect("learned"),
+            10,
+            "pruning keeps the learned point"
+        );
     }
 
     /// A data directory from before the counters were stored holds the

@@ -79,6 +79,9 @@ impl Subscriptions {
                 handles.len()
             )));
         }
+        if let Some(from_slot) = request.from_slot {
+            self.check_retained(from_slot)?;
+        }
         let secret = signing::generate_secret();
         let record = SubscriptionRecord {
             id: new_subscription_id(),
@@ -154,7 +157,10 @@ impl Subscriptions {
 
     /// Moves the cursor back to `from_slot`; the next message starts there.
     pub fn replay(&self, id: &str, from_slot: u64) -> Result<SubscriptionView, ApiError> {
-        let handle = self.handle(id)?;
+        // Held until the cursor moved, so that pruning cannot pass it meanwhile.
+        let handles = self.handles.lock().expect("subscriptions lock poisoned");
+        let handle = handles.get(id).cloned().ok_or_else(|| no_such_subscription(id))?;
+        self.check_retained(from_slot)?;
         let delivered_below = handle.snapshot().delivered_below;
         if from_slot > delivered_below {
             return Err(ApiError::unprocessable(format!(
@@ -166,8 +172,43 @@ impl Subscriptions {
             record.pending = None;
             record.epoch += 1;
         });
+        drop(handles);
         tracing::info!(subscription = %id, from_slot, "subscription replays");
         self.get(id)
+    }
+
+    /// Deletes learned slots more than `retain` below the slowest cursor
+    /// (every subscription counts, disabled ones too) and the learned
+    /// point; returns the log's new start. Holds the subscriptions lock, so
+    /// that no replay or creation moves a cursor below it meanwhile.
+    pub fn prune_log(&self, retain: u64) -> Result<u64, StoreError> {
+        let handles = self.handles.lock().expect("subscriptions lock poisoned");
+        let slowest = handles
+            .values()
+            .map(|handle| handle.snapshot().delivered_below)
+            .chain([self.context.learning.learned_below()])
+            .min()
+            .unwrap_or(0);
+        let below = slowest.saturating_sub(retain);
+        self.context.store.prune_below(below)?;
+        drop(handles);
+        self.context.store.log_start()
+    }
+
+    /// Refuses a cursor below what the learned log still holds.
+    fn check_retained(&self, from_slot: u64) -> Result<(), ApiError> {
+        let start = self
+            .context
+            .store
+            .log_start()
+            .map_err(|e| ApiError::internal(format!("reading the learned log: {e}")))?;
+        if from_slot < start {
+            return Err(ApiError::unprocessable(format!(
+                "from_slot {from_slot} was pruned: the learned log starts at slot {start} (--retain-slots)"
+            ))
+            .with_extension("field", "from_slot".into()));
+        }
+        Ok(())
     }
 
     /// Refreshes the per-subscription lag gauges.

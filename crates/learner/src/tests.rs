@@ -1044,6 +1044,65 @@ async fn replay_sends_again_from_the_given_slot() {
     learner.stop().await;
 }
 
+fn cursor_at(learner: &TestLearner, id: &str, slot: u64) -> bool {
+    learner
+        .state
+        .subscriptions()
+        .get(id)
+        .is_ok_and(|view| view.delivered_below == slot)
+}
+
+/// The learned log is pruned `retain` slots below the slowest cursor, never
+/// above it; replays and new subscriptions below the log's start are
+/// refused and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_keeps_what_the_slowest_subscriber_needs() {
+    let fast = Subscriber::start().await;
+    let slow = Subscriber::start().await;
+    slow.set_default(Reply::status(500));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path(), no_acceptors());
+    config.prune_interval = Duration::from_secs(3600); // pruned by hand below
+    let learner = start_learner(config).await;
+    let fast_sub = learner.subscribe(json!({"url": fast.url})).await;
+    let slow_sub = learner.subscribe(json!({"url": slow.url})).await;
+    learner.push(default_slots(0..20)).await;
+    wait_for("fast cursor", || cursor_at(&learner, &fast_sub.id, 20)).await;
+    let subscriptions = learner.state.subscriptions();
+    assert_eq!(
+        subscriptions.prune_log(5).expect("prune"),
+        0,
+        "the failing subscriber holds slot 0"
+    );
+
+    slow.set_default(Reply::status(204));
+    wait_for("slow cursor", || cursor_at(&learner, &slow_sub.id, 20)).await;
+    assert_eq!(subscriptions.prune_log(5).expect("prune"), 15);
+    let replay = |from_slot: u64| {
+        client()
+            .post(format!("{}/v1/subscriptions/{}/replay", learner.url, slow_sub.id))
+            .json(&json!({ "from_slot": from_slot }))
+            .send()
+    };
+    let refused = replay(14).await.expect("replay");
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.expect("body").contains("pruned"));
+    assert_eq!(
+        learner.view(&slow_sub.id).await.delivered_below,
+        20,
+        "a refused replay changes nothing"
+    );
+    assert_eq!(replay(15).await.expect("replay").status(), 200);
+    let create = client()
+        .post(format!("{}/v1/subscriptions", learner.url))
+        .json(&json!({"url": fast.url, "from_slot": 3}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(create.status(), 422);
+    learner.stop().await;
+}
+
 /// Kill the learner while a message is unacknowledged; the restarted one
 /// resumes learning where it stopped and resends the same message id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
