@@ -298,14 +298,14 @@ impl Run<'_> {
         let name = format!("docker kill of {SUBSCRIBER}");
         let during = self.inject(&name, self.compose.kill(SUBSCRIBER)).await;
         tokio::time::sleep(self.hold).await;
-        let lines_before = self.compose.stdout(SUBSCRIBER).await.lines().count();
+        let lines_before = self.compose.subscriber_record().await.lines().count();
         self.compose.start(SUBSCRIBER).await;
         let heal = self.load.now_ns();
         let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
         // Back when the learner's retries reach it again; that it received
         // everything is checked at the end, against the history.
         let started = Instant::now();
-        while self.compose.stdout(SUBSCRIBER).await.lines().count() == lines_before {
+        while self.compose.subscriber_record().await.lines().count() == lines_before {
             assert!(
                 started.elapsed() < RECOVER_WITHIN,
                 "no webhook within {RECOVER_WITHIN:?} of the restart"
@@ -494,7 +494,7 @@ async fn check_delivery(compose: &Compose, secret: &str, history: &[Op]) {
     let started = Instant::now();
     loop {
         let received =
-            delivery::parse_log(&compose.stdout(SUBSCRIBER).await).unwrap_or_else(|e| panic!("{e}"));
+            delivery::parse_log(&compose.subscriber_record().await).unwrap_or_else(|e| panic!("{e}"));
         let delivered = delivery::check_deliveries(&received, secret)
             .unwrap_or_else(|violation| panic!("delivery to the subscriber container: {violation}"));
         let uncovered = delivered.uncovered(history);

@@ -12,10 +12,12 @@
 //! receiver may log a message it never acknowledged, which the learner then
 //! sends again under the same `webhook-id`.
 //!
-//! Usage: `paxid-test-subscriber [--listen HOST:PORT] [--status CODE]`
-//! (listen default `0.0.0.0:9000`, or `PAXID_LISTEN`). `--status` makes it
-//! answer every webhook with that status instead of 204, to play a broken
-//! subscriber; it still logs what it received.
+//! Usage: `paxid-test-subscriber [--listen HOST:PORT] [--status CODE]
+//! [--record FILE]` (listen default `0.0.0.0:9000`, or `PAXID_LISTEN`).
+//! `--status` makes it answer every webhook with that status instead of 204,
+//! to play a broken subscriber; it still logs what it received. `--record`
+//! also appends every line to FILE (before answering), a record that no log
+//! rotation can cut: the container tests read it from a volume.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -27,6 +29,8 @@ use axum::Router;
 const LISTEN_DEFAULT: &str = "0.0.0.0:9000";
 /// The status every webhook gets (`--status`); 204 unless told otherwise.
 static ANSWER: OnceLock<StatusCode> = OnceLock::new();
+/// The `--record` file, if any, shared by every request.
+static RECORD: OnceLock<Option<std::sync::Mutex<std::fs::File>>> = OnceLock::new();
 /// Webhook bodies are at most 256 KiB by the learner's default; leave room.
 const BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 const LOGGED_HEADERS: [&str; 4] = [
@@ -38,8 +42,15 @@ const LOGGED_HEADERS: [&str; 4] = [
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let (listen, answer) = parse_args()?;
+    let (listen, answer, record) = parse_args()?;
     ANSWER.set(answer).expect("set once");
+    let record = match record {
+        Some(path) => Some(std::sync::Mutex::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+        )),
+        None => None,
+    };
+    RECORD.set(record).expect("set once");
     // Every request is a webhook to log, whatever its path.
     let app = Router::new()
         .fallback(receive)
@@ -53,10 +64,11 @@ async fn main() -> std::io::Result<()> {
         .await
 }
 
-fn parse_args() -> std::io::Result<(String, StatusCode)> {
+fn parse_args() -> std::io::Result<(String, StatusCode, Option<String>)> {
     let mut args = std::env::args().skip(1);
     let mut listen = std::env::var("PAXID_LISTEN").unwrap_or_else(|_| LISTEN_DEFAULT.to_owned());
     let mut answer = StatusCode::NO_CONTENT;
+    let mut record = None;
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -77,16 +89,19 @@ fn parse_args() -> std::io::Result<(String, StatusCode)> {
                     .and_then(|code| StatusCode::from_u16(code).ok())
                     .ok_or_else(|| usage("--status needs an HTTP status code"))?
             }
+            "--record" => record = Some(value()?),
             other => return Err(usage(&format!("unknown argument {other:?}"))),
         }
     }
-    Ok((listen, answer))
+    Ok((listen, answer, record))
 }
 
 fn usage(problem: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
-        format!("{problem}; usage: paxid-test-subscriber [--listen HOST:PORT] [--status CODE]"),
+        format!(
+            "{problem}; usage: paxid-test-subscriber [--listen HOST:PORT] [--status CODE] [--record FILE]"
+        ),
     )
 }
 
@@ -108,11 +123,23 @@ async fn receive(uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
     // One write of the whole line under the lock, flushed before answering:
     // what the learner sees acknowledged is already in the log.
     let mut out = std::io::stdout().lock();
-    let written = writeln!(out, "{text}").and_then(|()| out.flush());
+    let written = writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .and_then(|()| append_record(&text));
     match written {
         Ok(()) => *ANSWER.get().unwrap_or(&StatusCode::NO_CONTENT),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// Appends the line to the `--record` file (one write, so that lines never
+/// interleave); the page cache keeps it across a kill of this process.
+fn append_record(line: &str) -> std::io::Result<()> {
+    let Some(Some(file)) = RECORD.get() else {
+        return Ok(());
+    };
+    let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    file.write_all(format!("{line}\n").as_bytes())
 }
 
 async fn terminated() {

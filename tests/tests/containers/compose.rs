@@ -29,6 +29,9 @@ const SUBSCRIBER_BINARY: &str = "paxid-test-subscriber";
 pub const LOGS_DIR_ENV: &str = "PAXID_CONTAINER_LOGS";
 const STOP_TIMEOUT_S: &str = "5";
 const LOG_TAIL_LINES: &str = "25";
+/// Where the subscriber records what it receives (docker-compose.test.yml).
+const SUBSCRIBER_RECORD: &str = "/data/received.jsonl";
+const SUBSCRIBER_RECORD_NAME: &str = "received.jsonl";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Compose {
@@ -157,15 +160,29 @@ impl Compose {
         }
     }
 
-    /// The container's stdout (`docker logs` keeps it across restarts).
-    pub async fn stdout(&self, service: &str) -> String {
-        let output = run("docker", &["logs", &self.container(service)]).await;
-        assert!(
-            output.status.success(),
-            "docker logs {service}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+    /// Every webhook the subscriber received: the `--record` file on its
+    /// volume, copied out with `docker cp` (which works on a stopped
+    /// container too). Empty until the first webhook arrives. Not `docker
+    /// logs`: a daemon's log rotation can cut the start of a long run.
+    pub async fn subscriber_record(&self) -> String {
+        let copy = std::env::temp_dir().join(format!("{}-{SUBSCRIBER_RECORD_NAME}", self.project));
+        let source = format!("{}:{SUBSCRIBER_RECORD}", self.container(SUBSCRIBER));
+        let output = run(
+            "docker",
+            &["cp", &source, copy.to_str().expect("utf-8 temp path")],
+        )
+        .await;
+        if !output.status.success() {
+            let error = stderr(&output);
+            assert!(
+                error.contains("Could not find the file") || error.contains("No such"),
+                "docker cp {source}: {error}"
+            );
+            return String::new();
+        }
+        let text = std::fs::read_to_string(&copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+        let _ = std::fs::remove_file(&copy);
+        text
     }
 
     /// stdout and stderr of the container, interleaved by docker.
