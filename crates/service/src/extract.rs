@@ -1,5 +1,9 @@
 //! JSON body extractors whose every rejection is a problem+json response.
 
+// `ApiError` is the one error type; it is large (a problem document) but
+// built only on the error path.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
@@ -31,8 +35,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(Self(value))
+        if !is_json_content_type(request.headers()) {
+            return Err(ApiError::unsupported_media_type(EXPECTED_JSON));
+        }
+        let bytes = Bytes::from_request(request, state).await?;
+        parse_object(&bytes).map(Self)
     }
 }
 
@@ -52,9 +59,24 @@ where
         if !is_json_content_type(&headers) {
             return Err(ApiError::unsupported_media_type(EXPECTED_JSON));
         }
-        let Json(value) = Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(Some(value)))
+        parse_object(&bytes).map(|value| Self(Some(value)))
     }
+}
+
+/// Parses a body that must be a JSON object. serde's derived structs also
+/// accept a JSON array (fields by position, so `[]` would mean "all
+/// defaults"); no request of ours is an array, so only objects are taken.
+/// Malformed JSON is still a 400, well-formed JSON of the wrong shape a 422.
+fn parse_object<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+            ApiError::malformed_json(format!("Failed to parse the request body as JSON: {e}"))
+        })?;
+        return Err(ApiError::unprocessable("the body must be a JSON object"));
+    }
+    let Json(value) = Json::<T>::from_bytes(bytes)?;
+    Ok(value)
 }
 
 impl From<JsonRejection> for ApiError {

@@ -199,6 +199,23 @@ async fn optional_json_body_rejects_like_json_body() {
     answer.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, api::problem::INVALID_REQUEST);
 }
 
+/// serde's derived structs accept arrays (`[]` = every field defaulted);
+/// both extractors take only objects, and still call broken JSON a 400.
+#[tokio::test]
+async fn only_json_objects_are_bodies() {
+    let app = test_app(None);
+    for uri in ["/echo", "/next-id"] {
+        for body in ["[]", "[1]", "null", "\"count\"", "7", " [ ] "] {
+            let answer = send(&app, post_json(uri, Some("application/json"), body)).await;
+            answer.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, api::problem::INVALID_REQUEST);
+        }
+        for body in ["[", "nul", "{} {}", "xyz"] {
+            let answer = send(&app, post_json(uri, Some("application/json"), body)).await;
+            answer.assert_problem(StatusCode::BAD_REQUEST, api::problem::MALFORMED_JSON);
+        }
+    }
+}
+
 #[tokio::test]
 async fn unknown_route_is_404_problem() {
     let answer = send(&test_app(None), get_request("/no/such/route")).await;
