@@ -199,10 +199,7 @@ impl Run<'_> {
         let during = self
             .inject(&name, self.compose.disconnect_internal(service))
             .await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.reconnect_internal(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.reconnect_internal(service)).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -213,10 +210,7 @@ impl Run<'_> {
         let during = self
             .inject(&name, self.compose.disconnect_internal(service))
             .await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.reconnect_internal(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.reconnect_internal(service)).await;
         let healed = self.carries_quorum(isolated, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -226,12 +220,9 @@ impl Run<'_> {
         let service = SEQUENCERS[leader];
         let name = format!("docker pause of leader {service}");
         let during = self.inject(&name, self.compose.pause(service)).await;
-        tokio::time::sleep(self.hold).await;
         // It wakes with requests in flight under its old ballot, and clients
         // still call it directly.
-        self.compose.unpause(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.unpause(service)).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -240,10 +231,7 @@ impl Run<'_> {
         let service = ACCEPTORS[paused];
         let name = format!("docker pause of {service}");
         let during = self.inject(&name, self.compose.pause(service)).await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.unpause(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.unpause(service)).await;
         let healed = self.carries_quorum(paused, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -255,10 +243,7 @@ impl Run<'_> {
         let role = if leader { "leader" } else { "follower" };
         let name = format!("docker kill of {role} {service}");
         let during = self.inject(&name, self.compose.kill(service)).await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.start(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.start(service)).await;
         let healed = self.both_sequencers_serve(heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -267,10 +252,7 @@ impl Run<'_> {
         let service = ACCEPTORS[killed];
         let name = format!("docker kill of {service}");
         let during = self.inject(&name, self.compose.kill(service)).await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.start(service).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.start(service)).await;
         let healed = self.carries_quorum(killed, other, heal).await;
         self.record(name, during, resumed, healed);
     }
@@ -278,10 +260,7 @@ impl Run<'_> {
     async fn kill_learner(&mut self) {
         let name = format!("docker kill of {LEARNER}");
         let during = self.inject(&name, self.compose.kill(LEARNER)).await;
-        tokio::time::sleep(self.hold).await;
-        self.compose.start(LEARNER).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.start(LEARNER)).await;
         let started = Instant::now();
         while self.compose.learner_status().await.is_none() {
             assert!(
@@ -297,11 +276,9 @@ impl Run<'_> {
     async fn kill_subscriber(&mut self) {
         let name = format!("docker kill of {SUBSCRIBER}");
         let during = self.inject(&name, self.compose.kill(SUBSCRIBER)).await;
-        tokio::time::sleep(self.hold).await;
+        // Dead, it records nothing while the fault is held.
         let lines_before = self.compose.subscriber_record().await.lines().count();
-        self.compose.start(SUBSCRIBER).await;
-        let heal = self.load.now_ns();
-        let resumed = self.prober.first_success_after(heal, RECOVER_WITHIN).await;
+        let (heal, resumed) = self.heal(self.compose.start(SUBSCRIBER)).await;
         // Back when the learner's retries reach it again; that it received
         // everything is checked at the end, against the history.
         let started = Instant::now();
@@ -314,6 +291,16 @@ impl Run<'_> {
         }
         let healed = self.since(heal);
         self.record(name, during, resumed, healed);
+    }
+
+    /// Holds the fault, heals it with `action`, and waits for the first
+    /// client success after the heal; returns when the heal was done and that
+    /// wait.
+    async fn heal(&self, action: impl std::future::Future<Output = ()>) -> (u64, Duration) {
+        tokio::time::sleep(self.hold).await;
+        action.await;
+        let heal = self.load.now_ns();
+        (heal, self.prober.first_success_after(heal, RECOVER_WITHIN).await)
     }
 
     /// Starts a fault and waits for the first client success after it.

@@ -161,18 +161,20 @@ impl Store {
     }
 
     /// Deletes learned slots below `below` (one atomic batch with the new
-    /// log start). The caller guarantees no cursor points below it.
-    pub fn prune_below(&self, below: u64) -> Result<(), StoreError> {
+    /// log start) and returns the log's start. The caller guarantees no
+    /// cursor points below it.
+    pub fn prune_below(&self, below: u64) -> Result<u64, StoreError> {
         let start = self.log_start()?;
         if below <= start {
-            return Ok(());
+            return Ok(start);
         }
         let mut batch = WriteBatch::default();
         batch.delete_range(log_key(start), log_key(below));
         batch.put(LOG_START_KEY, encode(&below));
         // Not synced: a lost prune leaves the slots and the old start, which
         // agree; pruning again later is harmless.
-        self.write(batch, false)
+        self.write(batch, false)?;
+        Ok(below)
     }
 
     /// Learned slots in `from .. until`, at most `slots_max` of them.

@@ -189,10 +189,7 @@ impl Subscriptions {
             .chain([self.context.learning.learned_below()])
             .min()
             .unwrap_or(0);
-        let below = slowest.saturating_sub(retain);
-        self.context.store.prune_below(below)?;
-        drop(handles);
-        self.context.store.log_start()
+        self.context.store.prune_below(slowest.saturating_sub(retain))
     }
 
     /// Refuses a cursor below what the learned log still holds.

@@ -80,6 +80,17 @@ fn accepts(ballot: Ballot, chosen_below: u64, entries: &[(u64, Value)]) -> Vec<E
     })
 }
 
+fn prepares(ballot: Ballot, from: u64) -> Vec<Effect> {
+    let prepare = Prepare {
+        ballot,
+        from: Slot(from),
+    };
+    to_all(|to| Effect::Prepare {
+        to,
+        prepare: prepare.clone(),
+    })
+}
+
 fn commits(ballot: Ballot, chosen_below: u64) -> Vec<Effect> {
     to_all(|to| Effect::Commit {
         to,
@@ -128,17 +139,7 @@ fn election_timeout_campaigns_with_a_prepare_to_every_acceptor() {
     tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(1, 1);
     assert_eq!(p.role(), Role::Candidate { ballot: b });
-    let prepare = Prepare {
-        ballot: b,
-        from: Slot(0),
-    };
-    assert_eq!(
-        p.drain_effects(),
-        to_all(|to| Effect::Prepare {
-            to,
-            prepare: prepare.clone()
-        })
-    );
+    assert_eq!(p.drain_effects(), prepares(b, 0));
 }
 
 #[test]
@@ -163,17 +164,7 @@ fn a_live_leader_keeps_a_follower_quiet_and_statuses_raise_its_rounds() {
     p.handle_status(2 * ELECTION_MS + 10, AcceptorId(0), silent);
     p.handle_status(2 * ELECTION_MS + 10, AcceptorId(1), silent);
     p.tick(2 * ELECTION_MS + 10, 0);
-    let prepare = Prepare {
-        ballot: ballot(8, 1),
-        from: Slot(0),
-    };
-    assert_eq!(
-        p.drain_effects(),
-        to_all(|to| Effect::Prepare {
-            to,
-            prepare: prepare.clone()
-        })
-    );
+    assert_eq!(p.drain_effects(), prepares(ballot(8, 1), 0));
 }
 
 #[test]
@@ -482,17 +473,7 @@ fn a_higher_ballot_deposes_the_leader_and_refuses_every_waiting_client() {
     );
     // Its next campaign goes above the ballot that deposed it.
     tick_with_no_leader_heard(&mut p, 502 + ELECTION_MS);
-    let prepare = Prepare {
-        ballot: ballot(10, 1),
-        from: Slot(0),
-    };
-    assert_eq!(
-        p.drain_effects(),
-        to_all(|to| Effect::Prepare {
-            to,
-            prepare: prepare.clone()
-        })
-    );
+    assert_eq!(p.drain_effects(), prepares(ballot(10, 1), 0));
 }
 
 #[test]
@@ -596,15 +577,5 @@ fn a_rejected_prepare_with_a_higher_ballot_ends_the_campaign() {
     assert_eq!(p.role(), Role::Follower);
     assert_eq!(p.drain_effects(), vec![]);
     tick_with_no_leader_heard(&mut p, 2 * ELECTION_MS);
-    let prepare = Prepare {
-        ballot: ballot(4, 1),
-        from: Slot(0),
-    };
-    assert_eq!(
-        p.drain_effects(),
-        to_all(|to| Effect::Prepare {
-            to,
-            prepare: prepare.clone()
-        })
-    );
+    assert_eq!(p.drain_effects(), prepares(ballot(4, 1), 0));
 }
