@@ -7,19 +7,27 @@
 
 use std::collections::BTreeMap;
 
-use crate::types::{Accepted, Ballot, Counters, Slot, Snapshot, Value};
+use crate::types::{Accepted, Ballot, Counters, MemberId, Membership, Replace, Slot, Snapshot, Value};
 
 /// Phase 1a: "promise me `ballot`, and tell me what you accepted from `from` on".
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Prepare {
     pub ballot: Ballot,
     pub from: Slot,
+    /// Set by a rebuild (see [`crate::rebuild`]): recorded atomically with
+    /// the promise, so that every later promise of this acceptor says that
+    /// `retire` no longer counts.
+    pub replace: Option<Replace>,
 }
 
 /// Phase 1b.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Promise {
     pub ballot: Ballot,
+    /// Who promised, and who it knows may vote: a proposer counts a promise
+    /// only from a member that no promise it holds reports retired.
+    pub member: MemberId,
+    pub membership: Membership,
     /// Every slot below `snapshot.below` is chosen; `counters` applies them.
     pub snapshot: Snapshot,
     /// Every accepted entry at or above `max(from, snapshot.below)`.
@@ -29,7 +37,42 @@ pub struct Promise {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PrepareReply {
     Promised(Promise),
-    Rejected { promised: Ballot },
+    Rejected {
+        promised: Ballot,
+    },
+    /// Blank (not founded or not rebuilt yet) or retired: this acceptor
+    /// holds no state it could vote with.
+    NotVoting,
+}
+
+/// A blank acceptor (and only a blank one) becomes a voting member: as a
+/// founder of a new cluster ([`Acceptor::handle_join`]) or rebuilt in the
+/// place of a lost member ([`Acceptor::handle_install`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JoinReply {
+    Joined,
+    /// It holds a membership already; nothing changed.
+    NotBlank,
+    /// The membership offered does not let it vote; nothing changed.
+    NotAMember,
+}
+
+/// Founds a new cluster on acceptors that were all blank.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Join {
+    pub membership: Membership,
+}
+
+/// What a rebuild hands the blank acceptor that replaces a lost member:
+/// the promise and votes a leader of `ballot` would have sent it, computed
+/// from a quorum of the other members' promises (see [`crate::rebuild`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Install {
+    pub ballot: Ballot,
+    pub membership: Membership,
+    pub snapshot: Snapshot,
+    /// Votes above `snapshot.below`, taken under `ballot`.
+    pub entries: Vec<(Slot, Value)>,
 }
 
 /// Phase 2a for many slots at once, carrying the leader's chosen point so
@@ -50,7 +93,18 @@ pub enum AcceptReply {
     Rejected {
         promised: Ballot,
     },
+    /// The accept would put a second value into `slot`, which is chosen or
+    /// holds another value under the same ballot. A correct leader never
+    /// sends one; nothing of the accept was taken.
+    Conflict {
+        slot: Slot,
+    },
+    NotVoting,
 }
+
+/// A blank or retired acceptor answers no commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NotVoting;
 
 /// The leader's heartbeat: "every slot below `chosen_below` that you
 /// accepted under `ballot` holds the chosen value". `snapshot` is sent to
@@ -71,6 +125,11 @@ pub struct CommitReply {
 /// Everything an acceptor keeps on disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AcceptorState {
+    /// Who this acceptor is; drawn when its data dir was created.
+    pub member: MemberId,
+    /// None while blank: a new acceptor before its cluster is founded, or
+    /// a wiped one before it is rebuilt. A blank acceptor never votes.
+    pub membership: Option<Membership>,
     pub promised: Ballot,
     /// The compacted prefix: slots below `base.below` are folded into counters.
     pub base: Snapshot,
@@ -78,9 +137,30 @@ pub struct AcceptorState {
     pub log: BTreeMap<Slot, Accepted>,
 }
 
+impl AcceptorState {
+    /// A new or wiped acceptor: it votes only after it joins or is rebuilt.
+    pub fn blank(member: MemberId) -> AcceptorState {
+        AcceptorState {
+            member,
+            ..AcceptorState::default()
+        }
+    }
+
+    /// A founding member of `membership` that has voted on nothing yet.
+    pub fn founded(member: MemberId, membership: Membership) -> AcceptorState {
+        AcceptorState {
+            member,
+            membership: Some(membership),
+            ..AcceptorState::default()
+        }
+    }
+}
+
 /// One transition's writes, applied by a store as a single atomic batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Change {
+    /// Replaces the membership.
+    pub membership: Option<Membership>,
     pub promised: Option<Ballot>,
     /// Replaces the compacted prefix and deletes log entries below it.
     /// A store applies it before `put`.
@@ -90,11 +170,14 @@ pub struct Change {
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.promised.is_none() && self.compact.is_none() && self.put.is_empty()
+        self.membership.is_none() && self.promised.is_none() && self.compact.is_none() && self.put.is_empty()
     }
 
     /// Applies the change to a state: what a store does on disk, done in memory.
     pub fn apply_to(&self, state: &mut AcceptorState) {
+        if let Some(membership) = &self.membership {
+            state.membership = Some(membership.clone());
+        }
         if let Some(ballot) = self.promised {
             state.promised = ballot;
         }
@@ -162,6 +245,11 @@ impl<R> HeldReply<R> {
 /// What an operator or a follower sequencer sees of an acceptor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcceptorView {
+    pub member: MemberId,
+    /// None while blank.
+    pub membership: Option<Membership>,
+    /// Whether it votes: it holds a membership that counts it.
+    pub voting: bool,
     pub promised: Ballot,
     pub chosen_below: Slot,
     pub compacted_below: Slot,
@@ -196,6 +284,9 @@ impl Acceptor {
 
     pub fn view(&self) -> AcceptorView {
         AcceptorView {
+            member: self.state.member,
+            membership: self.state.membership.clone(),
+            voting: self.voting(),
             promised: self.state.promised,
             chosen_below: self.chosen_below,
             compacted_below: self.state.base.below,
@@ -204,6 +295,11 @@ impl Acceptor {
     }
 
     pub fn handle_prepare(&mut self, prepare: &Prepare) -> Step<PrepareReply> {
+        let retires_me = prepare.replace.is_some_and(|r| r.retire == self.state.member);
+        if !self.voting() || retires_me {
+            return Step::new(Change::default(), PrepareReply::NotVoting);
+        }
+        let membership = self.state.membership.clone().unwrap_or_default();
         // Strictly greater: a ballot can be promised once, so a sequencer
         // that restarted and picked a ballot it already used cannot gather
         // a second quorum for it.
@@ -216,14 +312,21 @@ impl Acceptor {
             let promised = self.state.promised;
             return Step::new(Change::default(), PrepareReply::Rejected { promised });
         }
-        let change = Change {
+        let mut change = Change {
             promised: Some(prepare.ballot),
             ..Change::default()
         };
+        if let Some(replace) = prepare.replace {
+            let mut replaced = membership.clone();
+            replaced.replace(replace);
+            change.membership = Some(replaced).filter(|m| *m != membership);
+        }
         self.apply(&change);
         let from = prepare.from.max(self.chosen_below);
         let promise = Promise {
             ballot: prepare.ballot,
+            member: self.state.member,
+            membership: self.state.membership.clone().unwrap_or_default(),
             snapshot: Snapshot {
                 below: self.chosen_below,
                 counters: self.chosen_counters.clone(),
@@ -234,6 +337,9 @@ impl Acceptor {
     }
 
     pub fn handle_accept(&mut self, accept: &Accept) -> Step<AcceptReply> {
+        if !self.voting() {
+            return Step::new(Change::default(), AcceptReply::NotVoting);
+        }
         #[cfg(not(paxid_bug = "accept_below_promise"))]
         let stale = accept.ballot < self.state.promised;
         // Planted bug (scripts/planted-bugs.sh): no fencing of deposed leaders.
@@ -248,8 +354,10 @@ impl Acceptor {
             change.promised = Some(accept.ballot);
         }
         for (slot, value) in &accept.entries {
-            if let Some(accepted) = self.vote(accept.ballot, *slot, value) {
-                change.put.push((*slot, accepted));
+            match self.vote(accept.ballot, *slot, value) {
+                Ok(Some(accepted)) => change.put.push((*slot, accepted)),
+                Ok(None) => {}
+                Err(slot) => return Step::new(Change::default(), AcceptReply::Conflict { slot }),
             }
         }
         self.apply(&change);
@@ -260,10 +368,15 @@ impl Acceptor {
         Step::new(change, AcceptReply::Accepted { chosen_below })
     }
 
-    pub fn handle_commit(&mut self, commit: &Commit) -> Step<CommitReply> {
+    pub fn handle_commit(&mut self, commit: &Commit) -> Step<Result<CommitReply, NotVoting>> {
+        if !self.voting() {
+            return Step::new(Change::default(), Err(NotVoting));
+        }
         let mut change = Change::default();
         if let Some(snapshot) = &commit.snapshot {
-            if snapshot.below > self.chosen_below {
+            // Only the leader we follow may replace our log with a snapshot.
+            let current = commit.ballot >= self.state.promised;
+            if current && snapshot.below > self.chosen_below {
                 change.compact = Some(snapshot.clone());
                 self.apply(&change);
             }
@@ -275,7 +388,63 @@ impl Acceptor {
             promised: self.state.promised,
             chosen_below: self.chosen_below,
         };
-        Step::new(change, reply)
+        Step::new(change, Ok(reply))
+    }
+
+    /// Founds a new cluster: a blank acceptor counted by `join.membership`
+    /// starts voting, with nothing promised or accepted.
+    pub fn handle_join(&mut self, join: &Join) -> Step<JoinReply> {
+        self.become_member(&join.membership, Change::default())
+    }
+
+    /// A blank acceptor takes the place of a lost member: it starts voting
+    /// with the promise and votes a rebuild computed for it.
+    pub fn handle_install(&mut self, install: &Install) -> Step<JoinReply> {
+        let put = install
+            .entries
+            .iter()
+            .filter(|(slot, _)| *slot >= install.snapshot.below)
+            .map(|(slot, value)| {
+                let accepted = Accepted {
+                    ballot: install.ballot,
+                    value: value.clone(),
+                    chosen: false,
+                };
+                (*slot, accepted)
+            })
+            .collect();
+        let change = Change {
+            membership: None,
+            promised: Some(install.ballot),
+            compact: Some(install.snapshot.clone()),
+            put,
+        };
+        self.become_member(&install.membership, change)
+    }
+
+    fn become_member(&mut self, membership: &Membership, mut change: Change) -> Step<JoinReply> {
+        if self.state.membership.is_some() {
+            return Step::new(Change::default(), JoinReply::NotBlank);
+        }
+        if !membership.votes(self.state.member) {
+            return Step::new(Change::default(), JoinReply::NotAMember);
+        }
+        change.membership = Some(membership.clone());
+        self.apply(&change);
+        Step::new(change, JoinReply::Joined)
+    }
+
+    /// A founded or rebuilt member that was never retired.
+    pub fn voting(&self) -> bool {
+        // Planted bug (scripts/planted-bugs.sh): a blank acceptor votes with
+        // the empty state it has, as paxid did before identities were checked.
+        if cfg!(paxid_bug = "rejoin_blank") {
+            return true;
+        }
+        self.state
+            .membership
+            .as_ref()
+            .is_some_and(|m| m.votes(self.state.member))
     }
 
     /// Folds chosen slots below `below` into the snapshot and drops them.
@@ -313,33 +482,29 @@ impl Acceptor {
             .collect()
     }
 
-    /// The vote to write for one slot of an accept, or None if nothing changes.
-    fn vote(&self, ballot: Ballot, slot: Slot, value: &Value) -> Option<Accepted> {
+    /// The vote to write for one slot of an accept, None if nothing
+    /// changes, or Err(slot) if the accept would put a second value into a
+    /// chosen slot or a second value under one ballot: input a peer can
+    /// send, so a refusal, not an assertion.
+    fn vote(&self, ballot: Ballot, slot: Slot, value: &Value) -> Result<Option<Accepted>, Slot> {
         if slot < self.state.base.below {
             // Compacted, hence chosen: the leader can only be re-proposing
             // the chosen value, and acknowledging it is safe.
-            return None;
+            return Ok(None);
         }
         match self.state.log.get(&slot) {
-            Some(existing) if existing.chosen => {
-                assert_eq!(
-                    &existing.value, value,
-                    "a leader proposed a different value for chosen slot {slot}"
-                );
-                None
+            Some(existing) if existing.chosen || existing.ballot == ballot => {
+                if existing.value == *value {
+                    Ok(None)
+                } else {
+                    Err(slot)
+                }
             }
-            Some(existing) if existing.ballot == ballot => {
-                assert_eq!(
-                    &existing.value, value,
-                    "two values for slot {slot} under ballot {ballot}"
-                );
-                None
-            }
-            _ => Some(Accepted {
+            _ => Ok(Some(Accepted {
                 ballot,
                 value: value.clone(),
                 chosen: false,
-            }),
+            })),
         }
     }
 
@@ -411,8 +576,11 @@ mod tests {
         (change, step.into_reply(Persisted::after_durable_write()))
     }
 
+    const ME: MemberId = MemberId(1);
+
     fn acceptor() -> Acceptor {
-        Acceptor::restore(AcceptorState::default())
+        let membership = Membership::founding([ME, MemberId(2), MemberId(3)]);
+        Acceptor::restore(AcceptorState::founded(ME, membership))
     }
 
     #[test]
@@ -421,6 +589,7 @@ mod tests {
         let (change, reply) = release(a.handle_prepare(&Prepare {
             ballot: ballot(1, 1),
             from: Slot(0),
+            replace: None,
         }));
         assert_eq!(
             change,
@@ -443,11 +612,13 @@ mod tests {
         let _ = release(a.handle_prepare(&Prepare {
             ballot: ballot(2, 1),
             from: Slot(0),
+            replace: None,
         }));
         for b in [ballot(2, 1), ballot(1, 9)] {
             let (change, reply) = release(a.handle_prepare(&Prepare {
                 ballot: b,
                 from: Slot(0),
+                replace: None,
             }));
             assert!(change.is_empty());
             assert_eq!(
@@ -465,6 +636,7 @@ mod tests {
         let _ = release(a.handle_prepare(&Prepare {
             ballot: ballot(2, 1),
             from: Slot(0),
+            replace: None,
         }));
         let low = Accept {
             ballot: ballot(1, 2),
@@ -537,6 +709,7 @@ mod tests {
         let (_, reply) = release(a.handle_prepare(&Prepare {
             ballot: ballot(2, 2),
             from: Slot(0),
+            replace: None,
         }));
         let PrepareReply::Promised(promise) = reply else {
             panic!("expected a promise")
@@ -585,14 +758,18 @@ mod tests {
         // Slot 0 holds a vote of another ballot: its value may not be the chosen one.
         let marked: Vec<Slot> = change.put.iter().map(|(s, _)| *s).collect();
         assert_eq!(marked, vec![Slot(1)]);
-        assert_eq!(reply.chosen_below, Slot(0));
+        assert_eq!(reply.expect("a member").chosen_below, Slot(0));
         let (change, reply) = release(a.handle_commit(&Commit {
             ballot: old,
             chosen_below: Slot(1),
             snapshot: None,
         }));
         assert_eq!(change.put.len(), 1);
-        assert_eq!(reply.chosen_below, Slot(2), "slot 1 was marked already");
+        assert_eq!(
+            reply.expect("a member").chosen_below,
+            Slot(2),
+            "slot 1 was marked already"
+        );
     }
 
     #[test]
@@ -609,7 +786,7 @@ mod tests {
             snapshot: Some(snapshot.clone()),
         }));
         assert_eq!(change.compact, Some(snapshot));
-        assert_eq!(reply.chosen_below, Slot(50));
+        assert_eq!(reply.expect("a member").chosen_below, Slot(50));
         assert_eq!(a.view().compacted_below, Slot(50));
     }
 

@@ -139,4 +139,78 @@ mod tests {
         assert!(l.take_ready().is_empty());
         assert_eq!(l.next(), Slot(5));
     }
+
+    fn alloc_value(first: u64) -> Value {
+        Value::Allocations(vec![crate::types::Allocation {
+            sequence: crate::types::SequenceName::default_sequence(),
+            first,
+            count: 1,
+        }])
+    }
+
+    /// `POST /v1/chosen` listing slot 50 twice with two values used to stop
+    /// the learner on an `assert_eq!`.
+    #[test]
+    fn a_second_value_chosen_for_a_slot_is_refused_and_the_first_kept() {
+        let mut l = Learner::new(3, Slot(50), 100);
+        let _ = l.learn_chosen(Slot(50), alloc_value(1));
+        let _ = l.learn_chosen(Slot(50), alloc_value(2));
+        let mut marked = vote(1, alloc_value(3));
+        marked.chosen = true;
+        let _ = l.observe(AcceptorId(0), Slot(50), &marked);
+        assert_eq!(l.take_ready(), vec![(Slot(50), alloc_value(1))]);
+    }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Push { slot: u64, value: u64 },
+            Vote { from: usize, slot: u64, round: u64, value: u64, chosen: bool },
+            Take,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..24u64, 0..3u64).prop_map(|(slot, value)| Op::Push { slot, value }),
+                (0..3usize, 0..24u64, 1..4u64, 0..3u64, any::<bool>()).prop_map(
+                    |(from, slot, round, value, chosen)| Op::Vote { from, slot, round, value, chosen }
+                ),
+                Just(Op::Take),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_reports_never_panic_and_release_in_order(ops in vec(op(), 0..200)) {
+                let mut l = Learner::new(3, Slot(0), 8);
+                let mut released: Vec<Value> = Vec::new();
+                for op in ops.into_iter().chain([Op::Take]) {
+                    match op {
+                        Op::Push { slot, value } => {
+                            let _ = l.learn_chosen(Slot(slot), alloc_value(value));
+                        }
+                        Op::Vote { from, slot, round, value, chosen } => {
+                            let accepted = Accepted {
+                                ballot: Ballot::new(round, NodeId(1)),
+                                value: alloc_value(value),
+                                chosen,
+                            };
+                            let _ = l.observe(AcceptorId(from), Slot(slot), &accepted);
+                        }
+                        Op::Take => {
+                            for (slot, value) in l.take_ready() {
+                                prop_assert_eq!(slot.0, released.len() as u64, "in order, no gap");
+                                released.push(value);
+                            }
+                        }
+                    }
+                    prop_assert_eq!(l.next().0, released.len() as u64);
+                }
+            }
+        }
+    }
 }

@@ -7,17 +7,19 @@
 pub mod acceptor;
 pub mod learner;
 pub mod proposer;
+pub mod rebuild;
 pub mod storage;
 pub mod types;
 
 pub use acceptor::{
     Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply,
-    Persisted, Prepare, PrepareReply, Promise, Step,
+    Install, Join, JoinReply, NotVoting, Persisted, Prepare, PrepareReply, Promise, Step,
 };
 pub use learner::Learner;
 pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
+pub use rebuild::{Rebuild, RebuildStep};
 pub use storage::{AcceptorStore, MemoryStore};
 pub use types::{
-    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, SequenceNameError,
-    Slot, Snapshot, Value,
+    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, MemberId, Membership, NodeId, Replace,
+    SequenceName, SequenceNameError, Slot, Snapshot, Value,
 };

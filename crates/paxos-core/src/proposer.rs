@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, Prepare, PrepareReply, Promise};
+use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, NotVoting, Prepare, PrepareReply, Promise};
 use crate::types::{
-    quorum, AcceptorId, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value,
+    quorum, AcceptorId, Allocation, Ballot, Counters, Membership, NodeId, SequenceName, Slot, Snapshot, Value,
 };
 
 /// Limits and timings, each with its unit in its name.
@@ -183,6 +183,9 @@ pub struct Proposer {
     /// prepare starts at, so a leader that knew only the slot would take
     /// slots between an acceptor's chosen point and it for empty.
     known_chosen: Snapshot,
+    /// Everything learned from promises about who may vote: a retired
+    /// member's promise never counts again (see [`countable`]).
+    membership: Membership,
     /// Per acceptor: when (our clock) it last heard a leader, as reported.
     leader_heard_at_ms: Vec<Option<u64>>,
     /// Per acceptor: when (our clock) its last status arrived.
@@ -259,6 +262,7 @@ impl Proposer {
             status_at_ms: vec![None; config.acceptors],
             round_seen_max: 0,
             known_chosen: Snapshot::default(),
+            membership: Membership::default(),
             election_timeout_ms: 0,
             follower_since_ms: now_ms,
             state: State::Follower,
@@ -358,11 +362,18 @@ impl Proposer {
                     return;
                 }
                 candidate.promises.insert(from, promise);
-                if candidate.promises.len() >= quorum(self.config.acceptors) {
+                let counted = countable(&candidate.promises, &mut self.membership).len();
+                if counted >= quorum(self.config.acceptors) {
                     self.become_leader(now_ms);
                 }
             }
+            PrepareReply::NotVoting => {}
         }
+    }
+
+    /// What this proposer has learned about who may vote.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// An acceptor answered an accept carrying `slots` under `ballot`.
@@ -376,6 +387,9 @@ impl Proposer {
     ) {
         match reply {
             AcceptReply::Rejected { promised } => self.on_rejected(now_ms, ballot, promised),
+            // No vote: as if the message was lost. A conflict means a bug on
+            // one side; the driver logs it, and the slot waits for others.
+            AcceptReply::Conflict { .. } | AcceptReply::NotVoting => {}
             AcceptReply::Accepted { chosen_below } => {
                 let State::Leader(leader) = &mut self.state else {
                     return;
@@ -392,7 +406,15 @@ impl Proposer {
         }
     }
 
-    pub fn handle_commit_reply(&mut self, now_ms: u64, from: AcceptorId, ballot: Ballot, reply: CommitReply) {
+    /// A blank or retired acceptor's `Err` counts as no answer.
+    pub fn handle_commit_reply(
+        &mut self,
+        now_ms: u64,
+        from: AcceptorId,
+        ballot: Ballot,
+        reply: Result<CommitReply, NotVoting>,
+    ) {
+        let Ok(reply) = reply else { return };
         if reply.promised > ballot {
             self.on_rejected(now_ms, ballot, reply.promised);
             return;
@@ -483,6 +505,7 @@ impl Proposer {
         let prepare = Prepare {
             ballot,
             from: self.known_chosen.below,
+            replace: None,
         };
         for to in (0..self.config.acceptors).map(AcceptorId) {
             self.effects.push(Effect::Prepare {
@@ -498,9 +521,15 @@ impl Proposer {
     }
 
     fn become_leader(&mut self, now_ms: u64) {
-        let State::Candidate(candidate) = std::mem::replace(&mut self.state, State::Follower) else {
+        let State::Candidate(mut candidate) = std::mem::replace(&mut self.state, State::Follower) else {
             unreachable!("only a candidate becomes leader")
         };
+        // Recover from counted promises only: a retired member's votes may be
+        // stale, and its promise did not fence anything.
+        let counted: Vec<AcceptorId> = countable(&candidate.promises, &mut self.membership)
+            .into_keys()
+            .collect();
+        candidate.promises.retain(|id, _| counted.contains(id));
         let leader = Leader::recover(candidate, &self.known_chosen, now_ms, self.config.acceptors);
         let ballot = leader.ballot;
         let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
@@ -590,41 +619,20 @@ impl Leader {
     /// `known` is what this proposer knew chosen when it campaigned; the
     /// prepare asked for nothing below it.
     fn recover(candidate: Candidate, known: &Snapshot, now_ms: u64, acceptors: usize) -> Leader {
-        let best = candidate
-            .promises
-            .values()
-            .map(|p| &p.snapshot)
-            .chain([known])
-            .max_by_key(|snapshot| snapshot.below)
-            .expect("never empty");
-        let base = best.clone();
-        let mut counters = base.counters.clone();
-        counters.merge(&known.counters);
-        let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
-        for promise in candidate.promises.values() {
-            counters.merge(&promise.snapshot.counters);
-            for (slot, accepted) in &promise.entries {
-                counters.raise_above(&accepted.value);
-                if *slot < base.below {
-                    continue;
-                }
-                #[cfg(not(paxid_bug = "no_adopt_highest"))]
-                let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot > *b);
-                // Planted bug (scripts/planted-bugs.sh): the lowest ballot's value wins.
-                #[cfg(paxid_bug = "no_adopt_highest")]
-                let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot < *b);
-                if better {
-                    highest.insert(*slot, (accepted.ballot, accepted.value.clone()));
-                }
-            }
-        }
+        // `counters` is mutable for the planted bug `hole_new_allocation`.
+        #[allow(unused_mut)]
+        let Recovered {
+            base,
+            mut highest,
+            mut counters,
+        } = recover_log(candidate.promises.values(), known);
         let top = highest.keys().next_back().copied();
         let next_slot = top.map_or(base.below, Slot::next);
         let mut in_flight = BTreeMap::new();
         let mut slot = base.below;
         while slot < next_slot {
             #[cfg(not(paxid_bug = "hole_new_allocation"))]
-            let value = highest.remove(&slot).map_or(Value::Noop, |(_, v)| v);
+            let value = highest.remove(&slot).unwrap_or(Value::Noop);
             // Planted bug (scripts/planted-bugs.sh): a hole gets fresh IDs, which
             // lie above the ranges of the higher slots recovered after it.
             #[cfg(paxid_bug = "hole_new_allocation")]
@@ -639,7 +647,7 @@ impl Leader {
                         count: 1,
                     }])
                 },
-                |(_, v)| v,
+                |v| v,
             );
             in_flight.insert(
                 slot,
@@ -934,4 +942,87 @@ impl CatchUp {
             .map(|(i, v)| (Slot(from.0 + i as u64), v.clone()))
             .collect()
     }
+}
+
+/// What a quorum's promises say about the log.
+pub(crate) struct Recovered {
+    /// The highest chosen snapshot reported (or the one the proposer knew).
+    pub base: Snapshot,
+    /// Above `base`, per slot, the value of the highest ballot reported.
+    pub highest: BTreeMap<Slot, Value>,
+    /// Above every range seen in any promise.
+    pub counters: Counters,
+}
+
+/// Phase 1's rule, shared by a new leader and a rebuild: slots below the
+/// highest reported chosen point are chosen and folded into that snapshot;
+/// above it, each slot gets the value of the highest ballot reported.
+pub(crate) fn recover_log<'a>(
+    promises: impl Iterator<Item = &'a Promise> + Clone,
+    known: &Snapshot,
+) -> Recovered {
+    let base = promises
+        .clone()
+        .map(|p| &p.snapshot)
+        .chain([known])
+        .max_by_key(|snapshot| snapshot.below)
+        .expect("never empty")
+        .clone();
+    let mut counters = base.counters.clone();
+    counters.merge(&known.counters);
+    let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
+    for promise in promises {
+        counters.merge(&promise.snapshot.counters);
+        for (slot, accepted) in &promise.entries {
+            counters.raise_above(&accepted.value);
+            if *slot < base.below {
+                continue;
+            }
+            #[cfg(not(paxid_bug = "no_adopt_highest"))]
+            let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot > *b);
+            // Planted bug (scripts/planted-bugs.sh): the lowest ballot's value wins.
+            #[cfg(paxid_bug = "no_adopt_highest")]
+            let better = highest.get(slot).is_none_or(|(b, _)| accepted.ballot < *b);
+            if better {
+                highest.insert(*slot, (accepted.ballot, accepted.value.clone()));
+            }
+        }
+    }
+    let highest = highest
+        .into_iter()
+        .map(|(slot, (_, value))| (slot, value))
+        .collect();
+    Recovered {
+        base,
+        highest,
+        counters,
+    }
+}
+
+/// The promises that count towards a quorum: from distinct members that
+/// no promise held (nor `known`) reports retired. Merges every promise's
+/// membership into `known` on the way.
+///
+/// Why: a promise the lost disk gave may still sit in a candidate's set.
+/// The rebuild that replaced that member recorded the retirement, with its
+/// own promise, on a quorum of the others; any quorum this candidate can
+/// complete intersects that one, and the member in both either promised
+/// us first (so the rebuild's ballot is above ours and fences it) or
+/// reports the retirement here.
+pub(crate) fn countable<'a>(
+    promises: &'a BTreeMap<AcceptorId, Promise>,
+    known: &mut Membership,
+) -> BTreeMap<AcceptorId, &'a Promise> {
+    for promise in promises.values() {
+        known.merge(&promise.membership);
+    }
+    let mut members = std::collections::BTreeSet::new();
+    promises
+        .iter()
+        .filter(|(_, promise)| {
+            // Planted bug (scripts/planted-bugs.sh): identities are not checked.
+            cfg!(paxid_bug = "rejoin_blank") || known.votes(promise.member) && members.insert(promise.member)
+        })
+        .map(|(id, promise)| (*id, promise))
+        .collect()
 }

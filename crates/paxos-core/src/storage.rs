@@ -26,6 +26,11 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store that holds `state` already, as a data dir would.
+    pub fn with_state(state: AcceptorState) -> MemoryStore {
+        MemoryStore { state, writes: 0 }
+    }
+
     pub fn writes(&self) -> u64 {
         self.writes
     }
@@ -52,7 +57,10 @@ impl AcceptorStore for MemoryStore {
 /// that a second call reopens what the first wrote.
 pub mod conformance {
     use super::*;
-    use crate::types::{Accepted, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value};
+    use crate::types::{
+        Accepted, Allocation, Ballot, Counters, MemberId, Membership, NodeId, Replace, SequenceName, Slot,
+        Snapshot, Value,
+    };
 
     fn ballot(round: u64) -> Ballot {
         Ballot::new(round, NodeId(1))
@@ -86,6 +94,7 @@ pub mod conformance {
 
         let mut store = open();
         let first = Change {
+            membership: Some(Membership::founding([MemberId(7), MemberId(8), MemberId(9)])),
             promised: Some(ballot(3)),
             compact: None,
             put: vec![
@@ -95,6 +104,7 @@ pub mod conformance {
             ],
         };
         let second = Change {
+            membership: None,
             promised: None,
             compact: None,
             put: vec![(Slot(1), accepted(3, 4, true))],
@@ -117,7 +127,13 @@ pub mod conformance {
             "a write survives reopening"
         );
         let counters = Counters::from_map([(SequenceName::default_sequence(), 7)].into());
+        let mut replaced = Membership::founding([MemberId(7), MemberId(8), MemberId(9)]);
+        replaced.replace(Replace {
+            retire: MemberId(9),
+            admit: MemberId(10),
+        });
         let compact = Change {
+            membership: Some(replaced),
             promised: Some(ballot(4)),
             compact: Some(Snapshot {
                 below: Slot(2),

@@ -1,6 +1,6 @@
 //! The protocol's vocabulary, parsed once at the edge and trusted inside.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Distinct per sequencer; the tie-breaker inside a [`Ballot`].
@@ -249,6 +249,70 @@ pub struct Accepted {
     pub value: Value,
     /// Set once the acceptor knows this exact value is the chosen one.
     pub chosen: bool,
+}
+
+/// An acceptor's identity, drawn at random when its data dir is created.
+///
+/// A wiped disk therefore comes back as a *different* member: nothing it
+/// says can be mistaken for the votes and promises the lost disk held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MemberId(pub u128);
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// Which acceptors may vote.
+///
+/// Both sets only grow, so reports merged in any order give the same
+/// answer, and a member once retired (its disk was lost and it was
+/// replaced) never counts again, whatever stale promise of it is still
+/// held somewhere. See ARCHITECTURE.md, "Lost disks".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Membership {
+    pub members: BTreeSet<MemberId>,
+    pub retired: BTreeSet<MemberId>,
+}
+
+impl Membership {
+    /// The membership a new cluster starts with.
+    pub fn founding(members: impl IntoIterator<Item = MemberId>) -> Membership {
+        Membership {
+            members: members.into_iter().collect(),
+            retired: BTreeSet::new(),
+        }
+    }
+
+    /// True when `member` may vote: admitted and never retired.
+    pub fn votes(&self, member: MemberId) -> bool {
+        self.members.contains(&member) && !self.retired.contains(&member)
+    }
+
+    /// The members that may vote.
+    pub fn voters(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.members.iter().copied().filter(|m| !self.retired.contains(m))
+    }
+
+    /// Union of both sets.
+    pub fn merge(&mut self, other: &Membership) {
+        self.members.extend(other.members.iter().copied());
+        self.retired.extend(other.retired.iter().copied());
+    }
+
+    /// `retire` never votes again; `admit` may, once it has been rebuilt.
+    pub fn replace(&mut self, replace: Replace) {
+        self.retired.insert(replace.retire);
+        self.members.insert(replace.admit);
+    }
+}
+
+/// A lost member and the blank acceptor rebuilt in its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Replace {
+    pub retire: MemberId,
+    pub admit: MemberId,
 }
 
 /// Majority of `n`: the smallest number of acceptors any two of which

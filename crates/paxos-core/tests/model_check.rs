@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use paxos_core::{
     Accept, AcceptReply, Acceptor, AcceptorId, AcceptorState, Allocation, Ballot, Change, Commit,
-    CommitReply, Counters, Effect, IdRequest, NodeId, Prepare, PrepareReply, Proposer, ProposerConfig,
-    RequestId, SequenceName, Slot, Value,
+    CommitReply, Counters, Effect, IdRequest, MemberId, Membership, NodeId, NotVoting, Prepare, PrepareReply,
+    Proposer, ProposerConfig, RequestId, SequenceName, Slot, Value,
 };
 use stateright::{Checker, Model, Property};
 
@@ -86,7 +86,7 @@ enum Msg {
         inc: u8,
         from: u8,
         ballot: Ballot,
-        reply: CommitReply,
+        reply: Result<CommitReply, NotVoting>,
     },
 }
 
@@ -171,6 +171,15 @@ fn config(p: usize) -> ProposerConfig {
     config.request_timeout_ms = 1_000_000;
     config.accept_retry_ms = 1_000_000;
     config
+}
+
+/// The founding identity of acceptor `a`.
+fn founder(a: usize) -> MemberId {
+    MemberId(a as u128 + 1)
+}
+
+fn founders() -> Membership {
+    Membership::founding((0..ACCEPTORS).map(founder))
 }
 
 fn is_request(msg: &Msg) -> bool {
@@ -443,9 +452,10 @@ impl Model for Paxid {
     fn init_states(&self) -> Vec<State> {
         vec![State {
             acceptors: (0..ACCEPTORS)
-                .map(|_| AcceptorNode {
-                    acceptor: Acceptor::restore(AcceptorState::default()),
-                    durable: AcceptorState::default(),
+                .map(|a| AcceptorState::founded(founder(a), founders()))
+                .map(|state| AcceptorNode {
+                    acceptor: Acceptor::restore(state.clone()),
+                    durable: state,
                     unwritten: Vec::new(),
                 })
                 .collect(),

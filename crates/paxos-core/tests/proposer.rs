@@ -3,8 +3,8 @@
 
 use paxos_core::{
     Accept, AcceptReply, Accepted, AcceptorId, AcceptorStatus, Allocation, Ballot, Commit, CommitReply,
-    Counters, Effect, IdRequest, NodeId, Prepare, PrepareReply, Promise, Proposer, ProposerConfig, Refusal,
-    RequestId, Role, SequenceName, Slot, Snapshot, Value,
+    Counters, Effect, IdRequest, MemberId, Membership, NodeId, Prepare, PrepareReply, Promise, Proposer,
+    ProposerConfig, Refusal, RequestId, Role, SequenceName, Slot, Snapshot, Value,
 };
 
 const ELECTION_MS: u64 = 400;
@@ -84,6 +84,7 @@ fn prepares(ballot: Ballot, from: u64) -> Vec<Effect> {
     let prepare = Prepare {
         ballot,
         from: Slot(from),
+        replace: None,
     };
     to_all(|to| Effect::Prepare {
         to,
@@ -102,9 +103,20 @@ fn commits(ballot: Ballot, chosen_below: u64) -> Vec<Effect> {
     })
 }
 
-fn empty_promise(ballot: Ballot) -> PrepareReply {
+/// Acceptor `i` of the three is member `i + 1` of the founding membership.
+fn member(acceptor: usize) -> MemberId {
+    MemberId(acceptor as u128 + 1)
+}
+
+fn founders() -> Membership {
+    Membership::founding((0..3).map(member))
+}
+
+fn empty_promise(from: usize, ballot: Ballot) -> PrepareReply {
     PrepareReply::Promised(Promise {
         ballot,
+        member: member(from),
+        membership: founders(),
         snapshot: Snapshot::default(),
         entries: Vec::new(),
     })
@@ -122,8 +134,8 @@ fn leader(pipeline_slots_max: usize) -> Proposer {
     let mut p = Proposer::new(config(pipeline_slots_max), 0, 0);
     tick_with_no_leader_heard(&mut p, ELECTION_MS);
     let b = ballot(1, 1);
-    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, empty_promise(b));
-    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(b));
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, empty_promise(0, b));
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(1, b));
     assert_eq!(p.role(), Role::Leader { ballot: b });
     let _ = p.drain_effects();
     p
@@ -243,6 +255,8 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
     // Acceptor 0 saw an older value in slot 0 and a value in slot 2.
     let first = Promise {
         ballot: b,
+        member: member(0),
+        membership: founders(),
         snapshot: Snapshot::default(),
         entries: vec![
             (Slot(0), vote(ballot(3, 2), &value(&[alloc("default", 1, 5)]))),
@@ -252,6 +266,8 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
     // Acceptor 1 saw a higher ballot in slot 0.
     let second = Promise {
         ballot: b,
+        member: member(1),
+        membership: founders(),
         snapshot: Snapshot::default(),
         entries: vec![(Slot(0), vote(ballot(4, 2), &z))],
     };
@@ -262,7 +278,7 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
         ELECTION_MS,
         AcceptorId(2),
         ballot(1, 1),
-        empty_promise(ballot(1, 1)),
+        empty_promise(2, ballot(1, 1)),
     );
     assert_eq!(p.role(), Role::Candidate { ballot: b });
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, PrepareReply::Promised(second));
@@ -291,6 +307,8 @@ fn recovery_starts_from_the_most_advanced_snapshot() {
     let counters = Counters::from_map([(seq("default"), 11)].into());
     let ahead = Promise {
         ballot: b,
+        member: member(0),
+        membership: founders(),
         snapshot: Snapshot {
             below: Slot(3),
             counters,
@@ -305,6 +323,8 @@ fn recovery_starts_from_the_most_advanced_snapshot() {
     };
     let behind = Promise {
         ballot: b,
+        member: member(1),
+        membership: founders(),
         snapshot: Snapshot::default(),
         entries: vec![(Slot(1), vote)],
     };
@@ -484,7 +504,7 @@ fn a_commit_reply_with_a_higher_promise_deposes_the_leader() {
         promised: ballot(2, 3),
         chosen_below: Slot(0),
     };
-    p.handle_commit_reply(500, AcceptorId(2), b, reply);
+    p.handle_commit_reply(500, AcceptorId(2), b, Ok(reply));
     assert_eq!(p.role(), Role::Follower);
     assert_eq!(
         p.drain_effects(),
@@ -509,7 +529,7 @@ fn a_request_timeout_answers_timed_out_but_keeps_the_slot() {
             promised: b,
             chosen_below: Slot(0),
         };
-        p.handle_commit_reply(now - 10, AcceptorId(from), b, reply);
+        p.handle_commit_reply(now - 10, AcceptorId(from), b, Ok(reply));
     }
     p.tick(now, 0);
     assert_eq!(p.role(), Role::Leader { ballot: b });

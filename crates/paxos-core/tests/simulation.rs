@@ -32,9 +32,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use paxos_core::{
-    Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorStatus, AcceptorStore, Allocation, Ballot,
-    Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Learner, MemoryStore, NodeId, Persisted,
-    Prepare, PrepareReply, Proposer, ProposerConfig, Refusal, RequestId, SequenceName, Slot, Step, Value,
+    Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
+    Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Learner, MemberId,
+    Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare, PrepareReply, Proposer, ProposerConfig,
+    Refusal, RequestId, SequenceName, Slot, Step, Value,
 };
 use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
 
@@ -285,7 +286,7 @@ enum Msg {
         a: usize,
         inc: u64,
         ballot: Ballot,
-        reply: CommitReply,
+        reply: Result<CommitReply, NotVoting>,
     },
     Status {
         a: usize,
@@ -351,7 +352,7 @@ enum Held {
         p: usize,
         inc: u64,
         ballot: Ballot,
-        reply: HeldReply<CommitReply>,
+        reply: HeldReply<Result<CommitReply, NotVoting>>,
     },
     Compacted(HeldReply<Slot>),
     /// Reads answer from memory, which may be ahead of the disk: they wait too.
@@ -437,6 +438,11 @@ struct Sim {
     stats: Stats,
 }
 
+/// The founding identity of acceptor `a`.
+fn founder(a: usize) -> MemberId {
+    MemberId(a as u128 + 1)
+}
+
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
@@ -444,12 +450,14 @@ impl Sim {
         if trace {
             println!("seed {seed}: {world:?}");
         }
+        let founders = Membership::founding((0..world.acceptors).map(founder));
         let acceptors = (0..world.acceptors)
-            .map(|_| AcceptorNode {
+            .map(|a| AcceptorState::founded(founder(a), founders.clone()))
+            .map(|state| AcceptorNode {
                 up: true,
                 inc: 0,
-                acceptor: Acceptor::restore(Default::default()),
-                store: MemoryStore::default(),
+                acceptor: Acceptor::restore(state.clone()),
+                store: MemoryStore::with_state(state),
                 unwritten: Vec::new(),
                 write_scheduled: false,
                 leader_heard: None,
