@@ -3,11 +3,14 @@
 //! record is an error at load, never a silent default.
 //!
 //! Record layout: `[format version: u8][payload][crc32(key, version, payload): u32 BE]`.
-//! Integers are big-endian; strings are a u8 or u32 length then UTF-8 bytes.
+//! Integers are big-endian; strings are a u32 length then UTF-8 bytes; a
+//! member id is 16 bytes (two u64).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use paxos_core::{Accepted, Allocation, Ballot, Counters, NodeId, SequenceName, Slot, Snapshot, Value};
+use paxos_core::{
+    Accepted, Allocation, Ballot, Counters, MemberId, Membership, NodeId, SequenceName, Slot, Snapshot, Value,
+};
 
 /// Bumped when a payload layout changes; an unknown version is refused.
 const FORMAT_VERSION: u8 = 1;
@@ -135,6 +138,15 @@ impl Encoder {
         }
         self
     }
+    pub fn membership(&mut self, m: &Membership) -> &mut Self {
+        for set in [&m.members, &m.retired] {
+            self.u32(len_u32(set.len()));
+            for member in set {
+                self.u64((member.0 >> 64) as u64).u64(member.0 as u64);
+            }
+        }
+        self
+    }
 }
 
 fn len_u32(len: usize) -> u32 {
@@ -256,6 +268,19 @@ impl<'a> Decoder<'a> {
             below,
             counters: Counters::from_map(counters),
         })
+    }
+
+    pub fn membership(&mut self) -> Result<Membership, CorruptRecord> {
+        let mut sets = [BTreeSet::new(), BTreeSet::new()];
+        for set in &mut sets {
+            for _ in 0..self.u32()? {
+                let high = u128::from(self.u64()?);
+                let low = u128::from(self.u64()?);
+                set.insert(MemberId(high << 64 | low));
+            }
+        }
+        let [members, retired] = sets;
+        Ok(Membership { members, retired })
     }
 
     fn sequence(&mut self) -> Result<SequenceName, CorruptRecord> {

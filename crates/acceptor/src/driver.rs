@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use paxos_core::{
-    Accept, AcceptReply, Accepted, Acceptor, Ballot, Change, Commit, CommitReply, Persisted, Prepare,
-    PrepareReply, Slot, Snapshot, Step,
+    Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply, Install, Join,
+    JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot, Snapshot, Step,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,7 +40,7 @@ pub struct DriverHandle {
 #[error("the acceptor is shutting down")]
 pub struct DriverGone;
 
-/// An accept that would overwrite a value the core must never overwrite.
+/// A request the actor refuses, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Conflict(pub String);
@@ -63,6 +63,9 @@ pub struct LeaderHeard {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusView {
+    /// None while blank.
+    pub membership: Option<Membership>,
+    pub voting: bool,
     pub promised: Ballot,
     /// Only a leader heard under the current promise.
     pub leader: Option<LeaderHeard>,
@@ -125,11 +128,7 @@ impl DriverHandle {
     }
 
     /// `leader_url` is recorded as the leader last heard if the accept succeeds.
-    pub async fn accept(
-        &self,
-        accept: Accept,
-        leader_url: Option<String>,
-    ) -> Result<Result<AcceptReply, Conflict>, DriverGone> {
+    pub async fn accept(&self, accept: Accept, leader_url: Option<String>) -> Result<AcceptReply, DriverGone> {
         self.call(|reply| Command::Accept {
             accept,
             leader_url,
@@ -138,13 +137,27 @@ impl DriverHandle {
         .await
     }
 
-    pub async fn commit(&self, commit: Commit, leader_url: String) -> Result<CommitReply, DriverGone> {
+    pub async fn commit(
+        &self,
+        commit: Commit,
+        leader_url: String,
+    ) -> Result<Result<CommitReply, NotVoting>, DriverGone> {
         self.call(|reply| Command::Commit {
             commit,
             leader_url,
             reply,
         })
         .await
+    }
+
+    /// Founds a new cluster on this (blank) acceptor.
+    pub async fn join(&self, join: Join) -> Result<JoinReply, DriverGone> {
+        self.call(|reply| Command::Join { join, reply }).await
+    }
+
+    /// Takes a rebuild's result: this (blank) acceptor replaces a lost member.
+    pub async fn install(&self, install: Install) -> Result<JoinReply, DriverGone> {
+        self.call(|reply| Command::Install { install, reply }).await
     }
 
     pub async fn log(&self, from: Slot, limit: usize) -> Result<LogView, DriverGone> {
@@ -209,12 +222,20 @@ enum Command {
     Accept {
         accept: Accept,
         leader_url: Option<String>,
-        reply: oneshot::Sender<Result<AcceptReply, Conflict>>,
+        reply: oneshot::Sender<AcceptReply>,
     },
     Commit {
         commit: Commit,
         leader_url: String,
-        reply: oneshot::Sender<CommitReply>,
+        reply: oneshot::Sender<Result<CommitReply, NotVoting>>,
+    },
+    Join {
+        join: Join,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Install {
+        install: Install,
+        reply: oneshot::Sender<JoinReply>,
     },
     Log {
         from: Slot,
@@ -314,6 +335,14 @@ impl Driver {
                 leader_url,
                 reply,
             } => self.commit(&commit, leader_url, reply, batch),
+            Command::Join { join, reply } => {
+                let step = self.acceptor.handle_join(&join);
+                self.membership_step(step, reply, batch);
+            }
+            Command::Install { install, reply } => {
+                let step = self.acceptor.handle_install(&install);
+                self.membership_step(step, reply, batch);
+            }
             Command::Log { from, limit, reply } => {
                 let view = self.acceptor.view();
                 let entries = self.acceptor.entries_from(from, limit);
@@ -345,10 +374,13 @@ impl Driver {
     }
 
     fn prepare(&mut self, prepare: &Prepare, reply: oneshot::Sender<PrepareReply>, batch: &mut Batch) {
-        if prepare.ballot <= self.acceptor.state().promised {
-            metrics::rejection("prepare_ballot_not_above_promise");
+        let step = self.acceptor.handle_prepare(prepare);
+        match step.peek() {
+            PrepareReply::Rejected { .. } => metrics::rejection("prepare_ballot_not_above_promise"),
+            PrepareReply::NotVoting => metrics::rejection("not_voting"),
+            PrepareReply::Promised(_) => {}
         }
-        batch.step(self.acceptor.handle_prepare(prepare), move |r| {
+        batch.step(step, move |r| {
             let _ = reply.send(r);
         });
     }
@@ -357,47 +389,60 @@ impl Driver {
         &mut self,
         accept: &Accept,
         leader_url: Option<String>,
-        reply: oneshot::Sender<Result<AcceptReply, Conflict>>,
+        reply: oneshot::Sender<AcceptReply>,
         batch: &mut Batch,
     ) {
-        if let Some(conflict) = find_conflict(&self.acceptor, accept) {
-            metrics::rejection("conflicting_value");
-            batch.reply(reply, Err(conflict));
-            return;
+        let step = self.acceptor.handle_accept(accept);
+        match step.peek() {
+            AcceptReply::Accepted { .. } => {
+                if let Some(url) = leader_url {
+                    self.leader = Some((accept.ballot, url, Instant::now()));
+                }
+            }
+            AcceptReply::Rejected { .. } => metrics::rejection("accept_ballot_below_promise"),
+            AcceptReply::Conflict { slot } => {
+                tracing::error!(%slot, ballot = %accept.ballot, "refused an accept that would put a second value into a slot");
+                metrics::rejection("conflicting_value");
+            }
+            AcceptReply::NotVoting => metrics::rejection("not_voting"),
         }
-        // The core accepts exactly when the ballot is at or above the promise.
-        let accepted = accept.ballot >= self.acceptor.state().promised;
-        if !accepted {
-            metrics::rejection("accept_ballot_below_promise");
-        }
-        batch.step(self.acceptor.handle_accept(accept), move |r| {
-            let _ = reply.send(Ok(r));
+        batch.step(step, move |r| {
+            let _ = reply.send(r);
         });
-        if let (true, Some(url)) = (accepted, leader_url) {
-            self.leader = Some((accept.ballot, url, Instant::now()));
-        }
     }
 
     fn commit(
         &mut self,
         commit: &Commit,
         leader_url: String,
-        reply: oneshot::Sender<CommitReply>,
+        reply: oneshot::Sender<Result<CommitReply, NotVoting>>,
         batch: &mut Batch,
     ) {
         // A heartbeat from below the promise comes from a deposed leader.
-        if commit.ballot >= self.acceptor.state().promised {
-            self.leader = Some((commit.ballot, leader_url, Instant::now()));
-        } else {
-            metrics::rejection("commit_ballot_below_promise");
+        let current = commit.ballot >= self.acceptor.state().promised;
+        let step = self.acceptor.handle_commit(commit);
+        match (step.peek(), current) {
+            (Err(NotVoting), _) => metrics::rejection("not_voting"),
+            (Ok(_), true) => self.leader = Some((commit.ballot, leader_url, Instant::now())),
+            (Ok(_), false) => metrics::rejection("commit_ballot_below_promise"),
         }
-        batch.step(self.acceptor.handle_commit(commit), move |r| {
+        batch.step(step, move |r| {
+            let _ = reply.send(r);
+        });
+    }
+
+    fn membership_step(&mut self, step: Step<JoinReply>, reply: oneshot::Sender<JoinReply>, batch: &mut Batch) {
+        if *step.peek() == JoinReply::Joined {
+            let view = self.acceptor.view();
+            tracing::info!(member = %view.member, promised = %view.promised, chosen_below = %view.chosen_below, "this acceptor is a voting member now");
+        }
+        batch.step(step, move |r| {
             let _ = reply.send(r);
         });
     }
 
     fn status(&self) -> StatusView {
-        let view = self.acceptor.view();
+        let view: AcceptorView = self.acceptor.view();
         let leader = self
             .leader
             .as_ref()
@@ -408,6 +453,8 @@ impl Driver {
                 heard_ago_ms: u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX),
             });
         StatusView {
+            membership: view.membership.clone(),
+            voting: view.voting,
             promised: view.promised,
             leader,
             chosen_below: view.chosen_below,
@@ -480,31 +527,6 @@ impl Driver {
 pub fn compaction_target(chosen_below: Slot, slowest_learner: Option<u64>, retain_slots: u64) -> Slot {
     let retained = chosen_below.0.saturating_sub(retain_slots);
     Slot(slowest_learner.unwrap_or(0).max(retained))
-}
-
-/// Refuses an accept that would put a second value into a chosen slot, or
-/// into a slot already holding another value under the same ballot: a
-/// correct leader never sends one, and the core treats it as a bug.
-fn find_conflict(acceptor: &Acceptor, accept: &Accept) -> Option<Conflict> {
-    let state = acceptor.state();
-    if accept.ballot < state.promised {
-        return None;
-    }
-    accept.entries.iter().find_map(|(slot, value)| {
-        let existing = state.log.get(slot)?;
-        if existing.value == *value {
-            return None;
-        }
-        if existing.chosen {
-            return Some(Conflict(format!("slot {slot} is chosen with another value")));
-        }
-        (existing.ballot == accept.ballot).then(|| {
-            Conflict(format!(
-                "slot {slot} holds another value under ballot {}",
-                accept.ballot
-            ))
-        })
-    })
 }
 
 /// fsyncgate: after a failed write or fsync the kernel may have dropped the

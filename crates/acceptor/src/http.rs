@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 
 use api::internal::{
-    AcceptRequest, AcceptResponse, AcceptorStatus, CommitRequest, CommitResponse, Entry, LeaderInfo,
-    LearnerProgress, LogResponse, PrepareRequest, PrepareResponse,
+    AcceptRequest, AcceptResponse, AcceptorStatus, CommitRequest, CommitResponse, Entry, InstallRequest,
+    JoinRequest, JoinResponse, LeaderInfo, LearnerProgress, LogResponse, MemberState, PrepareRequest,
+    PrepareResponse,
 };
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -39,6 +40,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/prepare", post(prepare))
         .route("/v1/accept", post(accept))
         .route("/v1/commit", post(commit))
+        .route("/v1/join", post(join))
+        .route("/v1/install", post(install))
         .route("/v1/log", get(log))
         .route("/v1/status", get(status))
         .route("/v1/snapshot", get(snapshot))
@@ -51,10 +54,12 @@ async fn prepare(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PrepareRequest>,
 ) -> Result<Json<PrepareResponse>, ApiError> {
-    let prepare = paxos_core::Prepare {
-        ballot: request.ballot.into(),
-        from: Slot(request.from),
-    };
+    let prepare = request.to_core().map_err(invalid)?;
+    if let Some(replace) = prepare.replace {
+        if replace.retire == replace.admit {
+            return Err(invalid("replace: retire and admit name the same member"));
+        }
+    }
     let span = tracing::info_span!("prepare", ballot = %prepare.ballot, from = request.from);
     let reply = state
         .driver
@@ -62,7 +67,7 @@ async fn prepare(
         .instrument(span)
         .await
         .map_err(gone)?;
-    Ok(Json(PrepareResponse::from_core(&reply)))
+    PrepareResponse::from_core(&reply).map(Json).ok_or_else(not_voting)
 }
 
 async fn accept(
@@ -85,8 +90,13 @@ async fn accept(
         .instrument(span)
         .await
         .map_err(gone)?;
-    let reply = reply.map_err(conflict)?;
-    Ok(Json(AcceptResponse::from_core(&reply)))
+    match reply {
+        paxos_core::AcceptReply::Conflict { slot } => Err(conflict(Conflict(format!(
+            "slot {slot} is chosen with another value, or holds another value under ballot {}",
+            request.ballot.round
+        )))),
+        reply => AcceptResponse::from_core(&reply).map(Json).ok_or_else(not_voting),
+    }
 }
 
 async fn commit(
@@ -107,7 +117,32 @@ async fn commit(
         .instrument(span)
         .await
         .map_err(gone)?;
+    let reply = reply.map_err(|_| not_voting())?;
     Ok(Json(CommitResponse::from_core(&reply)))
+}
+
+async fn join(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<JoinRequest>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let membership = paxos_core::Membership::try_from(&request.membership).map_err(invalid)?;
+    let reply = state
+        .driver
+        .join(paxos_core::Join { membership })
+        .instrument(tracing::info_span!("join"))
+        .await
+        .map_err(gone)?;
+    joined(reply)
+}
+
+async fn install(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<InstallRequest>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let install = request.to_core().map_err(invalid)?;
+    let span = tracing::info_span!("install", ballot = %install.ballot, entries = install.entries.len());
+    let reply = state.driver.install(install).instrument(span).await.map_err(gone)?;
+    joined(reply)
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,9 +184,16 @@ async fn log(
 
 async fn status(State(state): State<AppState>) -> Result<Json<AcceptorStatus>, ApiError> {
     let view = state.driver.status().await.map_err(gone)?;
+    let member_state = match (&view.membership, view.voting) {
+        (None, _) => MemberState::Blank,
+        (Some(_), true) => MemberState::Voting,
+        (Some(_), false) => MemberState::Retired,
+    };
     Ok(Json(AcceptorStatus {
         cluster_id: state.identity.cluster_id.clone(),
         node_uuid: state.identity.node_uuid.clone(),
+        state: member_state,
+        membership: view.membership.as_ref().map(api::internal::Membership::from),
         promised: view.promised.into(),
         leader: view.leader.map(|leader| LeaderInfo {
             ballot: leader.ballot.into(),
@@ -251,6 +293,34 @@ fn gone(error: DriverGone) -> ApiError {
 
 fn conflict(error: Conflict) -> ApiError {
     ApiError::conflict(error.0)
+}
+
+/// 503: a blank acceptor votes only once founded or rebuilt, a retired one
+/// never again; the sender treats it as a lost message.
+fn not_voting() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        api::problem::NOT_VOTING,
+        "Not voting",
+    )
+    .with_detail(NOT_VOTING_DETAIL)
+    .with_retry_after_s(1)
+}
+
+/// What `/readyz` and refused votes say about a blank or retired acceptor.
+pub const NOT_VOTING_DETAIL: &str = "this acceptor does not vote: it is blank (a new cluster not founded yet, \
+     or a lost disk not rebuilt yet; a sequencer founds or rebuilds it) or it was retired";
+
+fn joined(reply: paxos_core::JoinReply) -> Result<Json<JoinResponse>, ApiError> {
+    match reply {
+        paxos_core::JoinReply::Joined => Ok(Json(JoinResponse { voting: true })),
+        paxos_core::JoinReply::NotBlank => Err(conflict(Conflict(
+            "this acceptor holds a membership already; only a blank acceptor joins".into(),
+        ))),
+        paxos_core::JoinReply::NotAMember => Err(conflict(Conflict(
+            "the membership offered does not count this acceptor (its node_uuid) as a voter".into(),
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -59,9 +59,18 @@ pub struct Started {
 /// standard layers (limits, timeout, metrics, spans, problem+json).
 pub fn app(state: AppState) -> Router {
     let driver = state.driver.clone();
+    // Ready: the store takes a synced write, and this acceptor votes.
     let ready = move || {
         let driver = driver.clone();
-        async move { driver.probe().await.map_err(|error| error.to_string()) }
+        async move {
+            driver.probe().await.map_err(|error| error.to_string())?;
+            let status = driver.status().await.map_err(|error| error.to_string())?;
+            if status.voting {
+                Ok(())
+            } else {
+                Err(http::NOT_VOTING_DETAIL.to_owned())
+            }
+        }
     };
     let limits = state.limits;
     let router = http::routes(state).merge(service::health_routes(ready));

@@ -1,6 +1,7 @@
 //! The acceptor's durable state in RocksDB.
 //!
-//! Keys: `meta/identity`, `meta/promised`, `meta/base` (the compaction
+//! Keys: `meta/identity`, `meta/membership` (absent while blank: then it
+//! never votes), `meta/promised`, `meta/base` (the compaction
 //! snapshot), `meta/probe` (written by readiness checks), `log/<slot as 8
 //! big-endian bytes>` (so RocksDB's byte order is slot order) and
 //! `learner/<id>` (each learner's reported progress). Every value is sealed
@@ -13,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use paxos_core::{AcceptorState, AcceptorStore, Ballot, Change, Persisted, Slot, Snapshot};
+use paxos_core::{AcceptorState, AcceptorStore, Ballot, Change, MemberId, Persisted, Slot, Snapshot};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use crate::codec::{self, CorruptRecord, Decoder, Encoder};
@@ -24,6 +25,7 @@ const INIT_DIR_NAME: &str = "acceptor.init";
 
 const KEY_IDENTITY: &[u8] = b"meta/identity";
 const KEY_PROMISED: &[u8] = b"meta/promised";
+const KEY_MEMBERSHIP: &[u8] = b"meta/membership";
 const KEY_BASE: &[u8] = b"meta/base";
 const KEY_PROBE: &[u8] = b"meta/probe";
 const LOG_PREFIX: &[u8] = b"log/";
@@ -159,6 +161,23 @@ impl RocksStore {
     }
 
     fn load_state(&self) -> Result<AcceptorState, StoreError> {
+        // A database without an identity (tests, or refused by open_data_dir) is member 0.
+        let member = match self.identity()? {
+            None => MemberId(0),
+            Some(identity) => api::internal::member_id(&identity.node_uuid).map_err(|reason| CorruptRecord {
+                key: codec::printable_key(KEY_IDENTITY),
+                reason,
+            })?,
+        };
+        let membership = match self.db.get(KEY_MEMBERSHIP)? {
+            None => None,
+            Some(record) => {
+                let mut d = Decoder::new(KEY_MEMBERSHIP, codec::open(KEY_MEMBERSHIP, &record)?);
+                let membership = d.membership()?;
+                d.finish()?;
+                Some(membership)
+            }
+        };
         let promised = match self.db.get(KEY_PROMISED)? {
             None => Ballot::ZERO,
             Some(record) => {
@@ -192,7 +211,13 @@ impl RocksStore {
             d.finish()?;
             log.insert(slot, accepted);
         }
-        Ok(AcceptorState { promised, base, log })
+        Ok(AcceptorState {
+            member,
+            membership,
+            promised,
+            base,
+            log,
+        })
     }
 }
 
@@ -278,6 +303,12 @@ fn create_database(data_dir: &Path, identity: Identity) -> Result<(), StoreError
 }
 
 fn add_change(batch: &mut WriteBatch, change: &Change) {
+    if let Some(membership) = &change.membership {
+        batch.put(
+            KEY_MEMBERSHIP,
+            codec::seal(KEY_MEMBERSHIP, &Encoder::default().membership(membership).finish()),
+        );
+    }
     if let Some(ballot) = change.promised {
         batch.put(
             KEY_PROMISED,

@@ -59,12 +59,22 @@ impl Harness {
         configure(&mut config);
         let started = start(&config).expect("start");
         let app = app(started.state.clone());
-        Harness {
+        let harness = Harness {
             dir,
             config,
             started: Some(started),
             app,
-        }
+        };
+        harness.found_alone().await;
+        harness
+    }
+
+    /// A new acceptor is blank and never votes: found a one-acceptor cluster.
+    async fn found_alone(&self) {
+        let uuid = self.started.as_ref().expect("started").state.identity.node_uuid.clone();
+        self.post("/v1/join", json!({ "membership": { "members": [uuid] } }))
+            .await
+            .ok();
     }
 
     async fn with_token() -> Harness {

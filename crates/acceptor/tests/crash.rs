@@ -57,6 +57,7 @@ async fn acknowledged_votes_survive_kill_9() {
     let mut process = Process::start(dir.path(), &[]);
     for point in 0..KILL_POINTS {
         let client = Client::new(&process.url);
+        client.found_alone().await;
         let promised_round = client.status().await.expect("status").promised.round;
         let next_round = Arc::new(AtomicU64::new(promised_round + 1));
         let stop = Arc::new(AtomicBool::new(false));
@@ -226,6 +227,7 @@ async fn concurrent_accepts_share_fsyncs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let process = Process::start(dir.path(), &[]);
     let client = Client::new(&process.url);
+    client.found_alone().await;
     let ballot = Ballot { round: 1, node: 1 };
     assert!(matches!(
         client.prepare(ballot, 0).await.expect("prepare"),
@@ -276,6 +278,7 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     let dir = tempfile::tempdir().expect("temp dir");
     let process = Process::start(dir.path(), &[]);
     let client = Client::new(&process.url);
+    client.found_alone().await;
     let ballot = Ballot { round: 3, node: 2 };
     client.prepare(ballot, 0).await.expect("prepare");
     client
@@ -292,6 +295,7 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0, got {status:?}");
     let process = Process::start(dir.path(), &[]);
     let client = Client::new(&process.url);
+    client.found_alone().await;
     assert_eq!(client.status().await.expect("status").promised, ballot);
     assert_eq!(client.log(0, 10).await.expect("log").entries.len(), 1);
 }

@@ -56,12 +56,58 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
 }
 
+/// Who may vote: acceptor identities (their `node_uuid`), each set only
+/// grows. See ARCHITECTURE.md, "Lost disks".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub retired: Vec<String>,
+}
+
+/// A lost member and the blank acceptor rebuilt in its place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replace {
+    pub retire: String,
+    pub admit: String,
+}
+
 /// `POST /v1/prepare`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrepareRequest {
     pub ballot: Ballot,
     pub from: u64,
+    /// Only from a rebuild: recorded with the promise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Replace>,
+}
+
+/// `POST /v1/join`: founds a new cluster on blank acceptors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub membership: Membership,
+}
+
+/// `POST /v1/install`: a rebuild's result, for the blank acceptor that
+/// replaces a lost member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    pub ballot: Ballot,
+    pub membership: Membership,
+    pub snapshot: Snapshot,
+    pub entries: Vec<Proposal>,
+}
+
+/// The answer to a join or an install that took effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinResponse {
+    pub voting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +115,9 @@ pub struct PrepareRequest {
 pub enum PrepareResponse {
     Promised {
         ballot: Ballot,
+        /// The promising acceptor's `node_uuid`, and who it knows may vote.
+        member: String,
+        membership: Membership,
         snapshot: Snapshot,
         entries: Vec<Entry>,
     },
@@ -140,11 +189,24 @@ pub struct LeaderInfo {
 pub struct AcceptorStatus {
     pub cluster_id: String,
     pub node_uuid: String,
+    /// `blank` (not founded or not rebuilt yet: it does not vote),
+    /// `voting`, or `retired` (replaced after its disk was lost).
+    pub state: MemberState,
+    /// None while blank.
+    pub membership: Option<Membership>,
     pub promised: Ballot,
     pub leader: Option<LeaderInfo>,
     pub chosen_below: u64,
     pub compacted_below: u64,
     pub log_entries: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    Blank,
+    Voting,
+    Retired,
 }
 
 /// `POST /v1/learners/{id}/progress`: a learner has taken every slot below
@@ -293,18 +355,128 @@ impl Proposal {
     }
 }
 
+/// A `node_uuid` as the core's [`core::MemberId`]: its 128 bits.
+pub fn member_id(node_uuid: &str) -> Result<core::MemberId, String> {
+    let hex: String = node_uuid.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return Err(format!("{node_uuid:?} is not a UUID"));
+    }
+    u128::from_str_radix(&hex, 16)
+        .map(core::MemberId)
+        .map_err(|_| format!("{node_uuid:?} is not a UUID"))
+}
+
+/// A [`core::MemberId`] as the `node_uuid` it came from (8-4-4-4-12).
+pub fn node_uuid(member: core::MemberId) -> String {
+    let hex = format!("{:032x}", member.0);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Most members (and retired members) a membership may list.
+pub const MEMBERS_MAX: usize = 1024;
+
+impl From<&core::Membership> for Membership {
+    fn from(m: &core::Membership) -> Membership {
+        Membership {
+            members: m.members.iter().copied().map(node_uuid).collect(),
+            retired: m.retired.iter().copied().map(node_uuid).collect(),
+        }
+    }
+}
+
+impl TryFrom<&Membership> for core::Membership {
+    type Error = String;
+    fn try_from(m: &Membership) -> Result<core::Membership, String> {
+        if m.members.len() > MEMBERS_MAX || m.retired.len() > MEMBERS_MAX {
+            return Err(format!("a membership lists at most {MEMBERS_MAX} members"));
+        }
+        let ids = |list: &[String]| list.iter().map(|u| member_id(u)).collect::<Result<_, _>>();
+        Ok(core::Membership {
+            members: ids(&m.members)?,
+            retired: ids(&m.retired)?,
+        })
+    }
+}
+
+impl Replace {
+    pub fn to_core(&self) -> Result<core::Replace, String> {
+        Ok(core::Replace {
+            retire: member_id(&self.retire)?,
+            admit: member_id(&self.admit)?,
+        })
+    }
+}
+
+impl PrepareRequest {
+    pub fn from_core(prepare: &core::Prepare) -> PrepareRequest {
+        PrepareRequest {
+            ballot: prepare.ballot.into(),
+            from: prepare.from.0,
+            replace: prepare.replace.map(|r| Replace {
+                retire: node_uuid(r.retire),
+                admit: node_uuid(r.admit),
+            }),
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::Prepare, String> {
+        Ok(core::Prepare {
+            ballot: self.ballot.into(),
+            from: core::Slot(self.from),
+            replace: self.replace.as_ref().map(Replace::to_core).transpose()?,
+        })
+    }
+}
+
+impl InstallRequest {
+    pub fn from_core(install: &core::Install) -> InstallRequest {
+        InstallRequest {
+            ballot: install.ballot.into(),
+            membership: (&install.membership).into(),
+            snapshot: (&install.snapshot).into(),
+            entries: install
+                .entries
+                .iter()
+                .map(|(s, v)| Proposal::from_core(*s, v))
+                .collect(),
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::Install, String> {
+        let entries: Result<Vec<_>, _> = self.entries.iter().map(Proposal::to_core).collect();
+        Ok(core::Install {
+            ballot: self.ballot.into(),
+            membership: core::Membership::try_from(&self.membership)?,
+            snapshot: core::Snapshot::try_from(&self.snapshot)?,
+            entries: entries?,
+        })
+    }
+}
+
 impl PrepareResponse {
-    pub fn from_core(reply: &core::PrepareReply) -> PrepareResponse {
-        match reply {
+    /// None for a refusal that is not an answer: the acceptor does not vote
+    /// (the HTTP layer answers 503 then).
+    pub fn from_core(reply: &core::PrepareReply) -> Option<PrepareResponse> {
+        Some(match reply {
             core::PrepareReply::Rejected { promised } => PrepareResponse::Rejected {
                 promised: (*promised).into(),
             },
             core::PrepareReply::Promised(p) => PrepareResponse::Promised {
                 ballot: p.ballot.into(),
+                member: node_uuid(p.member),
+                membership: (&p.membership).into(),
                 snapshot: (&p.snapshot).into(),
                 entries: p.entries.iter().map(|(s, a)| Entry::from_core(*s, a)).collect(),
             },
-        }
+            core::PrepareReply::NotVoting => return None,
+        })
     }
 
     pub fn to_core(&self) -> Result<core::PrepareReply, String> {
@@ -314,12 +486,16 @@ impl PrepareResponse {
             },
             PrepareResponse::Promised {
                 ballot,
+                member,
+                membership,
                 snapshot,
                 entries,
             } => {
                 let entries: Result<Vec<_>, _> = entries.iter().map(Entry::to_core).collect();
                 core::PrepareReply::Promised(core::Promise {
                     ballot: (*ballot).into(),
+                    member: member_id(member)?,
+                    membership: core::Membership::try_from(membership)?,
                     snapshot: core::Snapshot::try_from(snapshot)?,
                     entries: entries?,
                 })
@@ -353,15 +529,18 @@ impl AcceptRequest {
 }
 
 impl AcceptResponse {
-    pub fn from_core(reply: &core::AcceptReply) -> AcceptResponse {
-        match reply {
+    /// None for the refusals the HTTP layer answers as problems: a
+    /// conflict (409) and a blank or retired acceptor (503).
+    pub fn from_core(reply: &core::AcceptReply) -> Option<AcceptResponse> {
+        Some(match reply {
             core::AcceptReply::Accepted { chosen_below } => AcceptResponse::Accepted {
                 chosen_below: chosen_below.0,
             },
             core::AcceptReply::Rejected { promised } => AcceptResponse::Rejected {
                 promised: (*promised).into(),
             },
-        }
+            core::AcceptReply::Conflict { .. } | core::AcceptReply::NotVoting => return None,
+        })
     }
 
     pub fn to_core(&self) -> core::AcceptReply {

@@ -32,6 +32,9 @@ pub const CONFLICT: &str = "https://paxid.dev/problems/conflict";
 /// 503: no leader or no quorum is reachable right now; retry after the
 /// `Retry-After` header.
 pub const UNAVAILABLE: &str = "https://paxid.dev/problems/unavailable";
+/// An acceptor that does not vote: blank (a new cluster not founded yet, or
+/// a lost disk not rebuilt yet) or retired. 503: retry another acceptor.
+pub const NOT_VOTING: &str = "https://paxid.dev/problems/not-voting";
 /// 503: the request did not complete within the server's time limit. IDs
 /// may have been consumed (a gap), never handed out twice.
 pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";

@@ -180,8 +180,14 @@ fn acceptor_details(s: &AcceptorStatus) -> String {
         ),
         None => "none heard".to_owned(),
     };
+    let member = match s.state {
+        api::internal::MemberState::Voting => "voting",
+        api::internal::MemberState::Blank => "BLANK (not voting: not founded or not rebuilt yet)",
+        api::internal::MemberState::Retired => "RETIRED (not voting: replaced after a lost disk)",
+    };
     format!(
-        "promised {}, chosen below {}, compacted below {}, leader {leader}",
+        "{member}, node {}, promised {}, chosen below {}, compacted below {}, leader {leader}",
+        s.node_uuid,
         ballot(Some(s.promised)),
         s.chosen_below,
         s.compacted_below
@@ -300,6 +306,8 @@ mod tests {
         let status = AcceptorStatus {
             cluster_id: "c".into(),
             node_uuid: "n".into(),
+            state: api::internal::MemberState::Voting,
+            membership: None,
             promised: Ballot { round: 2, node: 1 },
             leader: leader.map(|(round, url)| LeaderInfo {
                 ballot: Ballot { round, node: 1 },

@@ -221,6 +221,12 @@ impl<R> Step<R> {
         &self.change
     }
 
+    /// The reply, to look at (for logs and metrics): sending it still
+    /// takes the proof of durability.
+    pub fn peek(&self) -> &R {
+        &self.reply
+    }
+
     /// The reply, released only against proof that the change is durable.
     pub fn into_reply(self, _proof: Persisted) -> R {
         self.reply
@@ -837,5 +843,201 @@ mod tests {
         let restored = Acceptor::restore(a.state().clone());
         assert_eq!(restored.view(), a.view());
         assert_eq!(restored.view().chosen_below, Slot(1));
+    }
+
+    fn prepare(round: u64, replace: Option<Replace>) -> Prepare {
+        Prepare {
+            ballot: ballot(round, 1),
+            from: Slot(0),
+            replace,
+        }
+    }
+
+    #[test]
+    fn a_blank_acceptor_never_votes_and_says_so() {
+        let mut a = Acceptor::restore(AcceptorState::blank(ME));
+        assert!(!a.voting());
+        let (change, reply) = release(a.handle_prepare(&prepare(1, None)));
+        assert!(change.is_empty());
+        assert_eq!(reply, PrepareReply::NotVoting);
+        let accept = Accept {
+            ballot: ballot(1, 1),
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        };
+        let (change, reply) = release(a.handle_accept(&accept));
+        assert!(change.is_empty());
+        assert_eq!(reply, AcceptReply::NotVoting);
+        let commit = Commit {
+            ballot: ballot(1, 1),
+            chosen_below: Slot(1),
+            snapshot: Some(Snapshot::default()),
+        };
+        let (change, reply) = release(a.handle_commit(&commit));
+        assert!(change.is_empty());
+        assert_eq!(reply, Err(NotVoting));
+    }
+
+    #[test]
+    fn only_a_blank_member_joins() {
+        let founders = Membership::founding([ME, MemberId(2)]);
+        let mut stranger = Acceptor::restore(AcceptorState::blank(MemberId(9)));
+        let (change, reply) = release(stranger.handle_join(&Join {
+            membership: founders.clone(),
+        }));
+        assert!(change.is_empty());
+        assert_eq!(reply, JoinReply::NotAMember);
+        let mut a = Acceptor::restore(AcceptorState::blank(ME));
+        let (change, reply) = release(a.handle_join(&Join {
+            membership: founders.clone(),
+        }));
+        assert_eq!(reply, JoinReply::Joined);
+        assert_eq!(change.membership, Some(founders.clone()));
+        assert!(a.voting());
+        let (change, reply) = release(a.handle_join(&Join { membership: founders }));
+        assert!(change.is_empty());
+        assert_eq!(reply, JoinReply::NotBlank, "a member never joins again");
+    }
+
+    #[test]
+    fn a_prepare_records_a_replacement_with_the_promise_and_reports_it() {
+        let mut a = acceptor();
+        let replace = Replace {
+            retire: MemberId(3),
+            admit: MemberId(9),
+        };
+        let (change, reply) = release(a.handle_prepare(&prepare(2, Some(replace))));
+        let membership = change.membership.clone().expect("recorded with the promise");
+        assert!(!membership.votes(MemberId(3)) && membership.votes(MemberId(9)));
+        assert_eq!(change.promised, Some(ballot(2, 1)));
+        let PrepareReply::Promised(promise) = reply else {
+            panic!("expected a promise")
+        };
+        assert_eq!((promise.member, promise.membership), (ME, membership.clone()));
+        // A rejected prepare records nothing.
+        let other = Replace {
+            retire: MemberId(2),
+            admit: MemberId(8),
+        };
+        let (change, _) = release(a.handle_prepare(&prepare(1, Some(other))));
+        assert!(change.is_empty());
+        // Nobody retires us by a prepare sent to us.
+        let me = Replace {
+            retire: ME,
+            admit: MemberId(7),
+        };
+        let (change, reply) = release(a.handle_prepare(&prepare(5, Some(me))));
+        assert!(change.is_empty());
+        assert_eq!(reply, PrepareReply::NotVoting);
+    }
+
+    #[test]
+    fn a_retired_acceptor_stops_voting() {
+        let mut membership = Membership::founding([ME, MemberId(2), MemberId(3)]);
+        membership.replace(Replace {
+            retire: ME,
+            admit: MemberId(9),
+        });
+        let mut a = Acceptor::restore(AcceptorState::founded(ME, membership));
+        assert!(!a.voting());
+        assert_eq!(
+            release(a.handle_prepare(&prepare(1, None))).1,
+            PrepareReply::NotVoting
+        );
+    }
+
+    #[test]
+    fn an_install_makes_a_blank_acceptor_vote_with_the_rebuilt_state() {
+        let mut membership = Membership::founding([MemberId(2), MemberId(3), MemberId(4)]);
+        membership.replace(Replace {
+            retire: MemberId(4),
+            admit: ME,
+        });
+        let counters = Counters::from_map([(SequenceName::default_sequence(), 11)].into());
+        let install = Install {
+            ballot: ballot(7, 2),
+            membership: membership.clone(),
+            snapshot: Snapshot {
+                below: Slot(3),
+                counters,
+            },
+            entries: vec![(Slot(4), alloc(11, 5)), (Slot(2), alloc(9, 2))],
+        };
+        let mut a = Acceptor::restore(AcceptorState::blank(ME));
+        let (change, reply) = release(a.handle_install(&install));
+        assert_eq!(reply, JoinReply::Joined);
+        assert_eq!(change.promised, Some(ballot(7, 2)));
+        assert_eq!(change.membership, Some(membership));
+        // Slot 2 lies in the snapshot: chosen, not a vote.
+        let vote = Accepted {
+            ballot: ballot(7, 2),
+            value: alloc(11, 5),
+            chosen: false,
+        };
+        assert_eq!(change.put, vec![(Slot(4), vote)]);
+        assert_eq!(a.view().chosen_below, Slot(3));
+        // It fences every ballot below the rebuild's, and votes above it.
+        assert!(matches!(
+            release(a.handle_prepare(&prepare(6, None))).1,
+            PrepareReply::Rejected { .. }
+        ));
+        assert!(matches!(
+            release(a.handle_prepare(&prepare(8, None))).1,
+            PrepareReply::Promised(_)
+        ));
+        // Installed once: a second install changes nothing.
+        let (change, reply) = release(a.handle_install(&install));
+        assert!(change.is_empty());
+        assert_eq!(reply, JoinReply::NotBlank);
+    }
+
+    #[test]
+    fn a_second_value_for_a_slot_is_refused_as_a_conflict_without_change() {
+        let mut a = acceptor();
+        let b = ballot(1, 1);
+        let accept = |entries| Accept {
+            ballot: b,
+            chosen_below: Slot(0),
+            entries,
+        };
+        let _ = release(a.handle_accept(&accept(vec![(Slot(0), alloc(1, 1))])));
+        let (change, reply) =
+            release(a.handle_accept(&accept(vec![(Slot(1), Value::Noop), (Slot(0), alloc(5, 1))])));
+        assert!(change.is_empty(), "nothing of a refused accept is taken");
+        assert_eq!(reply, AcceptReply::Conflict { slot: Slot(0) });
+        let _ = release(a.handle_commit(&Commit {
+            ballot: b,
+            chosen_below: Slot(1),
+            snapshot: None,
+        }));
+        let higher = Accept {
+            ballot: ballot(2, 2),
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), Value::Noop)],
+        };
+        let (change, reply) = release(a.handle_accept(&higher));
+        assert!(change.is_empty());
+        assert_eq!(
+            reply,
+            AcceptReply::Conflict { slot: Slot(0) },
+            "a chosen slot keeps its value"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_from_a_deposed_leader_is_not_installed() {
+        let mut a = acceptor();
+        let _ = release(a.handle_prepare(&prepare(5, None)));
+        let snapshot = Snapshot {
+            below: Slot(50),
+            counters: Counters::default(),
+        };
+        let (change, _) = release(a.handle_commit(&Commit {
+            ballot: ballot(4, 1),
+            chosen_below: Slot(60),
+            snapshot: Some(snapshot),
+        }));
+        assert!(change.compact.is_none());
+        assert_eq!(a.view().compacted_below, Slot(0));
     }
 }

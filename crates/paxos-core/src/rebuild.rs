@@ -117,3 +117,115 @@ impl Rebuild {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Accepted, Allocation, Counters, MemberId, NodeId, SequenceName, Value};
+
+    fn promise(
+        ballot: Ballot,
+        member: u128,
+        membership: &Membership,
+        entries: Vec<(Slot, Accepted)>,
+    ) -> PrepareReply {
+        PrepareReply::Promised(Promise {
+            ballot,
+            member: MemberId(member),
+            membership: membership.clone(),
+            snapshot: Snapshot::default(),
+            entries,
+        })
+    }
+
+    fn vote(round: u64, first: u64) -> Accepted {
+        Accepted {
+            ballot: Ballot::new(round, NodeId(1)),
+            value: Value::Allocations(vec![Allocation {
+                sequence: SequenceName::default_sequence(),
+                first,
+                count: 1,
+            }]),
+            chosen: false,
+        }
+    }
+
+    #[test]
+    fn a_quorum_of_the_others_yields_the_install_a_leader_would_send() {
+        let replace = Replace {
+            retire: MemberId(2),
+            admit: MemberId(9),
+        };
+        let b = Ballot::new(5, NodeId(3));
+        let mut rebuild = Rebuild::new(b, AcceptorId(1), replace, 3);
+        let targets: Vec<AcceptorId> = rebuild.prepares().into_iter().map(|(to, _)| to).collect();
+        assert_eq!(
+            targets,
+            vec![AcceptorId(0), AcceptorId(2)],
+            "never the blank acceptor"
+        );
+        assert!(rebuild.prepares().iter().all(|(_, p)| p.replace == Some(replace)));
+        let mut membership = Membership::founding([MemberId(1), MemberId(2), MemberId(3)]);
+        membership.replace(replace);
+        let first = promise(
+            b,
+            1,
+            &membership,
+            vec![(Slot(0), vote(1, 1)), (Slot(1), vote(2, 5))],
+        );
+        assert_eq!(
+            rebuild.handle_prepare_reply(AcceptorId(0), first),
+            RebuildStep::Waiting
+        );
+        // The blank acceptor cannot count, whatever it sends.
+        let stray = promise(b, 9, &membership, Vec::new());
+        assert_eq!(
+            rebuild.handle_prepare_reply(AcceptorId(1), stray),
+            RebuildStep::Waiting
+        );
+        let second = promise(b, 3, &membership, vec![(Slot(0), vote(3, 2))]);
+        let RebuildStep::Install(install) = rebuild.handle_prepare_reply(AcceptorId(2), second) else {
+            panic!("a quorum of the others promised")
+        };
+        assert_eq!(install.ballot, b);
+        assert_eq!(install.membership, membership);
+        assert_eq!(
+            install.entries,
+            vec![(Slot(0), vote(3, 2).value), (Slot(1), vote(2, 5).value)],
+            "per slot, the value of the highest ballot"
+        );
+    }
+
+    #[test]
+    fn the_retired_member_never_counts_and_a_higher_promise_stops_the_attempt() {
+        let replace = Replace {
+            retire: MemberId(2),
+            admit: MemberId(9),
+        };
+        let b = Ballot::new(5, NodeId(3));
+        let mut rebuild = Rebuild::new(b, AcceptorId(2), replace, 3);
+        let mut membership = Membership::founding([MemberId(1), MemberId(2), MemberId(3)]);
+        membership.replace(replace);
+        // The lost member's old disk, answering from another place, does not count.
+        let stale = promise(
+            b,
+            2,
+            &Membership::founding([MemberId(1), MemberId(2), MemberId(3)]),
+            Vec::new(),
+        );
+        assert_eq!(
+            rebuild.handle_prepare_reply(AcceptorId(1), stale),
+            RebuildStep::Waiting
+        );
+        assert_eq!(
+            rebuild.handle_prepare_reply(AcceptorId(0), promise(b, 1, &membership, Vec::new())),
+            RebuildStep::Waiting
+        );
+        let higher = Ballot::new(6, NodeId(1));
+        assert_eq!(
+            rebuild.handle_prepare_reply(AcceptorId(1), PrepareReply::Rejected { promised: higher }),
+            RebuildStep::Rejected { promised: higher }
+        );
+        let _ = Counters::default();
+    }
+}

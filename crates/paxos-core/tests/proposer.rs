@@ -599,3 +599,67 @@ fn a_rejected_prepare_with_a_higher_ballot_ends_the_campaign() {
     tick_with_no_leader_heard(&mut p, 2 * ELECTION_MS);
     assert_eq!(p.drain_effects(), prepares(ballot(4, 1), 0));
 }
+
+/// A promise of a member that another promise reports retired (its disk was
+/// lost and it was rebuilt elsewhere) does not count, and its votes are not
+/// recovered: they may be all that is left of a disk that is gone.
+#[test]
+fn a_retired_members_promise_does_not_count() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
+    let b = ballot(1, 1);
+    let _ = p.drain_effects();
+    let mut retired = founders();
+    retired.replace(paxos_core::Replace {
+        retire: member(0),
+        admit: MemberId(9),
+    });
+    let stale_vote = Accepted {
+        ballot: ballot(9, 9),
+        value: value(&[alloc("default", 500, 1)]),
+        chosen: false,
+    };
+    let stale = Promise {
+        ballot: b,
+        member: member(0),
+        membership: founders(),
+        snapshot: Snapshot::default(),
+        entries: vec![(Slot(0), stale_vote)],
+    };
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, PrepareReply::Promised(stale));
+    let fresh = Promise {
+        ballot: b,
+        member: member(1),
+        membership: retired.clone(),
+        snapshot: Snapshot::default(),
+        entries: Vec::new(),
+    };
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, PrepareReply::Promised(fresh));
+    assert_eq!(
+        p.role(),
+        Role::Candidate { ballot: b },
+        "one countable promise is not a quorum"
+    );
+    assert_eq!(p.membership(), &retired);
+    // Two URLs answering as one member count once.
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(2), b, empty_promise(1, b));
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(2), b, empty_promise(2, b));
+    assert_eq!(p.role(), Role::Leader { ballot: b });
+    let effects = p.drain_effects();
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Accept { .. })),
+        "nothing to recover: the retired member's vote is ignored, got {effects:?}"
+    );
+}
+
+#[test]
+fn acceptors_that_do_not_vote_are_no_answer() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
+    let b = ballot(1, 1);
+    let _ = p.drain_effects();
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, PrepareReply::NotVoting);
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(1, b));
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+}

@@ -238,7 +238,7 @@ impl Driver {
                 .proposer
                 .handle_accept_reply(now, from, ballot, &slots, reply),
             PeerEvent::Committed { from, ballot, reply } => {
-                self.proposer.handle_commit_reply(now, from, ballot, reply)
+                self.proposer.handle_commit_reply(now, from, ballot, Ok(reply))
             }
             PeerEvent::Status { from, status } => self.proposer.handle_status(now, from, status),
         }
@@ -292,10 +292,7 @@ impl Driver {
 
     fn send_prepare(&self, to: AcceptorId, prepare: paxos_core::Prepare) {
         metrics::counter!("paxid_sequencer_prepares_total").increment(1);
-        let body = PrepareRequest {
-            ballot: prepare.ballot.into(),
-            from: prepare.from.0,
-        };
+        let body = PrepareRequest::from_core(&prepare);
         let ballot = prepare.ballot;
         self.call(
             to,

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use api::internal::{
-    AcceptRequest, AcceptResponse, AcceptorStatus, ChosenPush, CommitRequest, CommitResponse, PrepareRequest,
-    PrepareResponse,
+    AcceptRequest, AcceptResponse, AcceptorStatus, ChosenPush, CommitRequest, CommitResponse, InstallRequest,
+    JoinRequest, JoinResponse, PrepareRequest, PrepareResponse,
 };
 use paxos_core::AcceptorId;
 use reqwest::Url;
@@ -71,6 +71,14 @@ impl Peers {
 
     pub async fn commit(&self, to: AcceptorId, body: &CommitRequest) -> Result<CommitResponse, PeerError> {
         self.post(&self.acceptors[to.0], "/v1/commit", body).await
+    }
+
+    pub async fn join(&self, to: AcceptorId, body: &JoinRequest) -> Result<JoinResponse, PeerError> {
+        self.post(&self.acceptors[to.0], "/v1/join", body).await
+    }
+
+    pub async fn install(&self, to: AcceptorId, body: &InstallRequest) -> Result<JoinResponse, PeerError> {
+        self.post(&self.acceptors[to.0], "/v1/install", body).await
     }
 
     pub async fn status(&self, to: AcceptorId, timeout: Duration) -> Result<AcceptorStatus, PeerError> {

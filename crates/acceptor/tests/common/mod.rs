@@ -127,7 +127,37 @@ impl Client {
     }
 
     pub async fn prepare(&self, ballot: Ballot, from: u64) -> reqwest::Result<PrepareResponse> {
-        self.post("/v1/prepare", &PrepareRequest { ballot, from }).await
+        let request = PrepareRequest {
+            ballot,
+            from,
+            replace: None,
+        };
+        self.post("/v1/prepare", &request).await
+    }
+
+    /// Founds a one-acceptor cluster on a blank acceptor, so that it votes;
+    /// an acceptor that is a member already answers 409, which is fine.
+    pub async fn found_alone(&self) {
+        let status = self.status().await.expect("status");
+        let join = api::internal::JoinRequest {
+            membership: api::internal::Membership {
+                members: vec![status.node_uuid],
+                retired: Vec::new(),
+            },
+        };
+        let answer = self
+            .http
+            .post(format!("{}/v1/join", self.url))
+            .bearer_auth(TOKEN)
+            .json(&join)
+            .send()
+            .await
+            .expect("join");
+        assert!(
+            answer.status().is_success() || answer.status() == reqwest::StatusCode::CONFLICT,
+            "join answered {}",
+            answer.status()
+        );
     }
 
     pub async fn accept(&self, ballot: Ballot, proposals: Vec<Proposal>) -> reqwest::Result<AcceptResponse> {

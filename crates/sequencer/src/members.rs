@@ -1,0 +1,328 @@
+//! Founding a new cluster and rebuilding lost members.
+//!
+//! Acceptors start blank and never vote until they are made members. Every
+//! sequencer polls every acceptor's status and decides ([`plan`]):
+//!
+//! - **First start**: every configured acceptor answered and every one is
+//!   blank. Then this is a new cluster: each is sent `join` with the same
+//!   founding membership (all of their node uuids), which every sequencer
+//!   computes alike, so concurrent sequencers agree.
+//! - **A founder that missed its join** (blank, but its uuid is a member):
+//!   it never voted, so it joins as it is.
+//! - **A lost disk**: a blank acceptor whose uuid is not a member, while
+//!   exactly one member is seen at no URL. The leader rebuilds it in that
+//!   member's place ([`paxos_core::Rebuild`]: its own phase 1 with
+//!   `replace`, then `install`). Anything less clear-cut waits and is
+//!   reported: guessing wrong would retire a member that is only down.
+//!
+//! A cluster whose acceptors are *all* wiped looks like a first start:
+//! Paxos cannot tell, see README "Operations" for that day.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::internal::{AcceptorStatus, InstallRequest, JoinRequest, PrepareRequest};
+use futures::stream::{FuturesUnordered, StreamExt};
+use paxos_core::{AcceptorId, Ballot, Membership, MemberId, NodeId, Rebuild, RebuildStep, Replace};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::driver::DriverView;
+use crate::peers::Peers;
+
+/// What one acceptor said in its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub member: MemberId,
+    /// None while blank.
+    pub membership: Option<Membership>,
+    pub promised_round: u64,
+}
+
+/// What to do about membership now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to do, or nothing safe to do yet.
+    Wait,
+    /// Send `join` with this membership to these (blank) acceptors.
+    Join {
+        acceptors: Vec<AcceptorId>,
+        membership: Membership,
+    },
+    /// Rebuild a blank acceptor in the place of a lost member.
+    Rebuild {
+        target: AcceptorId,
+        replace: Replace,
+        /// Above every promise seen.
+        round: u64,
+    },
+}
+
+/// Decides from the acceptors' statuses (None: no answer).
+pub fn plan(statuses: &[Option<Observed>]) -> Plan {
+    let answered: Vec<(AcceptorId, &Observed)> = statuses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (AcceptorId(i), s)))
+        .collect();
+    let blank: Vec<(AcceptorId, MemberId)> = answered
+        .iter()
+        .filter(|(_, s)| s.membership.is_none())
+        .map(|(id, s)| (*id, s.member))
+        .collect();
+    if blank.is_empty() {
+        return Plan::Wait;
+    }
+    let mut known = Membership::default();
+    for (_, status) in &answered {
+        if let Some(membership) = &status.membership {
+            known.merge(membership);
+        }
+    }
+    if known.members.is_empty() {
+        // Nobody is a member yet: a first start, once every acceptor answered.
+        if answered.len() < statuses.len() {
+            return Plan::Wait;
+        }
+        return Plan::Join {
+            acceptors: blank.iter().map(|(id, _)| *id).collect(),
+            membership: Membership::founding(blank.iter().map(|(_, m)| *m)),
+        };
+    }
+    let founders_left: Vec<AcceptorId> = blank
+        .iter()
+        .filter(|(_, member)| known.votes(*member))
+        .map(|(id, _)| *id)
+        .collect();
+    if !founders_left.is_empty() {
+        return Plan::Join {
+            acceptors: founders_left,
+            membership: known,
+        };
+    }
+    let seen: BTreeSet<MemberId> = answered.iter().map(|(_, s)| s.member).collect();
+    let missing: Vec<MemberId> = known.voters().filter(|m| !seen.contains(m)).collect();
+    match (blank.as_slice(), missing.as_slice()) {
+        ([(target, admit)], [retire]) => Plan::Rebuild {
+            target: *target,
+            replace: Replace {
+                retire: *retire,
+                admit: *admit,
+            },
+            round: answered.iter().map(|(_, s)| s.promised_round).max().unwrap_or(0) + 1,
+        },
+        _ => Plan::Wait,
+    }
+}
+
+/// Polls the acceptors and carries out [`plan`] every `interval`; a rebuild
+/// only while this sequencer leads (one rebuild at a time in the cluster).
+pub fn spawn(
+    peers: Arc<Peers>,
+    node: NodeId,
+    interval: Duration,
+    driver: watch::Receiver<DriverView>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut identities: Vec<Option<MemberId>> = vec![None; peers.acceptor_count()];
+        loop {
+            ticker.tick().await;
+            let statuses = observe(&peers, interval).await;
+            report_identity_changes(&mut identities, &statuses);
+            match plan(&statuses) {
+                Plan::Wait => {}
+                Plan::Join {
+                    acceptors,
+                    membership,
+                } => join(&peers, &acceptors, &membership).await,
+                Plan::Rebuild { .. } if !driver.borrow().is_leader() => {}
+                Plan::Rebuild {
+                    target,
+                    replace,
+                    round,
+                } => rebuild(&peers, Ballot::new(round, node), target, replace).await,
+            }
+        }
+    })
+}
+
+async fn observe(peers: &Peers, timeout: Duration) -> Vec<Option<Observed>> {
+    let calls = (0..peers.acceptor_count())
+        .map(AcceptorId)
+        .map(|to| async move { peers.status(to, timeout).await.ok().and_then(|s| observed(&s)) });
+    futures::future::join_all(calls).await
+}
+
+fn observed(status: &AcceptorStatus) -> Option<Observed> {
+    let membership = match &status.membership {
+        None => None,
+        Some(m) => Some(Membership::try_from(m).ok()?),
+    };
+    Some(Observed {
+        member: api::internal::member_id(&status.node_uuid).ok()?,
+        membership,
+        promised_round: status.promised.round,
+    })
+}
+
+/// A URL that answers with another identity than before: a wiped or
+/// replaced disk, or a misconfigured URL. Logged and counted.
+fn report_identity_changes(identities: &mut [Option<MemberId>], statuses: &[Option<Observed>]) {
+    for (i, status) in statuses.iter().enumerate() {
+        let Some(status) = status else { continue };
+        if let Some(before) = identities[i].replace(status.member) {
+            if before != status.member {
+                warn!(acceptor = i, %before, now = %status.member, "an acceptor answers with a new identity (lost or replaced disk?)");
+                metrics::counter!("paxid_sequencer_acceptor_identity_changes_total").increment(1);
+            }
+        }
+    }
+}
+
+async fn join(peers: &Peers, acceptors: &[AcceptorId], membership: &Membership) {
+    let body = JoinRequest {
+        membership: membership.into(),
+    };
+    for to in acceptors {
+        match peers.join(*to, &body).await {
+            Ok(_) => info!(acceptor = to.0, members = membership.members.len(), "acceptor joined the cluster"),
+            Err(error) => warn!(acceptor = to.0, "join failed: {error}"),
+        }
+    }
+}
+
+/// One rebuild attempt; a later tick tries again if it does not complete.
+async fn rebuild(peers: &Peers, ballot: Ballot, target: AcceptorId, replace: Replace) {
+    info!(acceptor = target.0, retire = %replace.retire, admit = %replace.admit, %ballot, "rebuilding a blank acceptor in the place of a lost member");
+    let mut rebuild = Rebuild::new(ballot, target, replace, peers.acceptor_count());
+    let mut calls: FuturesUnordered<_> = rebuild
+        .prepares()
+        .into_iter()
+        .map(|(to, prepare)| async move {
+            let body = PrepareRequest::from_core(&prepare);
+            (to, peers.prepare(to, &body).await)
+        })
+        .collect();
+    while let Some((from, answer)) = calls.next().await {
+        let Ok(Ok(reply)) = answer.map(|r| r.to_core()) else {
+            continue;
+        };
+        match rebuild.handle_prepare_reply(from, reply) {
+            RebuildStep::Waiting => {}
+            RebuildStep::Rejected { promised } => {
+                info!(%promised, "rebuild outbid; trying again on the next poll");
+                outcome("outbid");
+                return;
+            }
+            RebuildStep::Install(install) => {
+                let body = InstallRequest::from_core(&install);
+                match peers.install(target, &body).await {
+                    Ok(_) => {
+                        info!(acceptor = target.0, %ballot, "rebuilt acceptor installed; it votes again");
+                        outcome("installed");
+                    }
+                    Err(error) => {
+                        warn!(acceptor = target.0, "install failed: {error}");
+                        outcome("install_failed");
+                    }
+                }
+                return;
+            }
+        }
+    }
+    outcome("no_quorum");
+}
+
+fn outcome(outcome: &'static str) {
+    metrics::counter!("paxid_sequencer_rebuilds_total", "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(i: u128) -> MemberId {
+        MemberId(i)
+    }
+
+    fn blank(i: u128) -> Option<Observed> {
+        Some(Observed {
+            member: member(i),
+            membership: None,
+            promised_round: 0,
+        })
+    }
+
+    fn voting(i: u128, membership: &Membership, round: u64) -> Option<Observed> {
+        Some(Observed {
+            member: member(i),
+            membership: Some(membership.clone()),
+            promised_round: round,
+        })
+    }
+
+    #[test]
+    fn a_first_start_needs_every_acceptor_blank_and_answering() {
+        assert_eq!(plan(&[blank(1), blank(2), None]), Plan::Wait);
+        assert_eq!(
+            plan(&[blank(3), blank(1), blank(2)]),
+            Plan::Join {
+                acceptors: vec![AcceptorId(0), AcceptorId(1), AcceptorId(2)],
+                membership: Membership::founding([member(1), member(2), member(3)]),
+            }
+        );
+    }
+
+    #[test]
+    fn a_founder_that_missed_its_join_joins_as_it_is() {
+        let founders = Membership::founding([member(1), member(2), member(3)]);
+        let statuses = [voting(1, &founders, 4), voting(2, &founders, 4), blank(3)];
+        assert_eq!(
+            plan(&statuses),
+            Plan::Join {
+                acceptors: vec![AcceptorId(2)],
+                membership: founders,
+            }
+        );
+    }
+
+    #[test]
+    fn a_wiped_member_is_rebuilt_in_the_place_of_the_one_missing_member() {
+        let founders = Membership::founding([member(1), member(2), member(3)]);
+        let statuses = [voting(1, &founders, 4), blank(9), voting(3, &founders, 7)];
+        assert_eq!(
+            plan(&statuses),
+            Plan::Rebuild {
+                target: AcceptorId(1),
+                replace: Replace {
+                    retire: member(2),
+                    admit: member(9),
+                },
+                round: 8,
+            }
+        );
+    }
+
+    #[test]
+    fn an_unclear_picture_waits() {
+        let founders = Membership::founding([member(1), member(2), member(3)]);
+        // Member 3 is down, not known lost: two missing, one blank.
+        assert_eq!(plan(&[voting(1, &founders, 1), blank(9), None]), Plan::Wait);
+        // Nothing blank: nothing to do.
+        assert_eq!(
+            plan(&[voting(1, &founders, 1), voting(2, &founders, 1), None]),
+            Plan::Wait
+        );
+        // A retired member never comes back by a join.
+        let mut replaced = founders.clone();
+        replaced.replace(Replace {
+            retire: member(2),
+            admit: member(9),
+        });
+        let statuses = [voting(1, &replaced, 1), blank(2), voting(9, &replaced, 1)];
+        assert_eq!(plan(&statuses), Plan::Wait);
+    }
+}

@@ -1,0 +1,405 @@
+//! End-to-end reproduction of issue 11: an acceptor whose disk was wiped
+//! rejoins as a blank acceptor, and a new leader whose phase 1 hears only it
+//! and a lagging acceptor must not hand out IDs that were already issued.
+//! (Before the fix, step 4 handed out 2..=21 a second time.) Then the
+//! README's lost-disk procedure: nothing but starting the wiped acceptor
+//! again; the leader rebuilds it, and it carries a quorum afterwards.
+//!
+//! Real processes: acceptors A, B, C, one sequencer, no learner. Every call
+//! of every step goes into one history, checked by the linearizability
+//! checker of the product brief.
+
+// The test holds the cluster lock for its whole run on purpose (see
+// tests/sequencer.rs).
+#![allow(clippy::await_holding_lock)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use paxid_tests::{check_history, serial, Cluster, ClusterSpec, Op};
+
+const A: usize = 0;
+const B: usize = 1;
+const C: usize = 2;
+
+/// Each client call gives up after this long (the sequencer's own
+/// `--id-timeout-ms` is 5 s by default); a timed-out call is recorded as
+/// unknown, like a 503.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+const SERVE_WITHIN: Duration = Duration::from_secs(20);
+
+/// Calls of step 1: 50 × count 10 = IDs 2..=501 after the first ID.
+const STEP1_CALLS: usize = 50;
+const STEP1_COUNT: u64 = 10;
+/// Calls of step 4, after the new leader's phase 1 heard only B and C.
+const STEP4_CALLS: usize = 20;
+
+/// A client of the one sequencer that records every call on one clock.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    epoch: Instant,
+    history: Vec<Op>,
+}
+
+impl Client {
+    fn new(url: String) -> Client {
+        api::install_tls_provider();
+        Client {
+            http: reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .build()
+                .expect("client"),
+            url,
+            epoch: Instant::now(),
+            history: Vec::new(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// One `POST /next-id`, recorded; returns the op and a short outcome.
+    async fn next_id(&mut self, count: u64) -> (Op, String) {
+        let mut request = self.http.post(format!("{}/next-id", self.url));
+        if count != 1 {
+            request = request.json(&serde_json::json!({ "count": count }));
+        }
+        let invoked_ns = self.now_ns();
+        let outcome = match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                match response.json::<api::client::NextIdResponse>().await {
+                    Ok(answer) => {
+                        assert_eq!(answer.count, count, "the answer's count is the request's");
+                        Ok((answer.sequence, answer.id, answer.count))
+                    }
+                    Err(e) => Err(format!("unreadable answer: {e}")),
+                }
+            }
+            Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+            Err(e) if e.is_timeout() => Err(format!("timeout after {CALL_TIMEOUT:?}")),
+            Err(e) => Err(format!("unreachable: {e}")),
+        };
+        let completed_ns = self.now_ns();
+        let (result, text) = match outcome {
+            Ok(ids) => {
+                let text = format!("ids {}..={}", ids.1, ids.1 + ids.2 - 1);
+                (Some(ids), text)
+            }
+            Err(text) => (None, text),
+        };
+        let op = Op {
+            invoked_ns,
+            completed_ns,
+            result,
+        };
+        self.history.push(op.clone());
+        (op, text)
+    }
+}
+
+/// Removes everything inside `dir` (the directory itself stays, empty), as
+/// an operator replacing a failed disk would leave it.
+fn wipe(dir: &Path) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.expect("dir entry");
+        let path = entry.path();
+        let is_dir = entry.file_type().expect("file type").is_dir();
+        let removed = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+    }
+    let left = std::fs::read_dir(dir).expect("read wiped dir").count();
+    assert_eq!(left, 0, "{} is not empty after the wipe", dir.display());
+}
+
+/// Waits until the process answers `GET /livez` (it never depends on peers).
+async fn wait_live(cluster: &Cluster, url: &str) {
+    let started = Instant::now();
+    loop {
+        let live = cluster
+            .http
+            .get(format!("{url}/livez"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if live {
+            return;
+        }
+        assert!(
+            started.elapsed() < SERVE_WITHIN,
+            "{url} did not answer /livez within {SERVE_WITHIN:?}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (without failing) for the sequencer to say it leads, so that the
+/// calls of a step are not all spent on the election.
+async fn settle_leader(cluster: &Cluster, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if cluster.leader().await.is_some() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// IDs handed out more than once, and the calls (by index in `ops`) that
+/// hold at least one of them.
+fn duplicates(ops: &[Op]) -> (u64, Vec<usize>) {
+    let mut seen: HashMap<(&str, u64), u32> = HashMap::new();
+    for op in ops {
+        if let Some((sequence, first, count)) = &op.result {
+            for id in *first..first + count {
+                *seen.entry((sequence.as_str(), id)).or_default() += 1;
+            }
+        }
+    }
+    let duplicate_ids = seen.values().filter(|&&n| n > 1).count() as u64;
+    let calls = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| {
+            op.result.as_ref().is_some_and(|(sequence, first, count)| {
+                (*first..first + count).any(|id| seen[&(sequence.as_str(), id)] > 1)
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    (duplicate_ids, calls)
+}
+
+fn successes(ops: &[Op]) -> usize {
+    ops.iter().filter(|op| op.result.is_some()).count()
+}
+
+fn id_span(ops: &[Op]) -> String {
+    let ranges = ops.iter().filter_map(|op| op.result.as_ref());
+    let low = ranges.clone().map(|(_, first, _)| *first).min();
+    let high = ranges.map(|(_, first, count)| first + count - 1).max();
+    match (low, high) {
+        (Some(low), Some(high)) => format!("{low}..={high}"),
+        _ => "none".into(),
+    }
+}
+
+/// Checks the whole history; on a violation, panics with the checker's
+/// message, the figures and the processes' logs.
+fn assert_linearizable(cluster: &Cluster, history: &[Op], what: &str) {
+    let (duplicate_ids, duplicate_calls) = duplicates(history);
+    println!(
+        "{what}: {} calls, {} successes, {} failed or unknown; {duplicate_ids} IDs handed out twice, held by {} successful calls",
+        history.len(),
+        successes(history),
+        history.len() - successes(history),
+        duplicate_calls.len()
+    );
+    match check_history(history) {
+        Ok(summary) => println!("{what}: checker OK: {summary:?}"),
+        Err(violation) => panic!(
+            "{what}: {violation}\n({duplicate_ids} IDs handed out twice, held by {} successful calls)\n{}",
+            duplicate_calls.len(),
+            cluster.logs()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
+    let _serial = serial();
+    let spec = ClusterSpec {
+        acceptors: 3,
+        sequencers: 1,
+        learner: false,
+        ..ClusterSpec::default()
+    };
+    let mut cluster = Cluster::start(spec);
+    let mut client = Client::new(cluster.sequencers[0].url());
+
+    // Step 0: the whole cluster serves; the first ID (1) is chosen with A, B
+    // and C up, so C holds that slot.
+    let started = Instant::now();
+    loop {
+        let (op, _) = client.next_id(1).await;
+        if op.result.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < SERVE_WITHIN,
+            "the cluster did not serve within {SERVE_WITHIN:?}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let C receive the accept of that slot too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!("step 0: first ID {}", id_span(&client.history));
+
+    // Step 1: C is stopped; clients take IDs 2..=501, chosen by A and B.
+    cluster.acceptors[C].terminate();
+    let step1_from = client.history.len();
+    let started = Instant::now();
+    let mut taken = 0;
+    while taken < STEP1_CALLS {
+        let (op, text) = client.next_id(STEP1_COUNT).await;
+        if op.result.is_some() {
+            taken += 1;
+        } else {
+            println!("step 1: a call failed: {text}");
+            assert!(
+                started.elapsed() < SERVE_WITHIN * 2,
+                "A and B did not serve {STEP1_CALLS} calls within {:?}\n{}",
+                SERVE_WITHIN * 2,
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let step1 = &client.history[step1_from..];
+    println!(
+        "step 1: {} calls, {} successes, IDs {}",
+        step1.len(),
+        successes(step1),
+        id_span(step1)
+    );
+
+    // Step 2: the sequencer is stopped; B is stopped, its data dir emptied
+    // (the disk was replaced), and B and C start again. A and C are intact;
+    // C only lags (it missed every slot of step 1).
+    cluster.sequencers[0].terminate();
+    cluster.acceptors[B].terminate();
+    let b_dir = cluster.data_dir().join(format!("acceptor-{B}"));
+    wipe(&b_dir);
+    println!("step 2: wiped {}", b_dir.display());
+    cluster.acceptors[B].start();
+    cluster.acceptors[C].start();
+    wait_live(&cluster, &cluster.acceptors[B].url()).await;
+    wait_live(&cluster, &cluster.acceptors[C].url()).await;
+
+    // Step 3: A is stopped and the sequencer starts again: its phase 1 can
+    // only hear B (blank) and C (lagging).
+    cluster.acceptors[A].terminate();
+    cluster.sequencers[0].start();
+    wait_live(&cluster, &cluster.sequencers[0].url()).await;
+    match settle_leader(&cluster, Duration::from_secs(10)).await {
+        Some(after) => println!("step 3: the sequencer leads after {after:?} (phase 1 heard B and C)"),
+        None => println!("step 3: the sequencer does not lead within 10 s"),
+    }
+
+    // Step 4: more calls. Every ID they get must be new (a 503 or a timeout
+    // is acceptable: it is recorded as failed/unknown).
+    let step4_from = client.history.len();
+    for call in 0..STEP4_CALLS {
+        let (op, text) = client.next_id(1).await;
+        println!("step 4: call {call}: {text}");
+        if op.result.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let step4 = &client.history[step4_from..];
+    println!(
+        "step 4: {} calls, {} successes, IDs {}",
+        step4.len(),
+        successes(step4),
+        id_span(step4)
+    );
+    // The whole history: steps 0, 1 and 4 together.
+    assert_linearizable(&cluster, &client.history, "steps 1-4");
+
+    // Part 2, step 5: A (intact) starts again, so a majority of intact
+    // acceptors (A and C) is back: service must resume.
+    cluster.acceptors[A].start();
+    wait_live(&cluster, &cluster.acceptors[A].url()).await;
+    let step5_from = client.history.len();
+    let restarted = Instant::now();
+    let resumed = loop {
+        let (op, text) = client.next_id(1).await;
+        if op.result.is_some() {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < SERVE_WITHIN,
+            "no successful call within {SERVE_WITHIN:?} after A restarted (last: {text})\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("step 5: A restarted; first success after {resumed:?}");
+    // A few more calls once service is back.
+    for _ in 0..5 {
+        client.next_id(1).await;
+    }
+    let step5 = &client.history[step5_from..];
+    println!(
+        "step 5: {} calls, {} successes, IDs {}",
+        step5.len(),
+        successes(step5),
+        id_span(step5)
+    );
+    assert_linearizable(&cluster, &client.history, "steps 1-5");
+
+    // Part 3, step 6: with A and C back, the leader rebuilds B in the place
+    // of its lost self: B reports `voting` without anyone touching it.
+    let rebuilt = wait_state(&cluster, B, "voting").await;
+    println!("step 6: B rebuilt and voting after {rebuilt:?}");
+    // Step 7: C stops; A and the rebuilt B are the quorum now. Service goes
+    // on (after at most an election) with no duplicate and no reversal.
+    cluster.acceptors[C].terminate();
+    let step7_from = client.history.len();
+    let stopped = Instant::now();
+    let mut first_success = None;
+    while client.history.len() - step7_from < 40 {
+        let (op, _) = client.next_id(7).await;
+        if op.result.is_some() && first_success.is_none() {
+            first_success = Some(stopped.elapsed());
+        }
+        if op.result.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let step7 = &client.history[step7_from..];
+    println!(
+        "step 7: C stopped; {} calls, {} successes (first after {first_success:?}), IDs {}",
+        step7.len(),
+        successes(step7),
+        id_span(step7)
+    );
+    assert!(
+        successes(step7) >= 20,
+        "A and the rebuilt B must carry the cluster\n{}",
+        cluster.logs()
+    );
+    assert_linearizable(&cluster, &client.history, "all steps");
+}
+
+/// Waits until acceptor `i` reports `state` in its status; returns how long.
+async fn wait_state(cluster: &Cluster, i: usize, state: &str) -> Duration {
+    let started = Instant::now();
+    let url = format!("{}/v1/status", cluster.acceptors[i].url());
+    loop {
+        let status: Option<serde_json::Value> = match cluster.http.get(&url).send().await {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+        if status.as_ref().is_some_and(|s| s["state"] == state) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < SERVE_WITHIN,
+            "acceptor {i} is not {state} within {SERVE_WITHIN:?}: {status:?}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
