@@ -403,3 +403,105 @@ async fn wait_state(cluster: &Cluster, i: usize, state: &str) -> Duration {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The worst day: every acceptor's disk is lost. Paxos alone cannot tell this
+/// from a first start, so a founding starts every sequence above the
+/// counters of every `--learners` learner, and waits while one does not
+/// answer. README "Operations": start the acceptors on empty disks and the
+/// sequencers with the learner still configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_every_acceptor_lost_its_disk_a_new_cluster_starts_above_the_learners_counters() {
+    let _serial = serial();
+    let spec = ClusterSpec {
+        acceptors: 3,
+        sequencers: 1,
+        learner: true,
+        ..ClusterSpec::default()
+    };
+    let mut cluster = Cluster::start(spec);
+    let mut client = Client::new(cluster.sequencers[0].url());
+    // IDs of the old cluster.
+    let started = Instant::now();
+    while successes(&client.history) < 30 {
+        let (op, _) = client.next_id(10).await;
+        if op.result.is_none() {
+            assert!(started.elapsed() < SERVE_WITHIN, "no service\n{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let learner_url = cluster.learner.as_ref().expect("a learner").url();
+    let learned = wait_learned(&cluster, &learner_url, 300).await;
+    println!("old cluster: IDs {}, learner counters {learned}", id_span(&client.history));
+
+    // Every acceptor loses its disk; the learner is down when they come back.
+    cluster.sequencers[0].terminate();
+    for a in [A, B, C] {
+        cluster.acceptors[a].terminate();
+        wipe(&cluster.data_dir().join(format!("acceptor-{a}")));
+    }
+    let learner = cluster.learner.as_mut().expect("a learner");
+    learner.terminate();
+    for a in [A, B, C] {
+        cluster.acceptors[a].start();
+    }
+    cluster.sequencers[0].start();
+    wait_live(&cluster, &cluster.sequencers[0].url()).await;
+    // No cluster is founded while the learner, which remembers IDs, is away.
+    let away_from = client.history.len();
+    for _ in 0..10 {
+        client.next_id(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let away = &client.history[away_from..];
+    assert_eq!(
+        successes(away),
+        0,
+        "a cluster was founded without the learner's floor\n{}",
+        cluster.logs()
+    );
+    cluster.learner.as_mut().expect("a learner").start();
+    let resumed = Instant::now();
+    loop {
+        let (op, _) = client.next_id(1).await;
+        if op.result.is_some() {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < SERVE_WITHIN,
+            "no service after the learner came back\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        client.next_id(1).await;
+    }
+    println!(
+        "new cluster: first success {:?} after the learner restarted; all IDs {}",
+        resumed.elapsed(),
+        id_span(&client.history)
+    );
+    assert_linearizable(&cluster, &client.history, "across the re-created cluster");
+}
+
+/// Waits until the learner's counters reach `next_id` for `default`;
+/// returns them as text.
+async fn wait_learned(cluster: &Cluster, url: &str, next_id: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let status: Option<serde_json::Value> = match cluster.http.get(format!("{url}/v1/status")).send().await {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+        let counters = status.as_ref().map(|s| s["counters"].clone());
+        if counters.as_ref().and_then(|c| c["default"].as_u64()).is_some_and(|n| n > next_id) {
+            return counters.map(|c| c.to_string()).unwrap_or_default();
+        }
+        assert!(
+            started.elapsed() < SERVE_WITHIN,
+            "the learner did not learn past {next_id}: {status:?}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

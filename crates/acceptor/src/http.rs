@@ -126,9 +126,14 @@ async fn join(
     JsonBody(request): JsonBody<JoinRequest>,
 ) -> Result<Json<JoinResponse>, ApiError> {
     let membership = paxos_core::Membership::try_from(&request.membership).map_err(invalid)?;
+    let floor = api::internal::Snapshot {
+        below: 0,
+        counters: request.floor.clone(),
+    };
+    let floor = paxos_core::Snapshot::try_from(&floor).map_err(invalid)?.counters;
     let reply = state
         .driver
-        .join(paxos_core::Join { membership })
+        .join(paxos_core::Join { membership, floor })
         .instrument(tracing::info_span!("join"))
         .await
         .map_err(gone)?;

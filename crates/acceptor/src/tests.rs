@@ -216,9 +216,12 @@ async fn prepare_promises_a_higher_ballot_and_rejects_the_rest() {
         .post("/v1/prepare", json!({ "ballot": ballot(3, 1), "from": 0 }))
         .await
         .ok();
+    let me = h.started.as_ref().expect("started").state.identity.node_uuid.clone();
+    let membership = json!({ "members": [me.clone()], "retired": [] });
     assert_eq!(
         promised,
-        json!({ "outcome": "promised", "ballot": ballot(3, 1), "snapshot": { "below": 0, "counters": {} }, "entries": [] })
+        json!({ "outcome": "promised", "ballot": ballot(3, 1), "member": me, "membership": membership,
+                "snapshot": { "below": 0, "counters": {} }, "entries": [] })
     );
     for b in [ballot(3, 1), ballot(2, 9)] {
         let rejected = h
@@ -806,4 +809,54 @@ async fn readyz_fails_once_the_driver_has_stopped() {
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     h.restart().await;
+}
+
+#[tokio::test]
+async fn a_blank_acceptor_refuses_votes_and_is_not_ready_until_it_joins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config::new("127.0.0.1:0", dir.path());
+    let started = start(&config).expect("start");
+    let app = app(started.state.clone());
+    let call = |method: Method, uri: &str, body: Option<Value>| {
+        let app = app.clone();
+        let mut request = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        async move { app.oneshot(request).await.expect("infallible") }
+    };
+    let prepare = json!({ "ballot": ballot(1, 1), "from": 0 });
+    let refused = call(Method::POST, "/v1/prepare", Some(prepare.clone())).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = axum::body::to_bytes(refused.into_body(), usize::MAX).await.expect("body");
+    let problem: api::problem::Problem = serde_json::from_slice(&body).expect("a problem");
+    assert_eq!(problem.type_, api::problem::NOT_VOTING);
+    let accept = accept_body(ballot(1, 1), 0, &[(0, alloc("default", 1, 1))]);
+    assert_eq!(
+        call(Method::POST, "/v1/accept", Some(accept)).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(call(Method::GET, "/livez", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(Method::GET, "/readyz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Not a member of the membership offered: refused, still blank.
+    let stranger = json!({ "membership": { "members": ["00000000-0000-4000-8000-000000000009"] } });
+    assert_eq!(
+        call(Method::POST, "/v1/join", Some(stranger)).await.status(),
+        StatusCode::CONFLICT
+    );
+    let me = started.state.identity.node_uuid.clone();
+    let join = json!({ "membership": { "members": [me] } });
+    assert_eq!(call(Method::POST, "/v1/join", Some(join)).await.status(), StatusCode::OK);
+    assert_eq!(call(Method::GET, "/readyz", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(Method::POST, "/v1/prepare", Some(prepare)).await.status(),
+        StatusCode::OK
+    );
+    started.stop().await;
 }

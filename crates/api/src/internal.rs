@@ -90,6 +90,9 @@ pub struct PrepareRequest {
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     pub membership: Membership,
+    /// Next ID per sequence to start at or above (a re-created cluster).
+    #[serde(default)]
+    pub floor: BTreeMap<String, u64>,
 }
 
 /// `POST /v1/install`: a rebuild's result, for the blank acceptor that

@@ -48,6 +48,10 @@ pub struct SubscriptionList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LearnerStatus {
     pub learned_below: u64,
+    /// Next ID per sequence after every learned slot: what a re-created
+    /// cluster must start above (sequencers read it before founding one).
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
     pub subscriptions: Vec<SubscriptionView>,
 }
 

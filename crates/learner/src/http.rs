@@ -60,11 +60,13 @@ async fn chosen(
     }
 }
 
-async fn status(State(state): State<AppState>) -> Json<LearnerStatus> {
-    Json(LearnerStatus {
+async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, ApiError> {
+    let counters = state.counters().map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(LearnerStatus {
         learned_below: state.learning().learned_below(),
+        counters: counters.iter().map(|(name, next)| (name.as_str().to_owned(), next)).collect(),
         subscriptions: state.subscriptions().list(),
-    })
+    }))
 }
 
 async fn create(

@@ -61,6 +61,10 @@ pub enum JoinReply {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Join {
     pub membership: Membership,
+    /// Every sequence starts at or above these next IDs: how a cluster
+    /// re-created after every acceptor lost its disk avoids the IDs the
+    /// lost one handed out (the operator's floor, or a learner's counters).
+    pub floor: Counters,
 }
 
 /// What a rebuild hands the blank acceptor that replaces a lost member:
@@ -400,7 +404,15 @@ impl Acceptor {
     /// Founds a new cluster: a blank acceptor counted by `join.membership`
     /// starts voting, with nothing promised or accepted.
     pub fn handle_join(&mut self, join: &Join) -> Step<JoinReply> {
-        self.become_member(&join.membership, Change::default())
+        let floor = Snapshot {
+            below: Slot::ZERO,
+            counters: join.floor.clone(),
+        };
+        let change = Change {
+            compact: Some(floor).filter(|f| !f.counters.is_empty()),
+            ..Change::default()
+        };
+        self.become_member(&join.membership, change)
     }
 
     /// A blank acceptor takes the place of a lost member: it starts voting
@@ -542,7 +554,8 @@ impl Acceptor {
 
     fn apply(&mut self, change: &Change) {
         change.apply_to(&mut self.state);
-        if change.compact.is_some() && self.chosen_below < self.state.base.below {
+        // `<=`: a founding floor is a snapshot below slot 0.
+        if change.compact.is_some() && self.chosen_below <= self.state.base.below {
             self.chosen_below = self.state.base.below;
             self.chosen_counters = self.state.base.counters.clone();
         }
@@ -884,17 +897,31 @@ mod tests {
         let mut stranger = Acceptor::restore(AcceptorState::blank(MemberId(9)));
         let (change, reply) = release(stranger.handle_join(&Join {
             membership: founders.clone(),
+            floor: Counters::default(),
         }));
         assert!(change.is_empty());
         assert_eq!(reply, JoinReply::NotAMember);
         let mut a = Acceptor::restore(AcceptorState::blank(ME));
+        let floor = Counters::from_map([(SequenceName::default_sequence(), 5000)].into());
         let (change, reply) = release(a.handle_join(&Join {
             membership: founders.clone(),
+            floor,
         }));
         assert_eq!(reply, JoinReply::Joined);
         assert_eq!(change.membership, Some(founders.clone()));
         assert!(a.voting());
-        let (change, reply) = release(a.handle_join(&Join { membership: founders }));
+        // A founding floor: every promise says IDs start there.
+        let (_, reply) = release(a.handle_prepare(&prepare(1, None)));
+        let PrepareReply::Promised(promise) = reply else {
+            panic!("a member promises")
+        };
+        assert_eq!(promise.snapshot.counters.next_id(&SequenceName::default_sequence()), 5000);
+        assert_eq!(promise.snapshot.below, Slot(0));
+        let again = Join {
+            membership: founders,
+            floor: Counters::default(),
+        };
+        let (change, reply) = release(a.handle_join(&again));
         assert!(change.is_empty());
         assert_eq!(reply, JoinReply::NotBlank, "a member never joins again");
     }

@@ -85,6 +85,26 @@ pub struct Config {
     /// How often every acceptor's status is polled (leader discovery, elections).
     #[arg(long, env = "PAXID_STATUS_INTERVAL_MS", default_value_t = 50)]
     pub status_interval_ms: u64,
+
+    /// Only when founding a new cluster (every acceptor blank): start each
+    /// sequence at or above this next ID, as `name=ID,name=ID`. For the day
+    /// every acceptor lost its disk; the counters of every `--learners`
+    /// learner are added on top automatically.
+    #[arg(long, env = "PAXID_FOUND_FLOOR", value_delimiter = ',', value_parser = parse_floor)]
+    pub found_floor: Vec<(String, u64)>,
+}
+
+/// `name=ID`, with a valid sequence name and ID >= 1.
+fn parse_floor(item: &str) -> Result<(String, u64), String> {
+    let (name, id) = item
+        .split_once('=')
+        .ok_or_else(|| format!("{item:?} is not name=ID"))?;
+    paxos_core::SequenceName::parse(name).map_err(|e| e.to_string())?;
+    let id: u64 = id.parse().map_err(|_| format!("{id:?} is not an ID"))?;
+    if id == 0 {
+        return Err("IDs start at 1".into());
+    }
+    Ok((name.to_owned(), id))
 }
 
 impl Config {

@@ -16,9 +16,12 @@
 //!   reported: guessing wrong would retire a member that is only down.
 //!
 //! A cluster whose acceptors are *all* wiped looks like a first start:
-//! Paxos cannot tell, see README "Operations" for that day.
+//! Paxos cannot tell. So a founding starts every sequence above a floor:
+//! `--found-floor`, raised to the counters of every `--learners` learner,
+//! and no cluster is founded while one of those learners does not answer
+//! (it may remember IDs the new cluster must not hand out again).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,10 +48,12 @@ pub struct Observed {
 pub enum Plan {
     /// Nothing to do, or nothing safe to do yet.
     Wait,
-    /// Send `join` with this membership to these (blank) acceptors.
+    /// Send `join` with this membership to these (blank) acceptors;
+    /// `founding` when none is a member yet (then a floor applies).
     Join {
         acceptors: Vec<AcceptorId>,
         membership: Membership,
+        founding: bool,
     },
     /// Rebuild a blank acceptor in the place of a lost member.
     Rebuild {
@@ -88,6 +93,7 @@ pub fn plan(statuses: &[Option<Observed>]) -> Plan {
         return Plan::Join {
             acceptors: blank.iter().map(|(id, _)| *id).collect(),
             membership: Membership::founding(blank.iter().map(|(_, m)| *m)),
+            founding: true,
         };
     }
     let founders_left: Vec<AcceptorId> = blank
@@ -99,11 +105,17 @@ pub fn plan(statuses: &[Option<Observed>]) -> Plan {
         return Plan::Join {
             acceptors: founders_left,
             membership: known,
+            founding: false,
         };
     }
     let seen: BTreeSet<MemberId> = answered.iter().map(|(_, s)| s.member).collect();
     let missing: Vec<MemberId> = known.voters().filter(|m| !seen.contains(m)).collect();
-    match (blank.as_slice(), missing.as_slice()) {
+    // A retired identity can never vote again, whatever it says.
+    let newcomers: Vec<(AcceptorId, MemberId)> = blank
+        .into_iter()
+        .filter(|(_, m)| !known.members.contains(m) && !known.retired.contains(m))
+        .collect();
+    match (newcomers.as_slice(), missing.as_slice()) {
         ([(target, admit)], [retire]) => Plan::Rebuild {
             target: *target,
             replace: Replace {
@@ -122,6 +134,7 @@ pub fn spawn(
     peers: Arc<Peers>,
     node: NodeId,
     interval: Duration,
+    floor: BTreeMap<String, u64>,
     driver: watch::Receiver<DriverView>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -137,7 +150,17 @@ pub fn spawn(
                 Plan::Join {
                     acceptors,
                     membership,
-                } => join(&peers, &acceptors, &membership).await,
+                    founding,
+                } => {
+                    let floor = if founding {
+                        founding_floor(&peers, &floor).await
+                    } else {
+                        Some(BTreeMap::new())
+                    };
+                    if let Some(floor) = floor {
+                        join(&peers, &acceptors, &membership, floor).await;
+                    }
+                }
                 Plan::Rebuild { .. } if !driver.borrow().is_leader() => {}
                 Plan::Rebuild {
                     target,
@@ -182,9 +205,34 @@ fn report_identity_changes(identities: &mut [Option<MemberId>], statuses: &[Opti
     }
 }
 
-async fn join(peers: &Peers, acceptors: &[AcceptorId], membership: &Membership) {
+/// The floor of a new cluster: the flag, raised to every learner's
+/// counters; None (do not found) while a learner does not answer.
+async fn founding_floor(peers: &Peers, flag: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
+    let mut floor = flag.clone();
+    for learner in 0..peers.learner_count() {
+        match peers.learner_status(learner).await {
+            Ok(status) => {
+                for (sequence, next) in status.counters {
+                    let entry = floor.entry(sequence).or_insert(next);
+                    *entry = (*entry).max(next);
+                }
+            }
+            Err(error) => {
+                warn!("not founding a new cluster yet: a learner does not answer, and it may remember IDs a new cluster must not hand out again: {error}");
+                return None;
+            }
+        }
+    }
+    if !floor.is_empty() {
+        info!(?floor, "founding a new cluster above a floor");
+    }
+    Some(floor)
+}
+
+async fn join(peers: &Peers, acceptors: &[AcceptorId], membership: &Membership, floor: BTreeMap<String, u64>) {
     let body = JoinRequest {
         membership: membership.into(),
+        floor,
     };
     for to in acceptors {
         match peers.join(*to, &body).await {
@@ -272,6 +320,7 @@ mod tests {
             Plan::Join {
                 acceptors: vec![AcceptorId(0), AcceptorId(1), AcceptorId(2)],
                 membership: Membership::founding([member(1), member(2), member(3)]),
+                founding: true,
             }
         );
     }
@@ -285,6 +334,7 @@ mod tests {
             Plan::Join {
                 acceptors: vec![AcceptorId(2)],
                 membership: founders,
+                founding: false,
             }
         );
     }

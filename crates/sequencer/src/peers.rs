@@ -87,6 +87,12 @@ impl Peers {
         Self::decode(url, request.send().await).await
     }
 
+    pub async fn learner_status(&self, learner: usize) -> Result<api::learner::LearnerStatus, PeerError> {
+        let url = format!("{}/v1/status", self.learners[learner]);
+        let request = self.authorized(self.client.get(&url));
+        Self::decode(url, request.send().await).await
+    }
+
     pub async fn push_chosen(&self, learner: usize, body: &ChosenPush) -> Result<(), PeerError> {
         let url = format!("{}/v1/chosen", self.learners[learner]);
         let request = self.authorized(self.client.post(&url)).json(body);

@@ -144,6 +144,7 @@ impl Client {
                 members: vec![status.node_uuid],
                 retired: Vec::new(),
             },
+            floor: Default::default(),
         };
         let answer = self
             .http
