@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 bugs=("$@")
 if [ ${#bugs[@]} -eq 0 ]; then
-    bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation)
+    bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank)
 fi
 seeds="${SEEDS:-3000}"
 # A model check of a buggy core stops after this many states (it would
@@ -46,10 +46,13 @@ for bug in "${bugs[@]}"; do
 
     echo "== $bug: model check" >&2
     extra=()
+    model_test=model_check_two_slots
     # A reused ballot needs a restarted proposer that campaigns again.
     [ "$bug" = ballot_reuse ] && extra=(PAXID_MODEL_RESTART_CAMPAIGNS=1)
+    # A blank acceptor that votes needs a lost disk.
+    [ "$bug" = rejoin_blank ] && model_test=model_check_disk_loss
     env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
-        cargo test --release -p paxos-core --test model_check model_check_two_slots \
+        cargo test --release -p paxos-core --test model_check "$model_test" \
         -- --nocapture >"$log_dir/$bug.model" 2>&1
     broken="$(grep -m1 -o 'property "[^"]*" broken: .*' "$log_dir/$bug.model" | cut -c1-110)"
     if [ -n "$broken" ]; then
