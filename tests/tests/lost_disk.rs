@@ -353,6 +353,17 @@ async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
     // of its lost self: B reports `voting` without anyone touching it.
     let rebuilt = wait_state(&cluster, B, "voting").await;
     println!("step 6: B rebuilt and voting after {rebuilt:?}");
+    // What an operator sees: `paxid acceptors list`.
+    let listed = acceptors_list(&cluster);
+    println!("step 6: paxid acceptors list: {listed}");
+    let states: Vec<&str> = listed["acceptors"]
+        .as_array()
+        .expect("acceptors")
+        .iter()
+        .map(|a| a["state"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(states, ["voting", "voting", "voting"], "{listed}");
+    assert_eq!(listed["membership"]["retired"].as_array().map(Vec::len), Some(1), "{listed}");
     // Step 7: C stops; A and the rebuilt B are the quorum now. Service goes
     // on (after at most an election) with no duplicate and no reversal.
     cluster.acceptors[C].terminate();
@@ -381,6 +392,17 @@ async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
         cluster.logs()
     );
     assert_linearizable(&cluster, &client.history, "all steps");
+}
+
+/// `paxid acceptors list --json` against every acceptor of the cluster.
+fn acceptors_list(cluster: &Cluster) -> serde_json::Value {
+    let urls: Vec<String> = cluster.acceptors.iter().map(|a| a.url()).collect();
+    let output = std::process::Command::new(paxid_tests::cluster::bin("paxid"))
+        .args(["--json", "acceptors", "list", "--acceptors", &urls.join(",")])
+        .output()
+        .expect("run paxid");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
 /// Waits until acceptor `i` reports `state` in its status; returns how long.

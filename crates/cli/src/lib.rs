@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod histogram;
 pub mod http;
+pub mod members;
 pub mod status;
 
 use std::time::Duration;
@@ -64,6 +65,23 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Closed-loop load from concurrent keep-alive clients.
     Bench(BenchArgs),
+    /// The acceptors and who may vote.
+    #[command(subcommand)]
+    Acceptors(AcceptorsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AcceptorsCommand {
+    /// Each acceptor's state (voting, blank, retired, unreachable) and the
+    /// membership they report; a member answering at no URL is flagged.
+    List(AcceptorsListArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AcceptorsListArgs {
+    /// Acceptor URLs, comma-separated.
+    #[arg(long, env = "PAXID_ACCEPTORS", value_delimiter = ',', required = true)]
+    pub acceptors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -135,6 +153,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => status(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
         Command::Subscribe(args) => {
             subscribe(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await
+        }
+        Command::Acceptors(AcceptorsCommand::List(args)) => {
+            let api = Api::new(timeout, cli.cluster_token.clone(), 1)?;
+            let report = members::collect(&api, &args.acceptors).await;
+            print(cli.json, &report, || members::render_human(&report))
         }
         Command::Bench(args) => {
             let clients = usize::try_from(args.clients).unwrap_or(CLIENTS_MAX);
