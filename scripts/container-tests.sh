@@ -5,8 +5,10 @@
 #      stand-in binary and checks name resolution, the user, /data (~20 s);
 #   2. fault suite: builds paxid:latest from the release binaries with
 #      deploy/build-image.sh, then runs tests/tests/containers.rs against the
-#      compose cluster: partitions, pauses and kills while clients record a
-#      history, then the linearizability and delivery checks (a few minutes;
+#      compose cluster: partitions, pauses and kills, and an acceptor's lost
+#      disk (container and volume removed, started again on a fresh volume
+#      and rebuilt by the leader), while clients record a history, then the
+#      linearizability and delivery checks (a few minutes;
 #      PAXID_SOAK=1 repeats the fault schedule with longer faults).
 #
 # Without a reachable Docker engine it prints a loud SKIPPED banner and exits

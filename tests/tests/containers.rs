@@ -3,11 +3,17 @@
 //! private networks, with clients on the host calling the sequencers'
 //! published loopback ports and recording every call. While they run, the
 //! schedule cuts the leader sequencer off the acceptors, cuts one acceptor
-//! off, pauses and SIGKILLs containers, and restarts them. Then:
+//! off, pauses and SIGKILLs containers, and restarts them, and loses an
+//! acceptor's disk (its container and volume removed, then the README's
+//! procedure: start it again on a fresh volume). Then:
 //!
 //! - the history checker finds no duplicate and no reversal;
 //! - service resumes after every fault and every heal (times printed);
 //! - an acceptor that was cut off or killed carries the quorum afterwards;
+//! - an acceptor that lost its disk comes back under a new identity, the
+//!   leader rebuilds it in its lost self's place (`voting`, the lost
+//!   identity retired; time printed), and it then carries the quorum while
+//!   another acceptor is down;
 //! - no container crashed or panicked;
 //! - the subscriber container received every allocation handed to clients,
 //!   signed, in slot order, repeated only under the same `webhook-id`.
@@ -25,6 +31,7 @@ mod probe;
 
 use std::time::{Duration, Instant};
 
+use api::internal::{AcceptorStatus, MemberState};
 use compose::{Compose, ACCEPTORS, LEARNER, SEQUENCERS, SUBSCRIBER};
 use paxid_tests::delivery;
 use paxid_tests::load::Load;
@@ -143,6 +150,14 @@ impl Schedule {
     }
 }
 
+/// An acceptor found voting by [`Run::wait_voting`].
+struct Voting {
+    status: AcceptorStatus,
+    waited: Duration,
+    /// `no answer at 0 ms, blank at 310 ms, voting at 1210 ms`.
+    seen: String,
+}
+
 /// What one fault did to the service, measured on the clients' clock.
 struct Step {
     name: String,
@@ -150,8 +165,9 @@ struct Step {
     /// Until a probe invoked after the heal got IDs.
     resumed: Duration,
     /// Until the healed part serves again: both sequencers answer
-    /// `POST /next-id`, a restored acceptor carries a quorum, the learner
-    /// answers, or the subscriber receives a webhook.
+    /// `POST /next-id`, a restored acceptor carries a quorum, an acceptor
+    /// that lost its disk is rebuilt (votes), the learner answers, or the
+    /// subscriber receives a webhook.
     healed: Duration,
 }
 
@@ -190,6 +206,7 @@ impl Run<'_> {
         self.kill_acceptor(b, c).await;
         self.kill_learner().await;
         self.kill_subscriber().await;
+        self.lose_acceptor_disk(round, b, c).await;
     }
 
     async fn isolate_leader(&mut self) {
@@ -291,6 +308,125 @@ impl Run<'_> {
         }
         let healed = self.since(heal);
         self.record(name, during, resumed, healed);
+    }
+
+    /// The README's lost-disk procedure while clients run. Acceptor `lost`
+    /// dies with its volume and is started again on a fresh, empty one; it
+    /// comes back blank under a new identity and must not vote until the
+    /// leader has rebuilt it in its lost self's place. Then acceptor `other`
+    /// goes down for a while, so that every quorum needs the rebuilt one.
+    /// Two steps in the table.
+    async fn lose_acceptor_disk(&mut self, round: usize, lost: usize, other: usize) {
+        assert_ne!(lost, other);
+        let service = ACCEPTORS[lost];
+        // A rebuild needs every other member up (exactly one member missing),
+        // and earlier steps restarted acceptors without waiting for them.
+        let mut before = Vec::new();
+        for index in 0..ACCEPTORS.len() {
+            before.push(self.wait_voting(index, self.load.now_ns()).await.status);
+        }
+        let lost_uuid = before[lost].node_uuid.clone();
+
+        let name = format!("disk loss of {service} (kill, rm, volume rm, up)");
+        let during = self.inject(&name, self.compose.kill(service)).await;
+        // To the others a killed acceptor and a wiped one look the same until
+        // it is back; the data goes while it is down.
+        let logs = self.compose.logs(service).await;
+        let panics: Vec<&str> = logs.lines().filter(|l| l.contains("panicked")).collect();
+        assert!(
+            panics.is_empty(),
+            "{service} panicked before its disk was lost:\n{}",
+            panics.join("\n")
+        );
+        self.compose
+            .save_log_now(service, &format!("{service}.before-disk-loss-{}.log", round + 1))
+            .await;
+        self.compose.remove_with_data(service).await;
+        println!("    {service}'s container and volume removed (it was member {lost_uuid})");
+        let (heal, resumed) = self.heal(self.compose.recreate(service)).await;
+        let rebuilt = self.wait_voting(lost, heal).await;
+        let new_uuid = &rebuilt.status.node_uuid;
+        assert_ne!(
+            new_uuid, &lost_uuid,
+            "{service} came back on a fresh volume with its old identity"
+        );
+        // Blank, it refused every vote until then (polled through `docker
+        // exec`, the blank state is usually over before the first answer).
+        let refused = self
+            .compose
+            .logs(service)
+            .await
+            .matches("/problems/not-voting")
+            .count();
+        println!(
+            "  {service} came back as {new_uuid} and was rebuilt: voting {:?} after its container started \
+             (polled: {}); it refused {refused} requests as not-voting before",
+            rebuilt.waited, rebuilt.seen
+        );
+        // The rebuild's phase 1 went to every acceptor but the blank one,
+        // and needed both others: they record the replacement.
+        let down = ACCEPTORS[other];
+        let membership = self.acceptor_status(other).await.membership;
+        assert!(
+            membership
+                .as_ref()
+                .is_some_and(|m| m.retired.contains(&lost_uuid) && m.members.contains(new_uuid)),
+            "{down} does not record {lost_uuid} retired and {new_uuid} admitted: {membership:?}"
+        );
+        self.record(name, during, resumed, rebuilt.waited);
+
+        let name = format!("docker kill of {down}, rebuilt {service} in quorum");
+        let during = self.inject(&name, self.compose.kill(down)).await;
+        let held_from = self.load.now_ns();
+        let (heal, resumed) = self.heal(self.compose.start(down)).await;
+        println!(
+            "    {} probes got IDs while {down} was down (after the first), each agreed by the rebuilt {service}",
+            self.prober.successes_between(held_from, heal)
+        );
+        let back = self.wait_voting(other, heal).await;
+        self.record(name, during, resumed, back.waited);
+    }
+
+    /// Waits until acceptor `index` says it votes. `waited` is the time since
+    /// `since_ns`; `seen` lists every state it was seen in on the way.
+    async fn wait_voting(&self, index: usize, since_ns: u64) -> Voting {
+        let service = ACCEPTORS[index];
+        let started = Instant::now();
+        let mut seen: Vec<(String, Duration)> = Vec::new();
+        loop {
+            let answer = self.compose.acceptor_status(service).await;
+            let state = match &answer {
+                Ok(status) => format!("{:?}", status.state).to_lowercase(),
+                Err(_) => "no answer".to_owned(),
+            };
+            if seen.last().is_none_or(|(last, _)| *last != state) {
+                seen.push((state, self.since(since_ns)));
+            }
+            match answer {
+                Ok(status) if status.state == MemberState::Voting => {
+                    let seen = seen.iter().map(|(s, at)| format!("{s} at {}", millis(*at)));
+                    return Voting {
+                        status,
+                        waited: self.since(since_ns),
+                        seen: seen.collect::<Vec<_>>().join(", "),
+                    };
+                }
+                answer => assert!(
+                    started.elapsed() < RECOVER_WITHIN,
+                    "{service} does not vote within {RECOVER_WITHIN:?}: {answer:?} (seen: {seen:?})\n{}",
+                    self.compose.report().await
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn acceptor_status(&self, index: usize) -> AcceptorStatus {
+        let service = ACCEPTORS[index];
+        self.compose
+            .acceptor_status(service)
+            .await
+            .unwrap_or_else(|e| panic!("{service}'s status: {e}"))
     }
 
     /// Holds the fault, heals it with `action`, and waits for the first

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::internal::{LearnerProgress, LogResponse};
+use paxos_core::learner::Conflict;
 use paxos_core::{Accepted, AcceptorId, Counters, Learner, Slot, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -100,6 +101,14 @@ impl Learning {
         let learned_below = store.learned_below()?;
         let counters = store.counters()?;
         metrics::gauge!(metric::LEARNED_BELOW).set(learned_below as f64);
+        metrics::describe_counter!(
+            metric::CONFLICTS_TOTAL,
+            "Reports refused because they contradict a value the learner already holds, by source."
+        );
+        // Present from the start, so that an alert on its increase sees 0 first.
+        for source in ["push", "pull"] {
+            metrics::counter!(metric::CONFLICTS_TOTAL, "source" => source).increment(0);
+        }
         let learner = Learner::new(acceptors, Slot(learned_below), WINDOW_SLOTS_MAX);
         let (inputs, rx) = mpsc::channel(INPUT_QUEUE_MAX);
         let (learned_tx, learned) = watch::channel(learned_below);
@@ -320,17 +329,36 @@ fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
         Input::Push(slots) => {
             let highest = slots.iter().map(|(slot, _)| *slot).max();
             for (slot, value) in slots {
-                learner.learn_chosen(slot, value);
+                if let Err(conflict) = learner.learn_chosen(slot, value) {
+                    refused(&conflict, "push", None);
+                }
             }
             highest
         }
         Input::Pulled { acceptor, entries } => {
             for (slot, accepted) in &entries {
-                learner.observe(acceptor, *slot, accepted);
+                if let Err(conflict) = learner.observe(acceptor, *slot, accepted) {
+                    refused(&conflict, "pull", Some(acceptor));
+                }
             }
             None
         }
     }
+}
+
+/// A report that contradicts what the learner already took: the learner
+/// kept the first value and refused this one. Only a faulty or forged peer
+/// (or broken agreement) sends one, so it is an error for the operator, but
+/// not a reason to stop learning. `source` is `push` (`POST /v1/chosen`) or
+/// `pull` (an acceptor's log).
+fn refused(conflict: &Conflict, source: &'static str, acceptor: Option<AcceptorId>) {
+    metrics::counter!(metric::CONFLICTS_TOTAL, "source" => source).increment(1);
+    tracing::error!(
+        slot = conflict.slot.0,
+        source,
+        acceptor = acceptor.map(|a| a.0),
+        "refused a conflicting report: {conflict}"
+    );
 }
 
 fn parse_entries(url: &str, response: &LogResponse) -> Vec<(Slot, Accepted)> {
@@ -396,6 +424,52 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// Acceptors whose logs contradict each other (two chosen marks with
+    /// different values for slot 1, two values under one ballot for slot
+    /// 2): the first value is kept, the rest refused, and the actor keeps
+    /// learning.
+    #[tokio::test]
+    async fn conflicting_pulled_entries_are_refused_and_learning_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (learning, actor) = Learning::start(store.clone(), 3).expect("start");
+        let actor = tokio::spawn(actor);
+        let values = chunk(0, 4);
+        let other = chunk(10, 14);
+        let entry = |s: usize, value: &[(Slot, Value)], round: u64, chosen: bool| {
+            (
+                Slot(s as u64),
+                Accepted {
+                    ballot: paxos_core::Ballot::new(round, paxos_core::NodeId(1)),
+                    value: value[s].1.clone(),
+                    chosen,
+                },
+            )
+        };
+        let pulls = [
+            (0, vec![entry(1, &values, 1, true), entry(2, &values, 2, false)]),
+            (1, vec![entry(1, &other, 1, true), entry(2, &other, 2, false)]),
+            (2, vec![entry(2, &other, 2, false), entry(2, &values, 2, false)]),
+        ];
+        for (acceptor, entries) in pulls {
+            let input = Input::Pulled {
+                acceptor: AcceptorId(acceptor),
+                entries,
+            };
+            learning.inputs.send(input).await.expect("the actor runs");
+        }
+        learning.push(chunk(0, 1)).expect("queued");
+        learning.push(chunk(3, 4)).expect("queued");
+        let mut learned = learning.subscribe();
+        let reached = tokio::time::timeout(Duration::from_secs(10), learned.wait_for(|below| *below >= 4));
+        assert!(reached.await.is_ok(), "learned only {}", learning.learned_below());
+        let log = store.read_log(1, 3, 2).expect("read");
+        let firsts: Vec<u64> = log.iter().map(|(_, v)| v.allocations()[0].first).collect();
+        assert_eq!(firsts, vec![2, 3], "the values reported first are kept");
+        assert!(!actor.is_finished(), "the actor still runs");
+        actor.abort();
     }
 
     /// On a current-thread runtime the actor cannot run while the pushes are

@@ -42,6 +42,10 @@ pub mod metric {
     pub const DELIVERY_ATTEMPTS_TOTAL: &str = "paxid_learner_delivery_attempts_total";
     pub const WEBHOOK_DURATION_SECONDS: &str = "paxid_learner_webhook_duration_seconds";
     pub const LOG_START: &str = "paxid_learner_log_start";
+    /// Counter, by `source` (`push` or `pull`): reports refused because they
+    /// contradict a value the learner already holds (two values chosen for
+    /// one slot, or two values voted under one ballot).
+    pub const CONFLICTS_TOTAL: &str = "paxid_learner_conflicts_total";
 }
 
 /// Why the learner could not start or stopped.
@@ -173,6 +177,11 @@ impl AppState {
 
     pub fn subscriptions(&self) -> &Subscriptions {
         &self.inner.subscriptions
+    }
+
+    /// The counters after every learned slot, as stored.
+    pub fn counters(&self) -> Result<paxos_core::Counters, store::StoreError> {
+        self.inner.store.counters()
     }
 
     /// This learner's stable id, as reported to the acceptors.

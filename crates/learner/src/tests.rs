@@ -1322,6 +1322,44 @@ async fn a_push_ahead_of_a_gap_is_completed_by_pulling() {
     learner.stop().await;
 }
 
+/// One push listing slot 50 twice with two values used to stop the learning
+/// task on an `assert_eq!` (issue 12). The second value is refused and
+/// counted, the first is kept, and learning goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_values_pushed_for_one_slot_are_refused_and_learning_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
+    let mut slots = default_slots(0..51);
+    slots.push(slot(50, vec![alloc("default", 9001, 5)]));
+    slots.extend(default_slots(51..60));
+    learner.push(slots).await;
+    learner.wait_learned(60).await;
+    // The learning task is still there: a later push is learned too.
+    learner.push(default_slots(60..70)).await;
+    learner.wait_learned(70).await;
+
+    let store = learner.state.inner.store.clone();
+    let log = store.read_log(50, 51, 1).expect("read");
+    let first = log.first().map(|(_, value)| value.allocations()[0].first);
+    assert_eq!(first, Some(501), "slot 50 keeps the value pushed first: {log:?}");
+
+    let metrics = client()
+        .get(format!("{}/metrics", learner.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let conflicts: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("paxid_learner_conflicts_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(conflicts >= 1.0, "the conflict is counted:\n{metrics}");
+    learner.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_above_the_learner_is_reported_as_lost_coverage() {
     let mut stubs = Vec::new();

@@ -3,10 +3,58 @@
 //! A slot is known chosen when the leader says so, when an acceptor reports
 //! it marked chosen, or when a majority of acceptors report a vote of the
 //! same ballot (one ballot never carries two values for one slot).
+//!
+//! Everything it is told comes from the network, so a report that
+//! contradicts an earlier one (a second value chosen for a slot, a second
+//! value for one slot and ballot) is refused and returned as a [`Conflict`]:
+//! the learner keeps the first value and goes on. Only a faulty or forged
+//! peer, or a broken agreement, can cause one; the caller logs and counts it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::types::{quorum, Accepted, AcceptorId, Ballot, Slot, Value};
+
+/// A report the learner refused because it contradicts one it already
+/// took: `kept` stays, `refused` is dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub slot: Slot,
+    /// What was refused: a value reported chosen, or a vote.
+    pub kind: ConflictKind,
+    pub kept: Value,
+    pub refused: Value,
+}
+
+/// Which kind of report a [`Conflict`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// A second value reported chosen (a push or a chosen mark) for a slot
+    /// that already holds another.
+    Chosen,
+    /// A vote whose value differs from another acceptor's vote of the same
+    /// ballot for the same slot.
+    Vote { ballot: Ballot },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ConflictKind::Chosen => write!(
+                f,
+                "two different values reported chosen for slot {}: kept {:?}, refused {:?}",
+                self.slot, self.kept, self.refused
+            ),
+            ConflictKind::Vote { ballot } => write!(
+                f,
+                "two different values voted for slot {} under ballot {ballot:?}: kept {:?}, refused {:?}",
+                self.slot, self.kept, self.refused
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Conflict {}
 
 /// Tracks votes and chosen values above the delivery point.
 #[derive(Clone, Debug)]
@@ -45,37 +93,70 @@ impl Learner {
     }
 
     /// A value known chosen (leader push, or an acceptor's chosen mark).
-    pub fn learn_chosen(&mut self, slot: Slot, value: Value) {
+    ///
+    /// Released slots and slots beyond the window are ignored. A slot that
+    /// already holds a different chosen value keeps it; the new one is
+    /// refused and returned as a [`Conflict`].
+    pub fn learn_chosen(&mut self, slot: Slot, value: Value) -> Result<(), Conflict> {
         if slot < self.next || slot >= self.window_end() {
-            return;
+            return Ok(());
         }
-        if let Some(known) = self.chosen.get(&slot) {
-            assert_eq!(known, &value, "two different values chosen for slot {slot}");
-            return;
+        match self.chosen.get(&slot) {
+            Some(known) if *known == value => Ok(()),
+            Some(known) => Err(Conflict {
+                slot,
+                kind: ConflictKind::Chosen,
+                kept: known.clone(),
+                refused: value,
+            }),
+            None => {
+                self.chosen.insert(slot, value);
+                Ok(())
+            }
         }
-        self.chosen.insert(slot, value);
     }
 
     /// One acceptor's vote for one slot, read from its log.
-    pub fn observe(&mut self, from: AcceptorId, slot: Slot, accepted: &Accepted) {
+    ///
+    /// A chosen mark that contradicts the value already known chosen, or a
+    /// vote whose value contradicts another acceptor's vote of the same
+    /// ballot, is refused and returned as a [`Conflict`]. Votes for a slot
+    /// already known chosen are ignored (an older ballot may hold another
+    /// value).
+    pub fn observe(&mut self, from: AcceptorId, slot: Slot, accepted: &Accepted) -> Result<(), Conflict> {
         if accepted.chosen {
-            self.learn_chosen(slot, accepted.value.clone());
-            return;
+            return self.learn_chosen(slot, accepted.value.clone());
         }
         if slot < self.next || slot >= self.window_end() || self.chosen.contains_key(&slot) {
-            return;
+            return Ok(());
+        }
+        // One ballot never carries two values for one slot: a vote saying
+        // otherwise is refused, and the value first reported is kept.
+        if let Some(known) = self.values.get(&(slot, accepted.ballot)) {
+            if *known != accepted.value {
+                return Err(Conflict {
+                    slot,
+                    kind: ConflictKind::Vote {
+                        ballot: accepted.ballot,
+                    },
+                    kept: known.clone(),
+                    refused: accepted.value.clone(),
+                });
+            }
         }
         let votes = self
             .votes
             .entry(slot)
             .or_insert_with(|| vec![None; self.acceptors]);
         votes[from.0] = Some(accepted.ballot);
-        self.values
-            .insert((slot, accepted.ballot), accepted.value.clone());
         let same = votes.iter().filter(|v| **v == Some(accepted.ballot)).count();
+        self.values
+            .entry((slot, accepted.ballot))
+            .or_insert_with(|| accepted.value.clone());
         if same >= quorum(self.acceptors) {
-            self.learn_chosen(slot, accepted.value.clone());
+            return self.learn_chosen(slot, accepted.value.clone());
         }
+        Ok(())
     }
 
     /// Chosen slots from `next` on without a gap; they are released once.
@@ -96,7 +177,7 @@ impl Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::NodeId;
+    use crate::types::{Allocation, NodeId, SequenceName};
 
     fn vote(round: u64, value: Value) -> Accepted {
         Accepted {
@@ -106,16 +187,31 @@ mod tests {
         }
     }
 
+    fn marked(round: u64, value: Value) -> Accepted {
+        Accepted {
+            chosen: true,
+            ..vote(round, value)
+        }
+    }
+
+    fn alloc_value(first: u64) -> Value {
+        Value::Allocations(vec![Allocation {
+            sequence: SequenceName::default_sequence(),
+            first,
+            count: 1,
+        }])
+    }
+
     #[test]
     fn a_majority_of_one_ballot_is_chosen_and_released_in_order() {
         let mut l = Learner::new(3, Slot(0), 100);
-        l.observe(AcceptorId(0), Slot(1), &vote(1, Value::Noop));
-        l.observe(AcceptorId(1), Slot(1), &vote(1, Value::Noop));
+        assert_eq!(l.observe(AcceptorId(0), Slot(1), &vote(1, Value::Noop)), Ok(()));
+        assert_eq!(l.observe(AcceptorId(1), Slot(1), &vote(1, Value::Noop)), Ok(()));
         assert!(l.take_ready().is_empty(), "slot 0 is still missing");
-        l.observe(AcceptorId(0), Slot(0), &vote(1, Value::Noop));
-        l.observe(AcceptorId(1), Slot(0), &vote(2, Value::Noop));
+        assert_eq!(l.observe(AcceptorId(0), Slot(0), &vote(1, Value::Noop)), Ok(()));
+        assert_eq!(l.observe(AcceptorId(1), Slot(0), &vote(2, Value::Noop)), Ok(()));
         assert!(l.take_ready().is_empty(), "two ballots are not a majority");
-        l.observe(AcceptorId(2), Slot(0), &vote(2, Value::Noop));
+        assert_eq!(l.observe(AcceptorId(2), Slot(0), &vote(2, Value::Noop)), Ok(()));
         let ready: Vec<Slot> = l.take_ready().into_iter().map(|(s, _)| s).collect();
         assert_eq!(ready, vec![Slot(0), Slot(1)]);
         assert_eq!(l.next(), Slot(2));
@@ -124,28 +220,18 @@ mod tests {
     #[test]
     fn a_chosen_mark_or_a_push_is_enough() {
         let mut l = Learner::new(3, Slot(0), 100);
-        let mut marked = vote(1, Value::Noop);
-        marked.chosen = true;
-        l.observe(AcceptorId(2), Slot(0), &marked);
-        l.learn_chosen(Slot(1), Value::Noop);
+        assert_eq!(l.observe(AcceptorId(2), Slot(0), &marked(1, Value::Noop)), Ok(()));
+        assert_eq!(l.learn_chosen(Slot(1), Value::Noop), Ok(()));
         assert_eq!(l.take_ready().len(), 2);
     }
 
     #[test]
     fn released_and_far_slots_are_ignored() {
         let mut l = Learner::new(3, Slot(5), 10);
-        l.learn_chosen(Slot(4), Value::Noop);
-        l.learn_chosen(Slot(15), Value::Noop);
+        assert_eq!(l.learn_chosen(Slot(4), Value::Noop), Ok(()));
+        assert_eq!(l.learn_chosen(Slot(15), Value::Noop), Ok(()));
         assert!(l.take_ready().is_empty());
         assert_eq!(l.next(), Slot(5));
-    }
-
-    fn alloc_value(first: u64) -> Value {
-        Value::Allocations(vec![crate::types::Allocation {
-            sequence: crate::types::SequenceName::default_sequence(),
-            first,
-            count: 1,
-        }])
     }
 
     /// `POST /v1/chosen` listing slot 50 twice with two values used to stop
@@ -155,21 +241,109 @@ mod tests {
         let mut l = Learner::new(3, Slot(50), 100);
         let _ = l.learn_chosen(Slot(50), alloc_value(1));
         let _ = l.learn_chosen(Slot(50), alloc_value(2));
-        let mut marked = vote(1, alloc_value(3));
-        marked.chosen = true;
-        let _ = l.observe(AcceptorId(0), Slot(50), &marked);
+        let _ = l.observe(AcceptorId(0), Slot(50), &marked(1, alloc_value(3)));
         assert_eq!(l.take_ready(), vec![(Slot(50), alloc_value(1))]);
     }
 
+    #[test]
+    fn conflicts_are_returned_as_values() {
+        let mut l = Learner::new(3, Slot(50), 100);
+        assert_eq!(l.learn_chosen(Slot(50), alloc_value(1)), Ok(()));
+        assert_eq!(
+            l.learn_chosen(Slot(50), alloc_value(1)),
+            Ok(()),
+            "a repeat is no conflict"
+        );
+        assert_eq!(
+            l.learn_chosen(Slot(50), alloc_value(2)),
+            Err(Conflict {
+                slot: Slot(50),
+                kind: ConflictKind::Chosen,
+                kept: alloc_value(1),
+                refused: alloc_value(2),
+            })
+        );
+        let from_mark = l.observe(AcceptorId(1), Slot(50), &marked(4, alloc_value(3)));
+        assert_eq!(
+            from_mark.map_err(|c| (c.kind, c.refused)),
+            Err((ConflictKind::Chosen, alloc_value(3)))
+        );
+        let conflict = l.learn_chosen(Slot(50), Value::Noop).expect_err("a conflict");
+        assert!(conflict.to_string().contains("slot 50"), "{conflict}");
+        assert_eq!(l.take_ready(), vec![(Slot(50), alloc_value(1))]);
+    }
+
+    /// One ballot never carries two values for one slot: a vote saying
+    /// otherwise is refused and cannot make up a majority.
+    #[test]
+    fn a_second_value_for_one_ballot_is_refused_and_not_counted() {
+        let mut l = Learner::new(3, Slot(0), 100);
+        assert_eq!(
+            l.observe(AcceptorId(0), Slot(0), &vote(1, alloc_value(1))),
+            Ok(())
+        );
+        let conflict = l
+            .observe(AcceptorId(1), Slot(0), &vote(1, alloc_value(2)))
+            .expect_err("a conflict");
+        assert_eq!(
+            conflict.kind,
+            ConflictKind::Vote {
+                ballot: Ballot::new(1, NodeId(1))
+            }
+        );
+        assert_eq!(
+            (conflict.kept, conflict.refused),
+            (alloc_value(1), alloc_value(2))
+        );
+        assert!(
+            l.observe(AcceptorId(2), Slot(0), &vote(1, alloc_value(2)))
+                .is_err(),
+            "the refused value gains no vote"
+        );
+        assert!(l.take_ready().is_empty(), "one vote is not a majority");
+        assert_eq!(
+            l.observe(AcceptorId(2), Slot(0), &vote(1, alloc_value(1))),
+            Ok(())
+        );
+        assert_eq!(l.take_ready(), vec![(Slot(0), alloc_value(1))]);
+    }
+
+    /// Votes for a slot already known chosen are ignored: an older ballot
+    /// may well hold another value.
+    #[test]
+    fn votes_for_a_chosen_slot_are_ignored() {
+        let mut l = Learner::new(3, Slot(0), 100);
+        assert_eq!(l.learn_chosen(Slot(0), alloc_value(1)), Ok(()));
+        for a in 0..3 {
+            assert_eq!(
+                l.observe(AcceptorId(a), Slot(0), &vote(1, alloc_value(9))),
+                Ok(())
+            );
+        }
+        assert_eq!(l.take_ready(), vec![(Slot(0), alloc_value(1))]);
+    }
+
     mod arbitrary {
-        use super::*;
+        use std::collections::{BTreeMap, BTreeSet};
+
         use proptest::collection::vec;
         use proptest::prelude::*;
 
+        use super::*;
+
         #[derive(Clone, Debug)]
         enum Op {
-            Push { slot: u64, value: u64 },
-            Vote { from: usize, slot: u64, round: u64, value: u64, chosen: bool },
+            Push {
+                slot: u64,
+                value: u64,
+            },
+            Vote {
+                from: usize,
+                slot: u64,
+                round: u64,
+                value: u64,
+                chosen: bool,
+            },
             Take,
         }
 
@@ -177,35 +351,64 @@ mod tests {
             prop_oneof![
                 (0..24u64, 0..3u64).prop_map(|(slot, value)| Op::Push { slot, value }),
                 (0..3usize, 0..24u64, 1..4u64, 0..3u64, any::<bool>()).prop_map(
-                    |(from, slot, round, value, chosen)| Op::Vote { from, slot, round, value, chosen }
+                    |(from, slot, round, value, chosen)| Op::Vote {
+                        from,
+                        slot,
+                        round,
+                        value,
+                        chosen
+                    }
                 ),
                 Just(Op::Take),
             ]
         }
 
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            /// Arbitrary pushes and log entries, as a faulty or forged peer
+            /// may send: no panic; slots are released in order, each once,
+            /// without a gap; each released value was reported for its
+            /// slot; a conflict keeps what is then released.
             #[test]
             fn arbitrary_reports_never_panic_and_release_in_order(ops in vec(op(), 0..200)) {
                 let mut l = Learner::new(3, Slot(0), 8);
                 let mut released: Vec<Value> = Vec::new();
+                let mut reported: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+                let mut kept: BTreeMap<u64, Value> = BTreeMap::new();
                 for op in ops.into_iter().chain([Op::Take]) {
-                    match op {
+                    let outcome = match op {
                         Op::Push { slot, value } => {
-                            let _ = l.learn_chosen(Slot(slot), alloc_value(value));
+                            reported.entry(slot).or_default().insert(value);
+                            l.learn_chosen(Slot(slot), alloc_value(value))
                         }
                         Op::Vote { from, slot, round, value, chosen } => {
+                            reported.entry(slot).or_default().insert(value);
                             let accepted = Accepted {
                                 ballot: Ballot::new(round, NodeId(1)),
                                 value: alloc_value(value),
                                 chosen,
                             };
-                            let _ = l.observe(AcceptorId(from), Slot(slot), &accepted);
+                            l.observe(AcceptorId(from), Slot(slot), &accepted)
                         }
                         Op::Take => {
                             for (slot, value) in l.take_ready() {
                                 prop_assert_eq!(slot.0, released.len() as u64, "in order, no gap");
+                                let first = value.allocations()[0].first;
+                                prop_assert!(reported[&slot.0].contains(&first), "{} was never reported", first);
+                                if let Some(kept) = kept.get(&slot.0) {
+                                    prop_assert_eq!(kept, &value, "a conflict keeps the first value");
+                                }
                                 released.push(value);
                             }
+                            Ok(())
+                        }
+                    };
+                    if let Err(conflict) = outcome {
+                        prop_assert_ne!(&conflict.kept, &conflict.refused);
+                        prop_assert!(conflict.slot >= l.next(), "released slots are ignored");
+                        if conflict.kind == ConflictKind::Chosen {
+                            kept.insert(conflict.slot.0, conflict.kept);
                         }
                     }
                     prop_assert_eq!(l.next().0, released.len() as u64);

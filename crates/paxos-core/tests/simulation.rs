@@ -10,6 +10,17 @@
 //! `Proposer::new`. Clients call any proposer and move on to the next one
 //! on `NotLeader`, as a forwarding sequencer would.
 //!
+//! In some worlds an acceptor crash may also lose the disk: the acceptor
+//! restarts blank (`AcceptorState::blank`) with a new `MemberId` and votes
+//! on nothing. At most one acceptor is blank at a time (more than a
+//! minority would leave the cluster legitimately dead). The sequencers
+//! drive the rebuild, as in production: one that sees a blank acceptor (in
+//! a status poll, which a leader sends when it gets a `NotVoting` answer)
+//! starts a `Rebuild` above every round it has seen, in the place of the
+//! member the acceptor had before (which the simulation knows), sends its
+//! prepares and then the `Install` over the same lossy network, and starts
+//! again above the round that rejected it, or after a timeout.
+//!
 //! Checked as it runs: every durable vote goes into a ghost record that
 //! decides "chosen" on its own (agreement, one value per ballot and slot,
 //! disjoint and slot-ordered ranges among the allocations that take effect
@@ -18,7 +29,8 @@
 //! reply is checked for uniqueness and real-time order when it arrives. At
 //! the end: the O(n log n) history checker, and liveness after the faults
 //! heal (every call answered, every call made after the network settled
-//! succeeded, the learner caught up with the chosen prefix).
+//! succeeded, the learner caught up with the chosen prefix, every blank
+//! acceptor rebuilt).
 //!
 //! `PAXID_SIM_SEEDS=N` runs N seeds (default below), `PAXID_SIM_SEED=S`
 //! replays one, `PAXID_SIM_TRACE=1` prints its events.
@@ -33,9 +45,10 @@ use std::time::Instant;
 
 use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
-    Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Learner, MemberId,
-    Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare, PrepareReply, Proposer, ProposerConfig,
-    Refusal, RequestId, SequenceName, Slot, Step, Value,
+    Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, JoinReply,
+    Learner, MemberId, Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare, PrepareReply,
+    Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, RequestId, Replace, Role, SequenceName, Slot,
+    Step, Value,
 };
 use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
 
@@ -148,6 +161,9 @@ pub struct Stats {
     pub partitions: u64,
     pub messages: u64,
     pub dropped: u64,
+    pub disk_losses: u64,
+    pub rebuilds_started: u64,
+    pub rebuilds_installed: u64,
 }
 
 impl Stats {
@@ -167,6 +183,9 @@ impl Stats {
         self.partitions += o.partitions;
         self.messages += o.messages;
         self.dropped += o.dropped;
+        self.disk_losses += o.disk_losses;
+        self.rebuilds_started += o.rebuilds_started;
+        self.rebuilds_installed += o.rebuilds_installed;
     }
 }
 
@@ -180,6 +199,8 @@ struct World {
     loss_per_mille: u64,
     duplicate_per_mille: u64,
     delay_max_ms: u64,
+    /// An acceptor crash may lose the disk (see [`DISK_LOSS_PER_MILLE`]).
+    disk_loss: bool,
     /// Faults happen before this time; then everything heals.
     faults_until_ms: u64,
     /// Calls invoked this long after healing must succeed.
@@ -195,6 +216,18 @@ const LEARNER_POLL_MS: u64 = 100;
 const COMPACT_EVERY_MS: u64 = 1000;
 const CLIENT_BACKOFF_MS: u64 = 20;
 const LOG_READ_ENTRIES_MAX: usize = 64;
+/// Worlds where an acceptor crash may lose the disk, and in them, crashes
+/// that do (when no other acceptor is blank).
+const DISK_LOSS_WORLDS_PER_MILLE: u64 = 500;
+const DISK_LOSS_PER_MILLE: u64 = 500;
+/// A rebuild not installed by then is dropped; the next blank status starts
+/// another above it.
+const REBUILD_TIMEOUT_MS: u64 = 500;
+/// A rejected rebuild starts again after a random pause up to this, so that
+/// two sequencers rebuilding at once do not fence each other forever.
+const REBUILD_BACKOFF_MAX_MS: u64 = 100;
+/// Identities of blank acceptors: fresh, and apart from the founders'.
+const BLANK_MEMBER_FIRST: u128 = 1_000;
 
 impl World {
     fn draw(rng: &mut Rng) -> World {
@@ -207,6 +240,7 @@ impl World {
         let settle_ms = 3_000;
         let calls_until_ms = faults_until_ms + settle_ms + 3_000;
         World {
+            disk_loss: rng.chance(DISK_LOSS_WORLDS_PER_MILLE),
             acceptors: if rng.chance(500) { 3 } else { 5 },
             proposers: rng.range(2, 3) as usize,
             clients: rng.range(3, 12) as usize,
@@ -288,10 +322,35 @@ enum Msg {
         ballot: Ballot,
         reply: Result<CommitReply, NotVoting>,
     },
+    /// `member` and `blank` are what the service's status shows besides.
     Status {
         a: usize,
         inc: u64,
         status: AcceptorStatus,
+        member: MemberId,
+        blank: bool,
+    },
+    RebuildPrepare {
+        p: usize,
+        inc: u64,
+        prepare: Prepare,
+    },
+    RebuildReply {
+        a: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: PrepareReply,
+    },
+    Install {
+        p: usize,
+        inc: u64,
+        install: Install,
+    },
+    InstallReply {
+        a: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: JoinReply,
     },
     LogEntries {
         a: usize,
@@ -355,11 +414,25 @@ enum Held {
         reply: HeldReply<Result<CommitReply, NotVoting>>,
     },
     Compacted(HeldReply<Slot>),
+    RebuildPrepare {
+        p: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: HeldReply<PrepareReply>,
+    },
+    Install {
+        p: usize,
+        inc: u64,
+        ballot: Ballot,
+        reply: HeldReply<JoinReply>,
+    },
     /// Reads answer from memory, which may be ahead of the disk: they wait too.
     Status {
         p: usize,
         inc: u64,
         status: AcceptorStatus,
+        member: MemberId,
+        blank: bool,
     },
     Log {
         entries: Vec<(Slot, Accepted)>,
@@ -377,6 +450,11 @@ struct AcceptorNode {
     /// (ballot, when) of the last accept or commit this acceptor took from
     /// the ballot it had promised: what its status reports.
     leader_heard: Option<(Ballot, u64)>,
+    /// The crash that took it down lost the disk: it restarts blank.
+    lose_disk: bool,
+    /// The last voting member whose disk this acceptor lost: the one a
+    /// rebuild retires (known to the simulation, as to an operator).
+    lost_member: Option<MemberId>,
 }
 
 struct ProposerNode {
@@ -385,6 +463,21 @@ struct ProposerNode {
     proposer: Proposer,
     flush_scheduled: bool,
     next_poll_ms: u64,
+    /// The rebuild this sequencer drives, if any.
+    rebuilding: Option<Rebuilding>,
+    /// The highest round this sequencer has seen in statuses and rebuilds.
+    round_seen_max: u64,
+    /// No new rebuild before this (a pause after a rejection).
+    rebuild_not_before_ms: u64,
+    /// Per acceptor: when a `NotVoting` answer last made it poll the status.
+    not_voting_poll_ms: Vec<Option<u64>>,
+}
+
+/// One rebuild attempt of a sequencer.
+struct Rebuilding {
+    rebuild: Rebuild,
+    admit: MemberId,
+    started_at_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -435,6 +528,8 @@ struct Sim {
     returned_max: BTreeMap<String, u64>,
     /// Per sequence: every returned range, by first ID.
     returned: BTreeMap<String, BTreeMap<u64, u64>>,
+    /// The identity the next blank acceptor gets.
+    next_member: u128,
     stats: Stats,
 }
 
@@ -461,6 +556,8 @@ impl Sim {
                 unwritten: Vec::new(),
                 write_scheduled: false,
                 leader_heard: None,
+                lose_disk: false,
+                lost_member: None,
             })
             .collect();
         let proposers = (0..world.proposers)
@@ -470,6 +567,10 @@ impl Sim {
                 proposer: Proposer::new(world.proposer_config(p), 0, rng.next_u64()),
                 flush_scheduled: false,
                 next_poll_ms: 0,
+                rebuilding: None,
+                round_seen_max: 0,
+                rebuild_not_before_ms: 0,
+                not_voting_poll_ms: vec![None; world.acceptors],
             })
             .collect();
         let mut sim = Sim {
@@ -489,6 +590,7 @@ impl Sim {
             answered: BTreeSet::new(),
             returned_max: BTreeMap::new(),
             returned: BTreeMap::new(),
+            next_member: BLANK_MEMBER_FIRST,
             stats: Stats {
                 seeds: 1,
                 ..Stats::default()
@@ -664,7 +766,33 @@ impl Sim {
                     },
                 )
             }
+            Msg::RebuildPrepare { p, inc, prepare } => {
+                let (change, reply) = node.acceptor.handle_prepare(&prepare).into_parts();
+                (
+                    change,
+                    Held::RebuildPrepare {
+                        p,
+                        inc,
+                        ballot: prepare.ballot,
+                        reply,
+                    },
+                )
+            }
+            Msg::Install { p, inc, install } => {
+                let (change, reply) = node.acceptor.handle_install(&install).into_parts();
+                (
+                    change,
+                    Held::Install {
+                        p,
+                        inc,
+                        ballot: install.ballot,
+                        reply,
+                    },
+                )
+            }
             Msg::StatusPoll { p, inc } => {
+                let state = node.acceptor.state();
+                let (member, blank) = (state.member, state.membership.is_none());
                 let promised = node.acceptor.state().promised;
                 let leader_heard_ago_ms = node
                     .leader_heard
@@ -679,6 +807,8 @@ impl Sim {
                             promised,
                             leader_heard_ago_ms,
                         },
+                        member,
+                        blank,
                     },
                 )
             }
@@ -798,8 +928,54 @@ impl Sim {
             Held::Compacted(reply) => {
                 let _ = reply.release(proof);
             }
-            Held::Status { p, inc, status } => {
-                self.send(from, Node::Proposer(p), Msg::Status { a, inc, status })
+            Held::RebuildPrepare {
+                p,
+                inc,
+                ballot,
+                reply,
+            } => {
+                let reply = reply.release(proof);
+                let msg = Msg::RebuildReply {
+                    a,
+                    inc,
+                    ballot,
+                    reply,
+                };
+                self.send(from, Node::Proposer(p), msg);
+            }
+            Held::Install {
+                p,
+                inc,
+                ballot,
+                reply,
+            } => {
+                let reply = reply.release(proof);
+                if reply == JoinReply::Joined {
+                    self.stats.rebuilds_installed += 1;
+                }
+                let msg = Msg::InstallReply {
+                    a,
+                    inc,
+                    ballot,
+                    reply,
+                };
+                self.send(from, Node::Proposer(p), msg);
+            }
+            Held::Status {
+                p,
+                inc,
+                status,
+                member,
+                blank,
+            } => {
+                let msg = Msg::Status {
+                    a,
+                    inc,
+                    status,
+                    member,
+                    blank,
+                };
+                self.send(from, Node::Proposer(p), msg)
             }
             Held::Log { entries } => {
                 if !entries.is_empty() {
@@ -835,14 +1011,42 @@ impl Sim {
         node.unwritten.clear();
         node.write_scheduled = false;
         node.leader_heard = None;
+        // At most one acceptor blank at a time: more than a minority would
+        // leave the cluster legitimately dead.
+        let other_blank = (0..self.world.acceptors).any(|b| b != a && self.blank_or_losing(b));
+        if self.world.disk_loss && !other_blank && self.rng.chance(DISK_LOSS_PER_MILLE) {
+            self.acceptors[a].lose_disk = true;
+        }
         let down = self.rng.range(50, 2_000);
         self.at(down, Event::RestartAcceptor { a });
+    }
+
+    /// Blank on disk or in memory, or about to restart blank.
+    fn blank_or_losing(&self, a: usize) -> bool {
+        let node = &self.acceptors[a];
+        let Ok(durable) = node.store.load();
+        node.lose_disk || durable.membership.is_none() || node.acceptor.state().membership.is_none()
     }
 
     fn restart_acceptor(&mut self, a: usize) {
         let node = &mut self.acceptors[a];
         if node.up {
             return;
+        }
+        if node.lose_disk {
+            node.lose_disk = false;
+            let Ok(lost) = node.store.load();
+            // A disk lost again before it was rebuilt held no member.
+            if lost.membership.is_some() {
+                node.lost_member = Some(lost.member);
+            }
+            let member = MemberId(self.next_member);
+            self.next_member += 1;
+            node.store = MemoryStore::with_state(AcceptorState::blank(member));
+            self.stats.disk_losses += 1;
+            if self.trace {
+                println!("        acceptor {a} lost its disk; it is {member} now");
+            }
         }
         let Ok(state) = node.store.load();
         node.acceptor = Acceptor::restore(state);
@@ -861,9 +1065,15 @@ impl Sim {
             | Msg::AcceptReply { inc, .. }
             | Msg::CommitReply { inc, .. }
             | Msg::Status { inc, .. }
+            | Msg::RebuildReply { inc, .. }
+            | Msg::InstallReply { inc, .. }
             | Msg::ClientRequest { inc, .. }
                 if inc != current => {}
             Msg::PrepareReply { a, ballot, reply, .. } => {
+                if reply == PrepareReply::NotVoting {
+                    self.not_voting(p, a);
+                }
+                let proposer = &mut self.proposers[p].proposer;
                 proposer.handle_prepare_reply(now, AcceptorId(a), ballot, reply)
             }
             Msg::AcceptReply {
@@ -872,11 +1082,40 @@ impl Sim {
                 slots,
                 reply,
                 ..
-            } => proposer.handle_accept_reply(now, AcceptorId(a), ballot, &slots, reply),
+            } => {
+                if reply == AcceptReply::NotVoting {
+                    self.not_voting(p, a);
+                }
+                let proposer = &mut self.proposers[p].proposer;
+                proposer.handle_accept_reply(now, AcceptorId(a), ballot, &slots, reply)
+            }
             Msg::CommitReply { a, ballot, reply, .. } => {
+                if reply.is_err() {
+                    self.not_voting(p, a);
+                }
+                let proposer = &mut self.proposers[p].proposer;
                 proposer.handle_commit_reply(now, AcceptorId(a), ballot, reply)
             }
-            Msg::Status { a, status, .. } => proposer.handle_status(now, AcceptorId(a), status),
+            Msg::Status {
+                a,
+                status,
+                member,
+                blank,
+                ..
+            } => {
+                proposer.handle_status(now, AcceptorId(a), status);
+                let node = &mut self.proposers[p];
+                node.round_seen_max = node.round_seen_max.max(status.promised.round);
+                if blank {
+                    self.maybe_rebuild(p, a, member);
+                }
+            }
+            Msg::RebuildReply {
+                a, ballot, reply, ..
+            } => self.rebuild_reply(p, a, ballot, reply),
+            Msg::InstallReply {
+                a, ballot, reply, ..
+            } => self.install_reply(p, a, ballot, reply),
             Msg::ClientRequest { call, attempt, .. } => {
                 let c = &self.calls[call];
                 let request = IdRequest {
@@ -904,7 +1143,15 @@ impl Sim {
         let random = self.rng.next_u64();
         self.proposers[p].proposer.tick(self.now_ms, random);
         self.drain(p);
+        let now = self.now_ms;
         let node = &mut self.proposers[p];
+        if node
+            .rebuilding
+            .as_ref()
+            .is_some_and(|r| now.saturating_sub(r.started_at_ms) >= REBUILD_TIMEOUT_MS)
+        {
+            node.rebuilding = None;
+        }
         if !node.proposer.is_leader() && self.now_ms >= node.next_poll_ms {
             node.next_poll_ms = self.now_ms + STATUS_POLL_MS;
             let inc = node.inc;
@@ -979,6 +1226,7 @@ impl Sim {
         }
         self.proposers[p].up = false;
         self.proposers[p].inc += 1;
+        self.proposers[p].rebuilding = None;
         self.stats.proposer_crashes += 1;
         // Connections to the crashed sequencer break: its clients cannot know
         // whether their IDs were allocated.
@@ -1002,13 +1250,131 @@ impl Sim {
         node.up = true;
         node.flush_scheduled = false;
         node.next_poll_ms = self.now_ms;
+        node.rebuilding = None;
+        node.round_seen_max = 0;
+        node.rebuild_not_before_ms = 0;
+        node.not_voting_poll_ms.iter_mut().for_each(|t| *t = None);
+    }
+
+    // ---- rebuilds, driven by the sequencers ----
+
+    /// A blank or retired acceptor answered: poll its status (at most once
+    /// per poll interval), which tells whether it is blank.
+    fn not_voting(&mut self, p: usize, a: usize) {
+        let now = self.now_ms;
+        let node = &mut self.proposers[p];
+        if node.not_voting_poll_ms[a].is_some_and(|at| now < at + STATUS_POLL_MS) {
+            return;
+        }
+        node.not_voting_poll_ms[a] = Some(now);
+        let inc = node.inc;
+        self.send(Node::Proposer(p), Node::Acceptor(a), Msg::StatusPoll { p, inc });
+    }
+
+    /// Acceptor `a` reports it is blank, as `member`: rebuild it unless a
+    /// rebuild of it runs already.
+    fn maybe_rebuild(&mut self, p: usize, a: usize, member: MemberId) {
+        let now = self.now_ms;
+        let node = &self.proposers[p];
+        if now < node.rebuild_not_before_ms {
+            return;
+        }
+        if let Some(running) = &node.rebuilding {
+            if running.rebuild.target().0 != a || running.admit == member {
+                return;
+            }
+            // The acceptor lost its disk again since: this one cannot install.
+        }
+        let Some(retire) = self.acceptors[a].lost_member else {
+            self.fail(format!("acceptor {a} is blank but never lost a disk"));
+        };
+        let node = &mut self.proposers[p];
+        let own = match node.proposer.role() {
+            Role::Follower => 0,
+            Role::Candidate { ballot } | Role::Leader { ballot } => ballot.round,
+        };
+        let round = node.round_seen_max.max(own) + 1;
+        node.round_seen_max = round;
+        let ballot = Ballot::new(round, NodeId(p as u32 + 1));
+        let replace = Replace {
+            retire,
+            admit: member,
+        };
+        let rebuild = Rebuild::new(ballot, AcceptorId(a), replace, self.world.acceptors);
+        let prepares = rebuild.prepares();
+        node.rebuilding = Some(Rebuilding {
+            rebuild,
+            admit: member,
+            started_at_ms: now,
+        });
+        let inc = node.inc;
+        self.stats.rebuilds_started += 1;
+        if self.trace {
+            println!("        proposer {p} rebuilds acceptor {a} at {ballot}: {replace:?}");
+        }
+        for (to, prepare) in prepares {
+            self.send(
+                Node::Proposer(p),
+                Node::Acceptor(to.0),
+                Msg::RebuildPrepare { p, inc, prepare },
+            );
+        }
+    }
+
+    fn rebuild_reply(&mut self, p: usize, a: usize, ballot: Ballot, reply: PrepareReply) {
+        let now = self.now_ms;
+        let node = &mut self.proposers[p];
+        if let PrepareReply::Rejected { promised } = &reply {
+            node.round_seen_max = node.round_seen_max.max(promised.round);
+        }
+        let Some(running) = node.rebuilding.as_mut().filter(|r| r.rebuild.ballot() == ballot) else {
+            return;
+        };
+        match running.rebuild.handle_prepare_reply(AcceptorId(a), reply) {
+            RebuildStep::Waiting => {}
+            RebuildStep::Rejected { promised } => {
+                node.rebuilding = None;
+                node.round_seen_max = node.round_seen_max.max(promised.round);
+                node.rebuild_not_before_ms = now + self.rng.range(0, REBUILD_BACKOFF_MAX_MS);
+            }
+            RebuildStep::Install(install) => {
+                let to = running.rebuild.target().0;
+                let inc = node.inc;
+                self.send(
+                    Node::Proposer(p),
+                    Node::Acceptor(to),
+                    Msg::Install { p, inc, install },
+                );
+            }
+        }
+    }
+
+    fn install_reply(&mut self, p: usize, a: usize, ballot: Ballot, reply: JoinReply) {
+        let node = &mut self.proposers[p];
+        if !node
+            .rebuilding
+            .as_ref()
+            .is_some_and(|r| r.rebuild.ballot() == ballot && r.rebuild.target().0 == a)
+        {
+            return;
+        }
+        // Joined, or rebuilt by someone else (NotBlank): done. NotAMember:
+        // the acceptor lost its disk again; its next status starts anew.
+        node.rebuilding = None;
+        if self.trace {
+            println!("        proposer {p}: install on acceptor {a} at {ballot}: {reply:?}");
+        }
     }
 
     // ---- learner ----
 
     fn learner_receive(&mut self, msg: Msg) {
         match msg {
-            Msg::ChosenPush { slot, value } => self.learner.learn_chosen(slot, value),
+            Msg::ChosenPush { slot, value } => {
+                if let Err(conflict) = self.learner.learn_chosen(slot, value) {
+                    self.fail(format!("the learner refused a push: {conflict}"));
+                }
+            }
             Msg::LogEntries { a, entries } => {
                 for (slot, accepted) in &entries {
                     if accepted.chosen {
@@ -1019,7 +1385,9 @@ impl Sim {
                             self.fail(e);
                         }
                     }
-                    self.learner.observe(AcceptorId(a), *slot, accepted);
+                    if let Err(conflict) = self.learner.observe(AcceptorId(a), *slot, accepted) {
+                        self.fail(format!("the learner refused acceptor {a}'s entry: {conflict}"));
+                    }
                 }
             }
             other => self.fail(format!("learner got {other:?}")),
@@ -1263,6 +1631,15 @@ impl Sim {
         let records: Vec<CallRecord> = self.calls.iter().filter_map(Call::record).collect();
         if let Err(violation) = check_history(&records) {
             self.fail(violation);
+        }
+        for (a, node) in self.acceptors.iter().enumerate() {
+            let Ok(durable) = node.store.load();
+            if durable.membership.is_none() {
+                self.fail(format!(
+                    "liveness: acceptor {a} ({}) was never rebuilt",
+                    durable.member
+                ));
+            }
         }
         let prefix = self.ghost.chosen_prefix();
         if self.learner.next() < prefix {

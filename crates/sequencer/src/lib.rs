@@ -55,6 +55,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         peers.clone(),
         paxos_core::NodeId(config.node_id),
         MEMBERSHIP_INTERVAL,
+        config.found_floor.iter().cloned().collect(),
         driver.view.clone(),
     );
     // The driver owns the request channel's receiver and the poller the

@@ -9,7 +9,7 @@ use http::{header, StatusCode};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::{health, ApiError};
+use crate::{drain, health, ApiError};
 
 /// `Retry-After` of a request that hit the server-side timeout: a timeout
 /// usually means an election or a slow quorum, which settles in about this
@@ -43,9 +43,19 @@ impl Default for HttpLimits {
 /// the client should retry. Its IDs may have been consumed (a gap), never
 /// handed out twice.
 ///
-/// A body over the limit is refused before the handler runs when
-/// `Content-Length` says so, and while reading otherwise; both answer 413.
-/// The bare responses of these layers become problems only under
+/// The body is read whole before the rest of the stack runs (within the
+/// limit and the request timeout; the handler then gets the request
+/// timeout of its own). A body over the limit, declared by
+/// `Content-Length` or found while reading, is answered 413 only after
+/// the rest of it has been read and discarded (at most
+/// [`crate::DRAIN_BYTES_MIN`] or 4× the limit, for at most
+/// [`crate::DRAIN_TIME_MAX`]; beyond that the 413 carries
+/// `Connection: close`). Closing with request bytes unread would make the
+/// kernel reset the connection, and a client still sending would see a
+/// broken pipe instead of the 413 (nginx's lingering close is the same
+/// idea).
+///
+/// The bare responses of the inner layers become problems only under
 /// [`with_standard_layers`]; the timeout's 503 is recognized there.
 pub fn with_limits<S>(router: Router<S>, limits: &HttpLimits) -> Router<S>
 where
@@ -59,11 +69,16 @@ where
             TIMEOUT_STATUS,
             limits.request_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            *limits,
+            drain::read_body_first,
+        ))
 }
 
 /// The whole standard stack, outermost first: request span (with the
-/// caller's trace as parent), HTTP metrics, the problem net, the request
-/// timeout, the body limit; plus the 404 and 405 fallbacks.
+/// caller's trace as parent), HTTP metrics, the problem net, reading (or
+/// draining) the body, the request timeout, the body limit; plus the 404
+/// and 405 fallbacks.
 ///
 /// Call it last, on the fully merged router: fallbacks and layers apply
 /// only to the routes that exist when it runs.

@@ -9,9 +9,11 @@
 //!   struct and the stable `type` URIs);
 //! - JSON extractors ([`JsonBody`], [`OptionalJsonBody`]) whose every
 //!   rejection is a problem: 415, 400, 422 or 413;
-//! - [`with_standard_layers`]: 404/405 fallbacks, body-size limit, request
-//!   timeout, HTTP metrics, request spans, and a net that turns any bare
-//!   error response from a lower layer into a problem;
+//! - [`with_standard_layers`]: 404/405 fallbacks, body-size limit (the
+//!   body is read before the handler, and an oversized one is drained so
+//!   that its 413 reaches the client), request timeout, HTTP metrics,
+//!   request spans, and a net that turns any bare error response from a
+//!   lower layer into a problem;
 //! - [`health_routes`]: `/livez`, `/healthz`, `/readyz`, `/metrics`;
 //! - [`require_bearer`]: the cluster-token check on internal `/v1/` routes;
 //! - [`CommonArgs`], [`serve`] and [`shutdown_signal`] for `main`.
@@ -32,6 +34,7 @@
 
 mod args;
 mod auth;
+mod drain;
 mod error;
 mod extract;
 mod health;
@@ -40,6 +43,7 @@ mod server;
 
 pub use args::CommonArgs;
 pub use auth::{require_bearer, RequireBearer, RequireBearerService};
+pub use drain::{DRAIN_BYTES_MIN, DRAIN_TIME_MAX};
 pub use error::ApiError;
 pub use extract::{JsonBody, OptionalJsonBody};
 pub use health::{health_routes, install_metrics, track_metrics, READY_CHECK_TIMEOUT_MS};

@@ -459,3 +459,250 @@ fn api_error_display_and_accessors() {
     assert_eq!(error.problem().extensions["leader"], Value::Null);
     assert_eq!(error.to_string(), "503 Service Unavailable: no leader");
 }
+
+// ---- a body far over the limit, over real TCP ----------------------------
+
+/// Serves the test app on a loopback port until the test ends.
+async fn serve_test_app() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, test_app(None), std::future::pending()));
+    addr
+}
+
+/// What a client sending a body far over the limit went through.
+#[derive(Debug)]
+struct Oversized {
+    /// The first write that failed (a reset or broken pipe).
+    write_error: Option<String>,
+    /// The status line read back, or why none was.
+    status_line: Result<String, String>,
+}
+
+/// Sends `POST /next-id` with a declared body of `body_bytes` in 64 KiB
+/// writes with short pauses, as a client on a real link does, then reads
+/// the status line. A write error does not end the attempt: a careful
+/// client still tries to read the answer (many clients give up there).
+async fn post_oversized(addr: std::net::SocketAddr, body_bytes: usize) -> Oversized {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /next-id HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {body_bytes}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write the head");
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    let mut write_error = None;
+    while sent < body_bytes {
+        let n = chunk.len().min(body_bytes - sent);
+        if let Err(error) = stream.write_all(&chunk[..n]).await {
+            write_error = Some(format!("{error} after {sent} body bytes"));
+            break;
+        }
+        sent += n;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) => return Err("end of stream".to_owned()),
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let line = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let status_line = match read {
+        Ok(Ok(())) => Ok(line),
+        Ok(Err(error)) => Err(format!("{error} (read {line:?})")),
+        Err(_) => Err("nothing within 10 s".to_owned()),
+    };
+    Oversized {
+        write_error,
+        status_line,
+    }
+}
+
+/// Issue 12: a client still sending a 2 MiB body sometimes got a broken
+/// pipe or a reset instead of the 413, because the server closed the
+/// connection with the body unread. Every write must go through and the
+/// 413 must be read back, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_2_mib_reads_the_413_every_time() {
+    let addr = serve_test_app().await;
+    for attempt in 0..20 {
+        let outcome = post_oversized(addr, 2 * 1024 * 1024).await;
+        let answered = outcome
+            .status_line
+            .as_deref()
+            .is_ok_and(|line| line.starts_with("HTTP/1.1 413"));
+        assert!(
+            answered && outcome.write_error.is_none(),
+            "attempt {attempt}: {outcome:?}"
+        );
+    }
+}
+
+/// The same through an ordinary HTTP client sending as fast as it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_sending_2_mib_gets_the_413_problem_every_time() {
+    let addr = serve_test_app().await;
+    api::install_tls_provider();
+    let client = reqwest::Client::new();
+    let body = vec![b' '; 2 * 1024 * 1024];
+    for attempt in 0..20 {
+        let response = client
+            .post(format!("http://{addr}/next-id"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let status = response.as_ref().map(reqwest::Response::status);
+        assert!(
+            matches!(status, Ok(StatusCode::PAYLOAD_TOO_LARGE)),
+            "attempt {attempt}: {response:?}"
+        );
+        let problem: api::problem::Problem = response.expect("checked").json().await.expect("a problem body");
+        assert_eq!(problem.type_, api::problem::PAYLOAD_TOO_LARGE);
+    }
+}
+
+/// Reads one response (head and `Content-Length` body) from `stream`;
+/// returns the head, lowercased.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = async {
+        loop {
+            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                if data.len() >= end + 4 + length {
+                    return head;
+                }
+            }
+            let n = stream.read(&mut buffer).await.expect("read");
+            assert!(
+                n > 0,
+                "the connection closed: {:?}",
+                String::from_utf8_lossy(&data)
+            );
+            data.extend_from_slice(&buffer[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+/// A drained 413 leaves the connection usable: the next request on it is
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_drained_413_the_connection_carries_the_next_request() {
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_test_app().await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = vec![b' '; 256 * 1024];
+    let head = format!(
+        "POST /next-id HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body).await.expect("body");
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("http/1.1 413"), "{first}");
+    assert!(!first.contains("connection: close"), "{first}");
+    stream
+        .write_all(b"POST /next-id HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .expect("second request");
+    let second = read_response(&mut stream).await;
+    assert!(second.starts_with("http/1.1 200"), "{second}");
+}
+
+/// A chunked body (no `Content-Length`) over the limit is found out while
+/// reading, and drained too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_is_drained_before_the_413() {
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_test_app().await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /next-id HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .expect("head");
+    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+    for _ in 0..32 {
+        stream
+            .write_all(chunk.as_bytes())
+            .await
+            .expect("no reset while sending");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
+/// Bodies past the drain bound, and bodies the client has not sent yet
+/// (`Expect: 100-continue`), are not read: the 413 comes at once and
+/// closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_not_worth_draining_get_413_and_connection_close_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_test_app().await;
+    let huge = DRAIN_BYTES_MIN.max(4 * BODY_BYTES_MAX) + 1;
+    for extra in ["", "Expect: 100-continue\r\n"] {
+        let length = if extra.is_empty() {
+            huge
+        } else {
+            2 * BODY_BYTES_MAX
+        };
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /next-id HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\
+             Content-Length: {length}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let answer = read_response(&mut stream).await;
+        assert!(answer.starts_with("http/1.1 413"), "{extra:?}: {answer}");
+        assert!(answer.contains("connection: close"), "{extra:?}: {answer}");
+        assert!(!answer.contains("100 continue"), "{extra:?}: {answer}");
+    }
+}
+
+/// A body that stops coming is bounded by the request timeout, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_the_timeout_503() {
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_test_app().await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"count\":",
+        )
+        .await
+        .expect("head");
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after"), "{answer}");
+}

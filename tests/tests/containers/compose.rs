@@ -12,6 +12,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use api::client::{NextIdResponse, SequencerStatus};
+use api::internal::AcceptorStatus;
 use api::learner::{LearnerStatus, SubscriptionCreated};
 
 /// The two sequencer services, in the order of their published ports.
@@ -33,6 +34,10 @@ const LOG_TAIL_LINES: &str = "25";
 const SUBSCRIBER_RECORD: &str = "/data/received.jsonl";
 const SUBSCRIBER_RECORD_NAME: &str = "received.jsonl";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Where a paxid container keeps its data dir (docker-compose.yml).
+const DATA_DIR: &str = "/data";
+/// Every paxid service listens there inside its container.
+const INSIDE_URL: &str = "http://127.0.0.1:8080";
 
 pub struct Compose {
     pub project: String,
@@ -143,6 +148,70 @@ impl Compose {
 
     pub async fn start(&self, service: &str) {
         self.docker(&["start", &self.container(service)]).await;
+    }
+
+    /// Loses the disk of a stopped `service`: removes its container and the
+    /// named volume that held its data dir (`<project>_acceptor-1`). No
+    /// image can be pulled and the paxid image has no shell, so the volume
+    /// goes, not the files in it.
+    pub async fn remove_with_data(&self, service: &str) {
+        let container = self.container(service);
+        let format = format!(
+            "{{{{range .Mounts}}}}{{{{if eq .Destination \"{DATA_DIR}\"}}}}{{{{.Name}}}}{{{{end}}}}{{{{end}}}}"
+        );
+        let volume = self.docker(&["inspect", "--format", &format, &container]).await;
+        let volume = volume.trim();
+        assert!(
+            !volume.is_empty(),
+            "{container} mounts no named volume at {DATA_DIR}"
+        );
+        self.docker(&["rm", "--force", &container]).await;
+        self.docker(&["volume", "rm", volume]).await;
+    }
+
+    /// `up -d` of `service` alone: creates its container again after
+    /// [`Compose::remove_with_data`], on a fresh, empty named volume, at the
+    /// same address (its service name on the networks).
+    pub async fn recreate(&self, service: &str) {
+        self.compose(&["up", "-d", "--no-deps", "--no-build", service])
+            .await;
+    }
+
+    /// `GET /v1/status` of an acceptor. Acceptors publish no port, so it is
+    /// asked from inside the acceptor's own container: `paxid --json status`
+    /// by `docker exec`, which runs with the container's environment and so
+    /// with the cluster token. `Err` says why there is no answer.
+    pub async fn acceptor_status(&self, service: &str) -> Result<AcceptorStatus, String> {
+        let container = self.container(service);
+        let output = run(
+            "docker",
+            &[
+                "exec",
+                &container,
+                "/usr/local/bin/paxid",
+                "--json",
+                "--timeout-ms",
+                "2000",
+                // The CLI also probes a sequencer at --url; the acceptor
+                // itself answers that (and fails to parse as one): harmless.
+                "--url",
+                INSIDE_URL,
+                "status",
+                "--acceptors",
+                INSIDE_URL,
+            ],
+        )
+        .await;
+        if !output.status.success() {
+            return Err(format!("docker exec: {}", stderr(&output)));
+        }
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("paxid status: {e}: {}", String::from_utf8_lossy(&output.stdout)))?;
+        let probe = &report["acceptors"][0];
+        match probe.get("status") {
+            Some(status) => serde_json::from_value(status.clone()).map_err(|e| format!("{e}: {status}")),
+            None => Err(probe["error"].as_str().unwrap_or("no answer").to_owned()),
+        }
     }
 
     /// `running`, `paused`, `exited (137)`, ... as docker reports it.
@@ -397,25 +466,54 @@ impl Compose {
 
     /// Every container's whole log (stdout and stderr) into `dir/<service>.log`.
     fn save_logs(&self, dir: &Path) {
+        for service in all_services() {
+            self.save_log(dir, service, &format!("{service}.log"));
+        }
+        eprintln!("container logs saved in {}", dir.display());
+    }
+
+    /// `service`'s whole log into `<PAXID_CONTAINER_LOGS>/<file_name>` now,
+    /// if that variable is set: for a container about to be removed, whose
+    /// log the teardown cannot save.
+    pub async fn save_log_now(&self, service: &str, file_name: &str) {
+        let Some(dir) = std::env::var_os(LOGS_DIR_ENV) else {
+            return;
+        };
+        let path = Path::new(&dir).join(file_name);
+        let file = std::fs::create_dir_all(&dir).and_then(|()| std::fs::File::create(&path));
+        let saved = match file.and_then(|file| Ok((file.try_clone()?, file))) {
+            Ok((out, err)) => {
+                tokio::process::Command::new("docker")
+                    .args(["logs", "--timestamps", &self.container(service)])
+                    .stdout(out)
+                    .stderr(err)
+                    .status()
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = saved {
+            eprintln!("cannot save the log of {service} to {}: {error}", path.display());
+        }
+    }
+
+    fn save_log(&self, dir: &Path, service: &str, file_name: &str) {
         if let Err(error) = std::fs::create_dir_all(dir) {
             eprintln!("cannot create {}: {error}", dir.display());
             return;
         }
-        for service in all_services() {
-            let path = dir.join(format!("{service}.log"));
-            let saved = std::fs::File::create(&path).and_then(|file| {
-                let err = file.try_clone()?;
-                std::process::Command::new("docker")
-                    .args(["logs", "--timestamps", &self.container(service)])
-                    .stdout(file)
-                    .stderr(err)
-                    .status()
-            });
-            if let Err(error) = saved {
-                eprintln!("cannot save the log of {service} to {}: {error}", path.display());
-            }
+        let path = dir.join(file_name);
+        let saved = std::fs::File::create(&path).and_then(|file| {
+            let err = file.try_clone()?;
+            std::process::Command::new("docker")
+                .args(["logs", "--timestamps", &self.container(service)])
+                .stdout(file)
+                .stderr(err)
+                .status()
+        });
+        if let Err(error) = saved {
+            eprintln!("cannot save the log of {service} to {}: {error}", path.display());
         }
-        eprintln!("container logs saved in {}", dir.display());
     }
 
     fn print_tails(&self) {

@@ -97,6 +97,14 @@ impl Prober {
         }
     }
 
+    /// How many probes invoked in `[from_ns, to_ns)` came back with IDs.
+    pub fn successes_between(&self, from_ns: u64, to_ns: u64) -> usize {
+        let ops = self.ops.lock().expect("probe ops lock");
+        ops.iter()
+            .filter(|op| op.result.is_some() && (from_ns..to_ns).contains(&op.invoked_ns))
+            .count()
+    }
+
     /// Stops probing, waits for the probes in flight, returns every probe.
     pub async fn stop(self) -> Vec<Op> {
         self.stop.store(true, Ordering::Relaxed);
