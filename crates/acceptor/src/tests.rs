@@ -860,3 +860,31 @@ async fn a_blank_acceptor_refuses_votes_and_is_not_ready_until_it_joins() {
     );
     started.stop().await;
 }
+
+/// Issue 12: an acceptor that missed an idle leader's prepare never named
+/// that leader (a commit did not raise its promise, and status names a
+/// leader only at the promised ballot), so one more acceptor loss caused a
+/// needless election. A commit above the promise now raises it.
+#[tokio::test]
+async fn a_commit_above_the_promise_raises_it_and_names_the_leader() {
+    let h = seeded().await;
+    let answer = h
+        .post(
+            "/v1/commit",
+            json!({ "ballot": ballot(5, 3), "chosen_below": 1, "leader_url": "http://seq-3:7000" }),
+        )
+        .await
+        .ok();
+    assert_eq!(answer["promised"], ballot(5, 3));
+    let status = h.status().await;
+    assert_eq!(status["promised"], ballot(5, 3));
+    assert_eq!(status["leader"]["url"], "http://seq-3:7000", "{status}");
+    // The raised promise fences lower ballots, and survives a restart.
+    let mut h = h;
+    h.restart().await;
+    let rejected = h
+        .post("/v1/prepare", json!({ "ballot": ballot(5, 2), "from": 0 }))
+        .await
+        .ok();
+    assert_eq!(rejected, json!({ "outcome": "rejected", "promised": ballot(5, 3) }));
+}

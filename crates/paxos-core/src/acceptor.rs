@@ -383,12 +383,23 @@ impl Acceptor {
             return Step::new(Change::default(), Err(NotVoting));
         }
         let mut change = Change::default();
+        // A commit comes from a leader whose phase 1 a quorum promised: an
+        // acceptor that missed that prepare promises it now, so that it
+        // fences older ballots and names this leader in its status.
+        if commit.ballot > self.state.promised {
+            change.promised = Some(commit.ballot);
+            self.apply(&change);
+        }
         if let Some(snapshot) = &commit.snapshot {
             // Only the leader we follow may replace our log with a snapshot.
             let current = commit.ballot >= self.state.promised;
             if current && snapshot.below > self.chosen_below {
-                change.compact = Some(snapshot.clone());
-                self.apply(&change);
+                let install = Change {
+                    compact: Some(snapshot.clone()),
+                    ..Change::default()
+                };
+                self.apply(&install);
+                change.compact = install.compact;
             }
         }
         let marks = self.chosen_marks(commit.ballot, commit.chosen_below);
