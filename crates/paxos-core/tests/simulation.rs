@@ -163,6 +163,8 @@ pub struct Stats {
     pub dropped: u64,
     pub disk_losses: u64,
     pub rebuilds_started: u64,
+    pub rebuilds_rejected: u64,
+    pub rebuilds_timed_out: u64,
     pub rebuilds_installed: u64,
 }
 
@@ -185,6 +187,8 @@ impl Stats {
         self.dropped += o.dropped;
         self.disk_losses += o.disk_losses;
         self.rebuilds_started += o.rebuilds_started;
+        self.rebuilds_rejected += o.rebuilds_rejected;
+        self.rebuilds_timed_out += o.rebuilds_timed_out;
         self.rebuilds_installed += o.rebuilds_installed;
     }
 }
@@ -471,6 +475,9 @@ struct ProposerNode {
     rebuild_not_before_ms: u64,
     /// Per acceptor: when a `NotVoting` answer last made it poll the status.
     not_voting_poll_ms: Vec<Option<u64>>,
+    /// Members seen voting or installed: a late status that still shows
+    /// one blank starts no rebuild (it would only fence the leader again).
+    joined: BTreeSet<MemberId>,
 }
 
 /// One rebuild attempt of a sequencer.
@@ -571,6 +578,7 @@ impl Sim {
                 round_seen_max: 0,
                 rebuild_not_before_ms: 0,
                 not_voting_poll_ms: vec![None; world.acceptors],
+                joined: BTreeSet::new(),
             })
             .collect();
         let mut sim = Sim {
@@ -1106,7 +1114,9 @@ impl Sim {
                 proposer.handle_status(now, AcceptorId(a), status);
                 let node = &mut self.proposers[p];
                 node.round_seen_max = node.round_seen_max.max(status.promised.round);
-                if blank {
+                if !blank {
+                    node.joined.insert(member);
+                } else if !node.joined.contains(&member) {
                     self.maybe_rebuild(p, a, member);
                 }
             }
@@ -1151,6 +1161,7 @@ impl Sim {
             .is_some_and(|r| now.saturating_sub(r.started_at_ms) >= REBUILD_TIMEOUT_MS)
         {
             node.rebuilding = None;
+            self.stats.rebuilds_timed_out += 1;
         }
         if !node.proposer.is_leader() && self.now_ms >= node.next_poll_ms {
             node.next_poll_ms = self.now_ms + STATUS_POLL_MS;
@@ -1254,6 +1265,7 @@ impl Sim {
         node.round_seen_max = 0;
         node.rebuild_not_before_ms = 0;
         node.not_voting_poll_ms.iter_mut().for_each(|t| *t = None);
+        node.joined.clear();
     }
 
     // ---- rebuilds, driven by the sequencers ----
@@ -1333,6 +1345,7 @@ impl Sim {
         match running.rebuild.handle_prepare_reply(AcceptorId(a), reply) {
             RebuildStep::Waiting => {}
             RebuildStep::Rejected { promised } => {
+                self.stats.rebuilds_rejected += 1;
                 node.rebuilding = None;
                 node.round_seen_max = node.round_seen_max.max(promised.round);
                 node.rebuild_not_before_ms = now + self.rng.range(0, REBUILD_BACKOFF_MAX_MS);
@@ -1360,7 +1373,11 @@ impl Sim {
         }
         // Joined, or rebuilt by someone else (NotBlank): done. NotAMember:
         // the acceptor lost its disk again; its next status starts anew.
-        node.rebuilding = None;
+        if let Some(running) = node.rebuilding.take() {
+            if reply != JoinReply::NotAMember {
+                node.joined.insert(running.admit);
+            }
+        }
         if self.trace {
             println!("        proposer {p}: install on acceptor {a} at {ballot}: {reply:?}");
         }
