@@ -663,3 +663,58 @@ fn acceptors_that_do_not_vote_are_no_answer() {
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(1, b));
     assert_eq!(p.role(), Role::Candidate { ballot: b });
 }
+
+/// Issue 12: catch-up sent up to `catchup_batch_max` slots in one accept
+/// whatever their size; past the acceptor's body limit the 413 looked like
+/// a lost message and the same accept went out again forever. Catch-up
+/// accepts are bounded by allocations too (a proxy for bytes).
+#[test]
+fn catch_up_accepts_are_bounded_by_their_allocations() {
+    let mut config = config(1);
+    config.catchup_allocations_max = 10;
+    let mut p = Proposer::new(config, 0, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
+    let b = ballot(1, 1);
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, empty_promise(0, b));
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(1, b));
+    let _ = p.drain_effects();
+    let now = ELECTION_MS;
+    for slot in 0..10u64 {
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            p.handle_request(now, request(slot * 3 + i as u64 + 1, name, 1));
+        }
+        p.flush(now);
+        let _ = p.drain_effects();
+        for from in [0, 1] {
+            p.handle_accept_reply(now, AcceptorId(from), b, &[Slot(slot)], accepted(slot + 1));
+        }
+    }
+    assert_eq!(p.chosen_below(), Slot(10));
+    let _ = p.drain_effects();
+    // Acceptor 2 reports that it has nothing chosen: it needs catching up.
+    let behind = CommitReply {
+        promised: b,
+        chosen_below: Slot(0),
+    };
+    p.handle_commit_reply(now, AcceptorId(2), b, Ok(behind));
+    p.tick(now + 100, 0);
+    let catch_up: Vec<Accept> = p
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Accept { to, accept } if to == AcceptorId(2) => Some(accept),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(catch_up.len(), 1, "one catch-up accept");
+    let allocations: usize = catch_up[0]
+        .entries
+        .iter()
+        .map(|(_, v)| v.allocations().len())
+        .sum();
+    assert!(
+        (1..=10).contains(&allocations),
+        "{allocations} allocations in one catch-up accept; the limit is 10"
+    );
+    assert_eq!(catch_up[0].entries.first().map(|(s, _)| *s), Some(Slot(0)));
+}
