@@ -1,6 +1,9 @@
 //! The internal `/v1` API: parse and validate at the edge (no driver sees
 //! bad input), hand the core types to the driver, answer with wire types.
 
+// ApiError is the response itself, built once per refused request.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 
 use api::internal::{

@@ -702,7 +702,10 @@ fn catch_up_accepts_are_bounded_by_their_allocations() {
         .drain_effects()
         .into_iter()
         .filter_map(|e| match e {
-            Effect::Accept { to, accept } if to == AcceptorId(2) => Some(accept),
+            Effect::Accept {
+                to: AcceptorId(2),
+                accept,
+            } => Some(accept),
             _ => None,
         })
         .collect();
