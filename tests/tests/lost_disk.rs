@@ -363,7 +363,11 @@ async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
         .map(|a| a["state"].as_str().unwrap_or("?"))
         .collect();
     assert_eq!(states, ["voting", "voting", "voting"], "{listed}");
-    assert_eq!(listed["membership"]["retired"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        listed["membership"]["retired"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
     // Step 7: C stops; A and the rebuilt B are the quorum now. Service goes
     // on (after at most an election) with no duplicate and no reversal.
     cluster.acceptors[C].terminate();
@@ -401,7 +405,11 @@ fn acceptors_list(cluster: &Cluster) -> serde_json::Value {
         .args(["--json", "acceptors", "list", "--acceptors", &urls.join(",")])
         .output()
         .expect("run paxid");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
@@ -453,7 +461,10 @@ async fn after_every_acceptor_lost_its_disk_a_new_cluster_starts_above_the_learn
     }
     let learner_url = cluster.learner.as_ref().expect("a learner").url();
     let learned = wait_learned(&cluster, &learner_url, 300).await;
-    println!("old cluster: IDs {}, learner counters {learned}", id_span(&client.history));
+    println!(
+        "old cluster: IDs {}, learner counters {learned}",
+        id_span(&client.history)
+    );
 
     // Every acceptor loses its disk; the learner is down when they come back.
     cluster.sequencers[0].terminate();
@@ -511,12 +522,17 @@ async fn after_every_acceptor_lost_its_disk_a_new_cluster_starts_above_the_learn
 async fn wait_learned(cluster: &Cluster, url: &str, next_id: u64) -> String {
     let started = Instant::now();
     loop {
-        let status: Option<serde_json::Value> = match cluster.http.get(format!("{url}/v1/status")).send().await {
-            Ok(response) => response.json().await.ok(),
-            Err(_) => None,
-        };
+        let status: Option<serde_json::Value> =
+            match cluster.http.get(format!("{url}/v1/status")).send().await {
+                Ok(response) => response.json().await.ok(),
+                Err(_) => None,
+            };
         let counters = status.as_ref().map(|s| s["counters"].clone());
-        if counters.as_ref().and_then(|c| c["default"].as_u64()).is_some_and(|n| n > next_id) {
+        if counters
+            .as_ref()
+            .and_then(|c| c["default"].as_u64())
+            .is_some_and(|n| n > next_id)
+        {
             return counters.map(|c| c.to_string()).unwrap_or_default();
         }
         assert!(

@@ -7,14 +7,14 @@
 //! sends the replies. Concurrent requests therefore share one fsync, and
 //! nothing a reply says (even a read) is ever ahead of the disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use paxos_core::{
-    Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply, Install, Join,
-    JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot, Snapshot, Step,
+    Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply, Install,
+    Join, JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot, Snapshot, Step,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -105,6 +105,7 @@ pub fn spawn(
         acceptor,
         store,
         learners,
+        passed: BTreeSet::new(),
         leader: None,
         settings,
     };
@@ -128,7 +129,11 @@ impl DriverHandle {
     }
 
     /// `leader_url` is recorded as the leader last heard if the accept succeeds.
-    pub async fn accept(&self, accept: Accept, leader_url: Option<String>) -> Result<AcceptReply, DriverGone> {
+    pub async fn accept(
+        &self,
+        accept: Accept,
+        leader_url: Option<String>,
+    ) -> Result<AcceptReply, DriverGone> {
         self.call(|reply| Command::Accept {
             accept,
             leader_url,
@@ -297,6 +302,9 @@ struct Driver {
     acceptor: Acceptor,
     store: RocksStore,
     learners: BTreeMap<String, u64>,
+    /// Learners compaction has passed (and counted) and that have not
+    /// caught up since; in memory, so a restart counts a stale one again.
+    passed: BTreeSet<String>,
     leader: Option<(Ballot, String, Instant)>,
     settings: DriverSettings,
 }
@@ -431,7 +439,12 @@ impl Driver {
         });
     }
 
-    fn membership_step(&mut self, step: Step<JoinReply>, reply: oneshot::Sender<JoinReply>, batch: &mut Batch) {
+    fn membership_step(
+        &mut self,
+        step: Step<JoinReply>,
+        reply: oneshot::Sender<JoinReply>,
+        batch: &mut Batch,
+    ) {
         if *step.peek() == JoinReply::Joined {
             let view = self.acceptor.view();
             tracing::info!(member = %view.member, promised = %view.promised, chosen_below = %view.chosen_below, "this acceptor is a voting member now");
@@ -495,6 +508,17 @@ impl Driver {
         let step = self.acceptor.compact(target);
         if !step.change().is_empty() {
             tracing::debug!(below = %target, "compacting the log");
+            for (id, learned_below) in passed_learners(&self.learners, target, &mut self.passed) {
+                metrics::compaction_passed_learner();
+                tracing::warn!(
+                    learner_id = %id,
+                    learned_below,
+                    compacted_below = %target,
+                    retain_slots = self.settings.retain_slots,
+                    "compaction passed a registered learner (--retain-slots): it cannot learn the slots \
+                     in between from this acceptor and will start again from a snapshot"
+                );
+            }
         }
         batch.step(step, |_| {});
     }
@@ -527,6 +551,23 @@ impl Driver {
 pub fn compaction_target(chosen_below: Slot, slowest_learner: Option<u64>, retain_slots: u64) -> Slot {
     let retained = chosen_below.0.saturating_sub(retain_slots);
     Slot(slowest_learner.unwrap_or(0).max(retained))
+}
+
+/// Registered learners that compaction to `compacted_below` passes for the
+/// first time (their progress is below it), with their progress; `passed`
+/// remembers them until their progress reaches the compaction point again.
+pub fn passed_learners(
+    learners: &BTreeMap<String, u64>,
+    compacted_below: Slot,
+    passed: &mut BTreeSet<String>,
+) -> Vec<(String, u64)> {
+    passed.retain(|id| learners.get(id).is_some_and(|below| *below < compacted_below.0));
+    learners
+        .iter()
+        .filter(|(_, below)| **below < compacted_below.0)
+        .filter(|(id, _)| passed.insert((*id).clone()))
+        .map(|(id, below)| (id.clone(), *below))
+        .collect()
 }
 
 /// fsyncgate: after a failed write or fsync the kernel may have dropped the
@@ -563,6 +604,32 @@ mod tests {
             compaction_target(Slot(5000), Some(40), 1000),
             Slot(4000),
             "retention passes a laggard"
+        );
+    }
+
+    #[test]
+    fn passing_a_learner_is_counted_once_until_it_catches_up() {
+        let mut passed = BTreeSet::new();
+        let mut learners = BTreeMap::from([("lrn_a".to_owned(), 40), ("lrn_b".to_owned(), 500)]);
+        assert!(
+            passed_learners(&learners, Slot(40), &mut passed).is_empty(),
+            "compaction up to a learner's point does not pass it"
+        );
+        assert_eq!(
+            passed_learners(&learners, Slot(100), &mut passed),
+            vec![("lrn_a".to_owned(), 40)]
+        );
+        assert!(
+            passed_learners(&learners, Slot(200), &mut passed).is_empty(),
+            "counted once while it stays behind"
+        );
+        learners.insert("lrn_a".to_owned(), 300);
+        assert!(passed_learners(&learners, Slot(250), &mut passed).is_empty());
+        assert!(passed.is_empty(), "caught up: forgotten");
+        assert_eq!(
+            passed_learners(&learners, Slot(600), &mut passed),
+            vec![("lrn_a".to_owned(), 300), ("lrn_b".to_owned(), 500)],
+            "passed again after catching up, and the second learner too"
         );
     }
 }

@@ -70,7 +70,9 @@ async fn prepare(
         .instrument(span)
         .await
         .map_err(gone)?;
-    PrepareResponse::from_core(&reply).map(Json).ok_or_else(not_voting)
+    PrepareResponse::from_core(&reply)
+        .map(Json)
+        .ok_or_else(not_voting)
 }
 
 async fn accept(
@@ -149,7 +151,12 @@ async fn install(
 ) -> Result<Json<JoinResponse>, ApiError> {
     let install = request.to_core().map_err(invalid)?;
     let span = tracing::info_span!("install", ballot = %install.ballot, entries = install.entries.len());
-    let reply = state.driver.install(install).instrument(span).await.map_err(gone)?;
+    let reply = state
+        .driver
+        .install(install)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
     joined(reply)
 }
 
@@ -316,7 +323,8 @@ fn not_voting() -> ApiError {
 }
 
 /// What `/readyz` and refused votes say about a blank or retired acceptor.
-pub const NOT_VOTING_DETAIL: &str = "this acceptor does not vote: it is blank (a new cluster not founded yet, \
+pub const NOT_VOTING_DETAIL: &str =
+    "this acceptor does not vote: it is blank (a new cluster not founded yet, \
      or a lost disk not rebuilt yet; a sequencer founds or rebuilds it) or it was retired";
 
 fn joined(reply: paxos_core::JoinReply) -> Result<Json<JoinResponse>, ApiError> {

@@ -15,6 +15,9 @@ pub const PROMISED_ROUND: &str = "paxid_acceptor_promised_round";
 pub const CHOSEN_BELOW: &str = "paxid_acceptor_chosen_below";
 pub const COMPACTED_BELOW: &str = "paxid_acceptor_compacted_below";
 pub const LOG_ENTRIES: &str = "paxid_acceptor_log_entries";
+/// Times compaction moved past a registered learner's progress (forced by
+/// `--retain-slots`); each learner counts once until it catches up.
+pub const COMPACTION_PASSED_LEARNER_TOTAL: &str = "paxid_acceptor_compaction_passed_learner_total";
 
 /// Registers help texts; call once the recorder is installed.
 pub fn describe() {
@@ -38,6 +41,16 @@ pub fn describe() {
         LOG_ENTRIES,
         "Votes held in the log (slots at or above the compaction point)."
     );
+    metrics::describe_counter!(
+        COMPACTION_PASSED_LEARNER_TOTAL,
+        "Times compaction passed a registered learner's progress because of --retain-slots."
+    );
+    // Present from the start, so that an alert on its increase sees 0 first.
+    metrics::counter!(COMPACTION_PASSED_LEARNER_TOTAL).increment(0);
+}
+
+pub fn compaction_passed_learner() {
+    metrics::counter!(COMPACTION_PASSED_LEARNER_TOTAL).increment(1);
 }
 
 /// `reason` is one of a fixed set of snake_case words, never client input.

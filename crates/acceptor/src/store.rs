@@ -164,10 +164,12 @@ impl RocksStore {
         // A database without an identity (tests, or refused by open_data_dir) is member 0.
         let member = match self.identity()? {
             None => MemberId(0),
-            Some(identity) => api::internal::member_id(&identity.node_uuid).map_err(|reason| CorruptRecord {
-                key: codec::printable_key(KEY_IDENTITY),
-                reason,
-            })?,
+            Some(identity) => {
+                api::internal::member_id(&identity.node_uuid).map_err(|reason| CorruptRecord {
+                    key: codec::printable_key(KEY_IDENTITY),
+                    reason,
+                })?
+            }
         };
         let membership = match self.db.get(KEY_MEMBERSHIP)? {
             None => None,
@@ -306,7 +308,10 @@ fn add_change(batch: &mut WriteBatch, change: &Change) {
     if let Some(membership) = &change.membership {
         batch.put(
             KEY_MEMBERSHIP,
-            codec::seal(KEY_MEMBERSHIP, &Encoder::default().membership(membership).finish()),
+            codec::seal(
+                KEY_MEMBERSHIP,
+                &Encoder::default().membership(membership).finish(),
+            ),
         );
     }
     if let Some(ballot) = change.promised {

@@ -71,7 +71,14 @@ impl Harness {
 
     /// A new acceptor is blank and never votes: found a one-acceptor cluster.
     async fn found_alone(&self) {
-        let uuid = self.started.as_ref().expect("started").state.identity.node_uuid.clone();
+        let uuid = self
+            .started
+            .as_ref()
+            .expect("started")
+            .state
+            .identity
+            .node_uuid
+            .clone();
         self.post("/v1/join", json!({ "membership": { "members": [uuid] } }))
             .await
             .ok();
@@ -216,7 +223,14 @@ async fn prepare_promises_a_higher_ballot_and_rejects_the_rest() {
         .post("/v1/prepare", json!({ "ballot": ballot(3, 1), "from": 0 }))
         .await
         .ok();
-    let me = h.started.as_ref().expect("started").state.identity.node_uuid.clone();
+    let me = h
+        .started
+        .as_ref()
+        .expect("started")
+        .state
+        .identity
+        .node_uuid
+        .clone();
     let membership = json!({ "members": [me.clone()], "retired": [] });
     assert_eq!(
         promised,
@@ -831,7 +845,9 @@ async fn a_blank_acceptor_refuses_votes_and_is_not_ready_until_it_joins() {
     let prepare = json!({ "ballot": ballot(1, 1), "from": 0 });
     let refused = call(Method::POST, "/v1/prepare", Some(prepare.clone())).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body = axum::body::to_bytes(refused.into_body(), usize::MAX).await.expect("body");
+    let body = axum::body::to_bytes(refused.into_body(), usize::MAX)
+        .await
+        .expect("body");
     let problem: api::problem::Problem = serde_json::from_slice(&body).expect("a problem");
     assert_eq!(problem.type_, api::problem::NOT_VOTING);
     let accept = accept_body(ballot(1, 1), 0, &[(0, alloc("default", 1, 1))]);
@@ -852,7 +868,10 @@ async fn a_blank_acceptor_refuses_votes_and_is_not_ready_until_it_joins() {
     );
     let me = started.state.identity.node_uuid.clone();
     let join = json!({ "membership": { "members": [me] } });
-    assert_eq!(call(Method::POST, "/v1/join", Some(join)).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(Method::POST, "/v1/join", Some(join)).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(call(Method::GET, "/readyz", None).await.status(), StatusCode::OK);
     assert_eq!(
         call(Method::POST, "/v1/prepare", Some(prepare)).await.status(),
@@ -886,5 +905,8 @@ async fn a_commit_above_the_promise_raises_it_and_names_the_leader() {
         .post("/v1/prepare", json!({ "ballot": ballot(5, 2), "from": 0 }))
         .await
         .ok();
-    assert_eq!(rejected, json!({ "outcome": "rejected", "promised": ballot(5, 3) }));
+    assert_eq!(
+        rejected,
+        json!({ "outcome": "rejected", "promised": ballot(5, 3) })
+    );
 }

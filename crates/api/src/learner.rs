@@ -53,6 +53,22 @@ pub struct LearnerStatus {
     #[serde(default)]
     pub counters: std::collections::BTreeMap<String, u64>,
     pub subscriptions: Vec<SubscriptionView>,
+    /// Slot ranges this learner skipped because every acceptor had
+    /// compacted them away when it needed them (it started again from an
+    /// acceptor's snapshot): the most recent ones, oldest first.
+    #[serde(default)]
+    pub gaps: Vec<LearnerGap>,
+    /// Every slot skipped so far, over all gaps (also those no longer listed).
+    #[serde(default)]
+    pub skipped_slots: u64,
+}
+
+/// Slots `from_slot .. below_slot` were never learned: their allocations are
+/// not in the learned log and are not delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnerGap {
+    pub from_slot: u64,
+    pub below_slot: u64,
 }
 
 /// Body of every webhook.
@@ -77,3 +93,17 @@ pub struct WebhookSlot {
 }
 
 pub const WEBHOOK_TYPE: &str = "ids.allocated";
+
+/// `type` of the message telling a subscriber that slots were skipped.
+pub const WEBHOOK_GAP_TYPE: &str = "ids.gap";
+
+/// Body of an `ids.gap` webhook: the allocations of slots
+/// `data.from_slot .. data.below_slot` will never be delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookGapMessage {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub data: LearnerGap,
+}

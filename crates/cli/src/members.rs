@@ -79,17 +79,28 @@ pub async fn collect(api: &Api, urls: &[String]) -> MembershipReport {
 pub fn render_human(report: &MembershipReport) -> String {
     let mut lines = vec![format!("{:<32} {:<12} node_uuid", "acceptor", "state")];
     for row in &report.acceptors {
-        let detail = row.node_uuid.clone().or_else(|| row.error.clone()).unwrap_or_default();
+        let detail = row
+            .node_uuid
+            .clone()
+            .or_else(|| row.error.clone())
+            .unwrap_or_default();
         lines.push(format!("{:<32} {:<12} {detail}", row.url, row.state));
     }
-    let voters = report.membership.members.len() - report.membership.retired.len().min(report.membership.members.len());
+    let voters = report.membership.members.len()
+        - report
+            .membership
+            .retired
+            .len()
+            .min(report.membership.members.len());
     lines.push(format!(
         "members: {} voting, {} retired",
         voters,
         report.membership.retired.len()
     ));
     for member in &report.unaccounted {
-        lines.push(format!("member {member} answers at no URL (down, or lost and not yet rebuilt)"));
+        lines.push(format!(
+            "member {member} answers at no URL (down, or lost and not yet rebuilt)"
+        ));
     }
     lines.join("\n")
 }

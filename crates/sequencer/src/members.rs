@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use api::internal::{AcceptorStatus, InstallRequest, JoinRequest, PrepareRequest};
 use futures::stream::{FuturesUnordered, StreamExt};
-use paxos_core::{AcceptorId, Ballot, Membership, MemberId, NodeId, Rebuild, RebuildStep, Replace};
+use paxos_core::{AcceptorId, Ballot, MemberId, Membership, NodeId, Rebuild, RebuildStep, Replace};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -229,14 +229,23 @@ async fn founding_floor(peers: &Peers, flag: &BTreeMap<String, u64>) -> Option<B
     Some(floor)
 }
 
-async fn join(peers: &Peers, acceptors: &[AcceptorId], membership: &Membership, floor: BTreeMap<String, u64>) {
+async fn join(
+    peers: &Peers,
+    acceptors: &[AcceptorId],
+    membership: &Membership,
+    floor: BTreeMap<String, u64>,
+) {
     let body = JoinRequest {
         membership: membership.into(),
         floor,
     };
     for to in acceptors {
         match peers.join(*to, &body).await {
-            Ok(_) => info!(acceptor = to.0, members = membership.members.len(), "acceptor joined the cluster"),
+            Ok(_) => info!(
+                acceptor = to.0,
+                members = membership.members.len(),
+                "acceptor joined the cluster"
+            ),
             Err(error) => warn!(acceptor = to.0, "join failed: {error}"),
         }
     }
