@@ -169,20 +169,13 @@ async fn compact_periodically(driver: DriverHandle, every: Duration) {
     }
 }
 
-/// A random (version 4) UUID naming this acceptor's data dir.
+/// A random (version 4) UUID naming this acceptor's data dir: its
+/// identity as a member ([`paxos_core::MemberId`]).
 fn new_node_uuid() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    api::internal::node_uuid(paxos_core::MemberId(u128::from_be_bytes(bytes)))
 }
 
 #[cfg(test)]

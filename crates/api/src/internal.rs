@@ -643,4 +643,20 @@ mod tests {
         let json = serde_json::to_string(&reply).expect("serialize");
         assert_eq!(json, r#"{"outcome":"rejected","promised":{"round":3,"node":1}}"#);
     }
+
+    #[test]
+    fn node_uuids_and_member_ids_round_trip() {
+        let uuid = "5f0c3a9e-1b7d-4c2e-9a4f-0d8e6b1c2a3f";
+        let member = member_id(uuid).expect("a uuid");
+        assert_eq!(member, core::MemberId(0x5f0c3a9e1b7d4c2e9a4f0d8e6b1c2a3f));
+        assert_eq!(node_uuid(member), uuid);
+        for bad in [
+            "",
+            "n",
+            "5f0c3a9e-1b7d-4c2e-9a4f-0d8e6b1c2a3",
+            "zf0c3a9e-1b7d-4c2e-9a4f-0d8e6b1c2a3f",
+        ] {
+            assert!(member_id(bad).is_err(), "{bad:?}");
+        }
+    }
 }
