@@ -926,7 +926,13 @@ mod tests {
         let PrepareReply::Promised(promise) = reply else {
             panic!("a member promises")
         };
-        assert_eq!(promise.snapshot.counters.next_id(&SequenceName::default_sequence()), 5000);
+        assert_eq!(
+            promise
+                .snapshot
+                .counters
+                .next_id(&SequenceName::default_sequence()),
+            5000
+        );
         assert_eq!(promise.snapshot.below, Slot(0));
         let again = Join {
             membership: founders,

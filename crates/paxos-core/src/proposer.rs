@@ -35,8 +35,8 @@ pub struct ProposerConfig {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     /// Pre-vote: a follower campaigns only when a majority of acceptors
-    /// answered its status polls within the election timeout, and fewer
-    /// than a majority of them heard a leader. A follower cut off from the
+    /// answered its status polls within the election timeout and heard no
+    /// leader in it. A follower cut off from the
     /// acceptors then stays quiet instead of raising its round over and
     /// over, and cannot depose a healthy leader when the network heals.
     /// Liveness only; the model check turns it off to explore every
@@ -474,23 +474,31 @@ impl Proposer {
         if now_ms.saturating_sub(self.follower_since_ms) < self.election_timeout_ms {
             return;
         }
-        if self.config.prevote && !self.quorum_answered(now_ms) {
-            // We cannot tell whether a leader lives: stay quiet.
+        if self.config.prevote && !self.quorum_hears_no_leader(now_ms) {
+            // Either we cannot tell whether a leader lives, or an acceptor
+            // we reach still hears one: stay quiet.
             return;
         }
         self.election_timeout_ms = self.draw_timeout(random);
         self.campaign(now_ms);
     }
 
-    /// A majority of acceptors answered a status poll within the election
-    /// timeout: enough to say that no leader is heard.
-    fn quorum_answered(&self, now_ms: u64) -> bool {
-        let recent = self
+    /// Pre-vote: a majority of acceptors answered a status poll within the
+    /// election timeout and heard no leader in it. Acceptors that do not
+    /// answer count for nothing, and one that hears a leader counts against
+    /// campaigning (Raft's pre-vote with leader stickiness): under a partial
+    /// partition a follower that reaches one acceptor the leader cannot
+    /// must not depose a leader that still has its quorum.
+    fn quorum_hears_no_leader(&self, now_ms: u64) -> bool {
+        let recent =
+            |at: &Option<u64>| matches!(at, Some(t) if now_ms.saturating_sub(*t) < self.election_timeout_ms);
+        let quiet = self
             .status_at_ms
             .iter()
-            .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < self.election_timeout_ms))
+            .zip(&self.leader_heard_at_ms)
+            .filter(|(answered, heard)| recent(answered) && !recent(heard))
             .count();
-        recent >= quorum(self.config.acceptors)
+        quiet >= quorum(self.config.acceptors)
     }
 
     /// A majority of acceptors heard a leader within the election timeout.

@@ -207,6 +207,40 @@ fn prevote_a_follower_that_hears_no_majority_stays_quiet() {
     assert_eq!(p.role(), Role::Candidate { ballot: ballot(1, 1) });
 }
 
+/// Issue 12: under a partial partition (the leader cut from acceptor 0, this
+/// follower cut from acceptor 2) the follower saw a majority answer with
+/// fewer than a majority hearing a leader, campaigned and won, and the two
+/// could alternate. Pre-vote now needs a majority of acceptors that answer
+/// *and* heard no leader, as Raft's pre-vote with leader stickiness: one
+/// acceptor that hears a live leader keeps the follower quiet.
+#[test]
+fn prevote_one_acceptor_hearing_a_live_leader_keeps_a_follower_quiet() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    let now = 3 * ELECTION_MS;
+    let quiet = AcceptorStatus {
+        promised: ballot(4, 2),
+        leader_heard_ago_ms: None,
+    };
+    let hears = AcceptorStatus {
+        promised: ballot(4, 2),
+        leader_heard_ago_ms: Some(5),
+    };
+    p.handle_status(now, AcceptorId(0), quiet);
+    p.handle_status(now, AcceptorId(1), hears);
+    p.tick(now, 0);
+    assert_eq!(p.role(), Role::Follower, "acceptor 1 hears a live leader");
+    assert_eq!(p.drain_effects(), vec![]);
+    // Once acceptor 1 stops hearing it too, the follower campaigns.
+    let silent = AcceptorStatus {
+        leader_heard_ago_ms: Some(ELECTION_MS + 1),
+        ..hears
+    };
+    p.handle_status(now + 1, AcceptorId(0), quiet);
+    p.handle_status(now + 1, AcceptorId(1), silent);
+    p.tick(now + 1, 0);
+    assert_eq!(p.role(), Role::Candidate { ballot: ballot(5, 1) });
+}
+
 #[test]
 fn without_prevote_a_cut_off_follower_campaigns() {
     let mut config = config(4);
