@@ -163,6 +163,8 @@ pub struct ClusterSpec {
     pub sequencers: usize,
     pub learner: bool,
     pub cluster_token: Option<String>,
+    /// Extra flags for every acceptor.
+    pub acceptor_args: Vec<String>,
     /// Extra flags for every sequencer.
     pub sequencer_args: Vec<String>,
     /// Extra flags for the learner.
@@ -179,6 +181,7 @@ impl Default for ClusterSpec {
             sequencers: 3,
             learner: false,
             cluster_token: None,
+            acceptor_args: Vec::new(),
             sequencer_args: Vec::new(),
             learner_args: Vec::new(),
             allow_private_webhooks: true,
@@ -214,12 +217,13 @@ impl Cluster {
             .map(|i| {
                 let port = free_port();
                 let data = dir.path().join(format!("acceptor-{i}"));
-                let args = vec![
+                let mut args = vec![
                     "--listen".into(),
                     format!("127.0.0.1:{port}"),
                     "--data-dir".into(),
                     path(&data),
                 ];
+                args.extend(spec.acceptor_args.iter().cloned());
                 make(format!("acceptor-{i}"), "paxid-acceptor", port, args)
             })
             .collect();

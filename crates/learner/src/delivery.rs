@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use api::learner::{WebhookData, WebhookMessage, WebhookSlot, WEBHOOK_TYPE};
+use api::learner::{
+    LearnerGap, WebhookData, WebhookGapMessage, WebhookMessage, WebhookSlot, WEBHOOK_GAP_TYPE, WEBHOOK_TYPE,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use paxos_core::Value;
 use rand::Rng;
@@ -127,6 +129,12 @@ pub async fn deliver(handle: Arc<Handle>, context: Arc<DeliveryContext>) {
 
 /// The `webhook-id` of a message: the same for every attempt at it.
 pub fn message_id(subscription_id: &str, pending: &PendingMessage) -> String {
+    if pending.gap {
+        return format!(
+            "msg_{subscription_id}_gap_{}_{}",
+            pending.first_slot, pending.end_slot
+        );
+    }
     let last = pending.end_slot.saturating_sub(1);
     format!("msg_{subscription_id}_{}_{last}", pending.first_slot)
 }
@@ -137,6 +145,17 @@ pub fn render(
     record: &SubscriptionRecord,
     pending: &PendingMessage,
 ) -> Result<Vec<u8>, StoreError> {
+    if pending.gap {
+        let message = WebhookGapMessage {
+            type_: WEBHOOK_GAP_TYPE.to_owned(),
+            timestamp: rfc3339(pending.created_ms),
+            data: LearnerGap {
+                from_slot: pending.first_slot,
+                below_slot: pending.end_slot,
+            },
+        };
+        return Ok(serde_json::to_vec(&message).expect("webhook messages serialize"));
+    }
     let span = pending.end_slot - pending.first_slot;
     let span = usize::try_from(span).unwrap_or(usize::MAX);
     let slots = store
@@ -197,8 +216,26 @@ enum Settled {
 /// Chooses the next message's range at the cursor: consecutive learned
 /// slots, skipping slots with nothing for this subscriber, within the slot
 /// and byte limits.
+///
+/// A skipped range ([`Store::jump`]) holding the cursor is sent as one
+/// `ids.gap` message; a range of learned slots stops before the next gap.
 fn plan(context: &DeliveryContext, record: &SubscriptionRecord, learned_below: u64) -> Plan {
     let from = record.delivered_below;
+    let mut until = learned_below;
+    match context.store.next_gap(from) {
+        Ok(Some(gap)) if gap.from_slot <= from => {
+            return Plan::Send(PendingMessage {
+                first_slot: from,
+                end_slot: gap.below_slot,
+                created_ms: now_ms(),
+                gap: true,
+            });
+        }
+        Ok(Some(gap)) => until = until.min(gap.from_slot),
+        Ok(None) => {}
+        Err(error) => fatal(&format!("reading the learner's gaps failed: {error}")),
+    }
+    let learned_below = until;
     let log = match context.store.read_log(from, learned_below, SCAN_SLOTS_MAX) {
         Ok(log) => log,
         Err(error) => fatal(&format!("reading the learned log failed: {error}")),
@@ -238,6 +275,7 @@ fn plan(context: &DeliveryContext, record: &SubscriptionRecord, learned_below: u
             first_slot,
             end_slot: end,
             created_ms: now_ms(),
+            gap: false,
         }),
     }
 }

@@ -26,6 +26,9 @@ pub struct ReplaySubscription {
     pub from_slot: u64,
 }
 
+/// Most recent gaps listed by `GET /v1/status`.
+pub const STATUS_GAPS_MAX: usize = 16;
+
 /// The `/v1` routes of the learner, with the bearer check applied.
 pub fn routes(state: AppState, cluster_token: Option<String>) -> Router {
     Router::new()
@@ -62,10 +65,16 @@ async fn chosen(
 
 async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, ApiError> {
     let counters = state.counters().map_err(|e| ApiError::internal(e.to_string()))?;
+    let gaps = state.gaps().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(LearnerStatus {
         learned_below: state.learning().learned_below(),
-        counters: counters.iter().map(|(name, next)| (name.as_str().to_owned(), next)).collect(),
+        counters: counters
+            .iter()
+            .map(|(name, next)| (name.as_str().to_owned(), next))
+            .collect(),
         subscriptions: state.subscriptions().list(),
+        skipped_slots: gaps.iter().map(|gap| gap.below_slot - gap.from_slot).sum(),
+        gaps: gaps[gaps.len().saturating_sub(STATUS_GAPS_MAX)..].to_vec(),
     }))
 }
 

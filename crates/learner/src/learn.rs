@@ -45,6 +45,13 @@ enum Input {
         acceptor: AcceptorId,
         entries: Vec<(Slot, Accepted)>,
     },
+    /// Every acceptor compacted above `from`: start again at this snapshot.
+    Jump {
+        from: u64,
+        below: u64,
+        counters: Counters,
+        acceptor: String,
+    },
 }
 
 /// The handle the HTTP layer and delivery use; cheap to clone.
@@ -102,6 +109,17 @@ impl Learning {
         let counters = store.counters()?;
         metrics::gauge!(metric::LEARNED_BELOW).set(learned_below as f64);
         metrics::describe_counter!(
+            metric::SKIPPED_SLOTS_TOTAL,
+            "Slots this learner never learned because every acceptor had compacted them away \
+             (it started again from a snapshot); kept in the store, so it survives restarts."
+        );
+        let skipped: u64 = store
+            .gaps()?
+            .iter()
+            .map(|gap| gap.below_slot - gap.from_slot)
+            .sum();
+        metrics::counter!(metric::SKIPPED_SLOTS_TOTAL).absolute(skipped);
+        metrics::describe_counter!(
             metric::CONFLICTS_TOTAL,
             "Reports refused because they contradict a value the learner already holds, by source."
         );
@@ -113,7 +131,15 @@ impl Learning {
         let (inputs, rx) = mpsc::channel(INPUT_QUEUE_MAX);
         let (learned_tx, learned) = watch::channel(learned_below);
         let pull_now = Arc::new(Notify::new());
-        let actor = run_actor(learner, counters, store, rx, learned_tx, pull_now.clone());
+        let actor = run_actor(
+            learner,
+            acceptors,
+            counters,
+            store,
+            rx,
+            learned_tx,
+            pull_now.clone(),
+        );
         let learning = Learning {
             inputs,
             learned,
@@ -209,6 +235,7 @@ impl Learning {
         let calls = acceptors.urls.iter().map(|url| fetch_log(acceptors, url, from));
         let results = futures::future::join_all(calls).await;
         let mut compacted_above = Vec::new();
+        let mut answered = 0;
         let mut full_page = false;
         for (i, result) in results.into_iter().enumerate() {
             let url = &acceptors.urls[i];
@@ -224,8 +251,9 @@ impl Learning {
             if !std::mem::replace(&mut reachable[i], true) {
                 tracing::info!(acceptor = %url, "reading the acceptor's log again");
             }
+            answered += 1;
             if response.compacted_below > from {
-                compacted_above.push(response.compacted_below);
+                compacted_above.push((i, response.compacted_below));
             }
             full_page |= response.entries.len() as u64 >= PULL_ENTRIES_MAX;
             let entries = parse_entries(url, &response);
@@ -242,8 +270,70 @@ impl Learning {
                 fatal("the learning actor stopped");
             }
         }
-        self.update_coverage(acceptors.urls.len(), from, &compacted_above, coverage_logged);
+        if answered == acceptors.urls.len() && compacted_above.len() == answered {
+            // Nobody holds slot `from` any more: start again at a snapshot.
+            match self.start_from_snapshot(acceptors, from, &compacted_above).await {
+                Ok(()) => {
+                    self.coverage.set(None);
+                    *coverage_logged = None;
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(learned_below = from, %error, "cannot take an acceptor's snapshot");
+                }
+            }
+        }
+        let lowest: Vec<u64> = compacted_above.iter().map(|(_, below)| *below).collect();
+        self.update_coverage(acceptors.urls.len(), from, &lowest, coverage_logged);
         full_page
+    }
+
+    /// Takes the snapshot of the acceptor compacted least far and hands it
+    /// to the actor, which records the gap `from .. below` and continues at
+    /// `below`.
+    async fn start_from_snapshot(
+        &self,
+        acceptors: &Acceptors,
+        from: u64,
+        compacted_above: &[(usize, u64)],
+    ) -> Result<(), String> {
+        let mut candidates = compacted_above.to_vec();
+        candidates.sort_by_key(|(_, below)| *below);
+        let mut errors = Vec::new();
+        for (i, _) in candidates {
+            let url = &acceptors.urls[i];
+            let snapshot = match fetch_snapshot(acceptors, url).await {
+                Ok(snapshot) => snapshot,
+                Err(error) => {
+                    errors.push(format!("{url}: {error}"));
+                    continue;
+                }
+            };
+            if snapshot.below <= from {
+                errors.push(format!(
+                    "{url}: snapshot below {} does not pass slot {from}",
+                    snapshot.below
+                ));
+                continue;
+            }
+            let counters = crate::store::counters_from_wire(snapshot.counters)
+                .map_err(|reason| format!("{url}: invalid snapshot counters: {reason}"))?;
+            if self
+                .inputs
+                .send(Input::Jump {
+                    from,
+                    below: snapshot.below,
+                    counters,
+                    acceptor: url.clone(),
+                })
+                .await
+                .is_err()
+            {
+                fatal("the learning actor stopped");
+            }
+            return Ok(());
+        }
+        Err(errors.join("; "))
     }
 
     fn update_coverage(
@@ -277,15 +367,61 @@ impl Learning {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_actor(
     mut learner: Learner,
+    acceptors: usize,
     mut counters: Counters,
     store: Store,
     mut inputs: mpsc::Receiver<Input>,
     learned: watch::Sender<u64>,
     pull_now: Arc<Notify>,
 ) {
-    while let Some(input) = inputs.recv().await {
+    let mut next_input = None;
+    loop {
+        let input = match next_input.take() {
+            Some(input) => input,
+            None => match inputs.recv().await {
+                Some(input) => input,
+                None => return,
+            },
+        };
+        if let Input::Jump {
+            from,
+            below,
+            counters: snapshot,
+            acceptor,
+        } = input
+        {
+            if learner.next().0 != from {
+                // Learned meanwhile: the acceptors still held the slot after all.
+                continue;
+            }
+            let store = store.clone();
+            let kept = snapshot.clone();
+            let jumped = tokio::task::spawn_blocking(move || store.jump(from, below, &kept)).await;
+            match jumped {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => fatal(&format!("recording a gap in the learned log failed: {error}")),
+                Err(error) => fatal(&format!("recording a gap in the learned log failed: {error}")),
+            }
+            learner = Learner::new(acceptors, Slot(below), WINDOW_SLOTS_MAX);
+            counters = snapshot;
+            metrics::counter!(metric::SKIPPED_SLOTS_TOTAL).increment(below - from);
+            metrics::gauge!(metric::LEARNED_BELOW).set(below as f64);
+            tracing::warn!(
+                from_slot = from,
+                below_slot = below,
+                skipped = below - from,
+                %acceptor,
+                "every acceptor compacted its log above the learned point: started again from the \
+                 acceptor's snapshot; slots {from}..{below} are skipped and their allocations are \
+                 never delivered (subscribers get an ids.gap message)"
+            );
+            learned.send_replace(below);
+            pull_now.notify_one();
+            continue;
+        }
         let mut pushed_max = apply(&mut learner, input);
         // Release after every input, not once per group: the window moves
         // with each release, and a later push in the group may lie beyond
@@ -294,6 +430,11 @@ async fn run_actor(
         // Group commit: fold whatever else is queued into the same append.
         while ready.len() < GROUP_SLOTS_MAX {
             let Ok(input) = inputs.try_recv() else { break };
+            if matches!(input, Input::Jump { .. }) {
+                // After this append: the jump checks the learned point.
+                next_input = Some(input);
+                break;
+            }
             pushed_max = pushed_max.max(apply(&mut learner, input));
             ready.extend(learner.take_ready());
         }
@@ -343,6 +484,7 @@ fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
             }
             None
         }
+        Input::Jump { .. } => unreachable!("jumps are handled by the actor loop"),
     }
 }
 
@@ -379,6 +521,15 @@ async fn fetch_log(acceptors: &Acceptors, url: &str, from: u64) -> Result<LogRes
         "{}/v1/log?from={from}&limit={PULL_ENTRIES_MAX}",
         url.trim_end_matches('/')
     );
+    let mut request = acceptors.client.get(url).timeout(ACCEPTOR_TIMEOUT);
+    if let Some(token) = &acceptors.token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await?.error_for_status()?.json().await
+}
+
+async fn fetch_snapshot(acceptors: &Acceptors, url: &str) -> Result<api::internal::Snapshot, reqwest::Error> {
+    let url = format!("{}/v1/snapshot", url.trim_end_matches('/'));
     let mut request = acceptors.client.get(url).timeout(ACCEPTOR_TIMEOUT);
     if let Some(token) = &acceptors.token {
         request = request.bearer_auth(token);

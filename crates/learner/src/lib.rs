@@ -46,6 +46,10 @@ pub mod metric {
     /// contradict a value the learner already holds (two values chosen for
     /// one slot, or two values voted under one ballot).
     pub const CONFLICTS_TOTAL: &str = "paxid_learner_conflicts_total";
+    /// Counter: slots skipped because every acceptor had compacted them
+    /// away (the learner started again from a snapshot); restored from the
+    /// store's gaps at start.
+    pub const SKIPPED_SLOTS_TOTAL: &str = "paxid_learner_skipped_slots_total";
 }
 
 /// Why the learner could not start or stopped.
@@ -182,6 +186,11 @@ impl AppState {
     /// The counters after every learned slot, as stored.
     pub fn counters(&self) -> Result<paxos_core::Counters, store::StoreError> {
         self.inner.store.counters()
+    }
+
+    /// Every slot range skipped by starting again from a snapshot.
+    pub fn gaps(&self) -> Result<Vec<api::learner::LearnerGap>, store::StoreError> {
+        self.inner.store.gaps()
     }
 
     /// This learner's stable id, as reported to the acceptors.

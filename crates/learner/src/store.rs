@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use api::learner::LearnerGap;
 use paxos_core::{Allocation, Counters, SequenceName, Slot, Value};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -50,6 +51,10 @@ pub struct PendingMessage {
     pub end_slot: u64,
     /// When the message was built, unix milliseconds (the body's timestamp).
     pub created_ms: u64,
+    /// An `ids.gap` notice for `first_slot .. end_slot`, which this learner
+    /// skipped (see [`Store::jump`]), instead of allocations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gap: bool,
 }
 
 /// One subscription with its cursor, as persisted.
@@ -78,6 +83,8 @@ const COUNTERS_KEY: &[u8] = b"m:counters";
 /// The first slot the learned log still holds; below it, pruned.
 const LOG_START_KEY: &[u8] = b"m:log_start";
 const LOG_PREFIX: &[u8] = b"l:";
+/// Skipped slot ranges ([`Store::jump`]), by their first slot.
+const GAP_PREFIX: &[u8] = b"g:";
 const SUBSCRIPTION_PREFIX: &[u8] = b"s:";
 
 impl Store {
@@ -153,6 +160,46 @@ impl Store {
         batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
         self.write(batch, true)?;
         Ok(next)
+    }
+
+    /// Starts learning again at an acceptor's snapshot: the slots
+    /// `from .. below` were compacted away by every acceptor and are never
+    /// learned. Records the gap, moves the learned point to `below` and
+    /// takes the snapshot's counters, in one synced write. `from` must be
+    /// the current learned point; returns `below`.
+    pub fn jump(&self, from: u64, below: u64, counters: &Counters) -> Result<u64, StoreError> {
+        assert!(below > from, "a jump moves forward ({from} -> {below})");
+        let learned = self.learned_below()?;
+        assert_eq!(learned, from, "a jump starts at the learned point");
+        let gap = LearnerGap {
+            from_slot: from,
+            below_slot: below,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(gap_key(from), encode(&gap));
+        batch.put(LEARNED_BELOW_KEY, encode(&below));
+        batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
+        self.write(batch, true)?;
+        Ok(below)
+    }
+
+    /// Every recorded gap, in slot order.
+    pub fn gaps(&self) -> Result<Vec<LearnerGap>, StoreError> {
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(GAP_PREFIX, Direction::Forward);
+        for item in self.db.iterator(mode) {
+            let (key, bytes) = item?;
+            if !key.starts_with(GAP_PREFIX) {
+                break;
+            }
+            out.push(decode(&key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// The first gap that ends above `slot` (it may contain `slot`).
+    pub fn next_gap(&self, slot: u64) -> Result<Option<LearnerGap>, StoreError> {
+        Ok(self.gaps()?.into_iter().find(|gap| gap.below_slot > slot))
     }
 
     /// The first slot the learned log still holds (0 until pruned).
@@ -260,13 +307,19 @@ fn counters_to_wire(counters: &Counters) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn counters_from_wire(wire: BTreeMap<String, u64>) -> Result<Counters, String> {
+pub(crate) fn counters_from_wire(wire: BTreeMap<String, u64>) -> Result<Counters, String> {
     let mut map = BTreeMap::new();
     for (name, next) in wire {
         let name = SequenceName::parse(&name).map_err(|e| format!("sequence {name:?}: {e}"))?;
         map.insert(name, next);
     }
     Ok(Counters::from_map(map))
+}
+
+fn gap_key(from: u64) -> Vec<u8> {
+    let mut key = GAP_PREFIX.to_vec();
+    key.extend_from_slice(&from.to_be_bytes());
+    key
 }
 
 fn log_key(slot: u64) -> Vec<u8> {
@@ -462,5 +515,93 @@ mod tests {
         store.write(batch, true).expect("write");
         let counters = store.counters().expect("counters");
         assert_eq!(counters.next_id(&SequenceName::default_sequence()), 25);
+    }
+
+    /// A learner behind every acceptor's compaction starts again at a
+    /// snapshot: one synced write records the gap, the new learned point and
+    /// the snapshot's counters; nothing is invented for the skipped slots,
+    /// and learning continues at `below`.
+    #[test]
+    fn a_jump_records_the_gap_takes_the_counters_and_moves_the_learned_point() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sequence = SequenceName::default_sequence();
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let mut counters = Counters::default();
+            store
+                .append(
+                    Slot(0),
+                    &[(Slot(0), range(1, 10)), (Slot(1), range(11, 5))],
+                    &mut counters,
+                )
+                .expect("append");
+            let snapshot = counters_from_wire(BTreeMap::from([
+                ("default".to_owned(), 4000),
+                ("orders".to_owned(), 61),
+            ]))
+            .expect("counters");
+            assert_eq!(store.next_gap(0).expect("gaps"), None);
+            assert_eq!(store.jump(2, 100, &snapshot).expect("jump"), 100);
+            let mut counters = store.counters().expect("counters");
+            assert_eq!(counters.next_id(&sequence), 4000, "the snapshot's counters");
+            store
+                .append(Slot(100), &[(Slot(100), range(4000, 2))], &mut counters)
+                .expect("learning continues at below");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.learned_below().expect("learned"), 101);
+        let gap = LearnerGap {
+            from_slot: 2,
+            below_slot: 100,
+        };
+        assert_eq!(store.gaps().expect("gaps"), vec![gap]);
+        assert_eq!(
+            store.next_gap(0).expect("gaps"),
+            Some(gap),
+            "a gap ahead of the slot"
+        );
+        assert_eq!(
+            store.next_gap(50).expect("gaps"),
+            Some(gap),
+            "a gap holding the slot"
+        );
+        assert_eq!(store.next_gap(100).expect("gaps"), None, "past the gap");
+        let counters = store.counters().expect("counters");
+        assert_eq!(counters.next_id(&sequence), 4002);
+        assert_eq!(
+            counters.next_id(&SequenceName::parse("orders").expect("name")),
+            61
+        );
+        let log: Vec<u64> = store
+            .read_log(0, 200, 100)
+            .expect("read")
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(log, vec![0, 1, 100], "no slot is invented for the gap");
+    }
+
+    #[test]
+    fn a_blank_store_jumps_from_slot_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let snapshot = counters_from_wire(BTreeMap::from([("default".to_owned(), 77)])).expect("counters");
+        store.jump(0, 1501, &snapshot).expect("jump");
+        assert_eq!(store.learned_below().expect("learned"), 1501);
+        assert_eq!(
+            store.gaps().expect("gaps"),
+            vec![LearnerGap {
+                from_slot: 0,
+                below_slot: 1501
+            }]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "at the learned point")]
+    fn a_jump_from_elsewhere_than_the_learned_point_is_a_bug() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let _ = store.jump(5, 10, &Counters::default());
     }
 }

@@ -1,0 +1,315 @@
+//! End-to-end: a learner whose store is lost after the acceptors compacted
+//! past it starts again from the acceptors' snapshot, states the gap (status,
+//! metric, an `ids.gap` webhook) and delivers everything after it.
+//! Real acceptors, sequencer, learner and `paxid-test-subscriber` processes.
+
+// The cluster lock is held for the whole test on purpose (see learner.rs).
+#![allow(clippy::await_holding_lock)]
+
+use std::time::{Duration, Instant};
+
+use api::learner::{LearnerStatus, SubscriptionCreated, WEBHOOK_GAP_TYPE};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use paxid_tests::cluster::free_port;
+use paxid_tests::delivery::{self, Received};
+use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpec, Op, Proc};
+
+const SERVE_WITHIN: Duration = Duration::from_secs(20);
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn learner_url(cluster: &Cluster) -> String {
+    cluster.learner.as_ref().expect("a learner").url()
+}
+
+async fn learner_status(cluster: &Cluster) -> LearnerStatus {
+    let url = format!("{}/v1/status", learner_url(cluster));
+    let response = cluster.http.get(url).send().await.expect("the learner answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a LearnerStatus")
+}
+
+async fn learner_ready(cluster: &Cluster) -> Result<(), String> {
+    let url = format!("{}/readyz", learner_url(cluster));
+    match cluster.http.get(url).send().await {
+        Ok(response) if response.status() == 200 => Ok(()),
+        Ok(response) => Err(format!(
+            "{}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        )),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn metric(cluster: &Cluster, base_url: &str, name: &str) -> f64 {
+    let text = cluster
+        .http
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs client load for `duration` and returns its history.
+async fn load_for(cluster: &Cluster, duration: Duration) -> Vec<Op> {
+    let load = run_load(LoadSpec {
+        urls: cluster.sequencer_urls(),
+        clients: 4,
+        counts: vec![1, 3],
+        ..LoadSpec::default()
+    });
+    tokio::time::sleep(duration).await;
+    load.stop().await
+}
+
+async fn subscribe(cluster: &Cluster, name: &str, from_slot: Option<u64>) -> (Proc, SubscriptionCreated) {
+    let port = free_port();
+    let args = vec!["--listen".into(), format!("127.0.0.1:{port}")];
+    let proc = cluster.spawn(name, "paxid-test-subscriber", port, args);
+    let mut body = serde_json::json!({ "url": format!("{}/hook", proc.url()) });
+    if let Some(from_slot) = from_slot {
+        body["from_slot"] = from_slot.into();
+    }
+    let response = cluster
+        .http
+        .post(format!("{}/v1/subscriptions", learner_url(cluster)))
+        .json(&body)
+        .send()
+        .await
+        .expect("the learner answers");
+    assert_eq!(response.status(), 201);
+    (proc, response.json().await.expect("created"))
+}
+
+fn verify_signature(secret: &str, received: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_"))
+        .expect("base64 secret");
+    let signed = format!("{}.{}.{}", received.webhook_id, received.timestamp, received.body);
+    received
+        .signature
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .any(|sig| {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else {
+                return false;
+            };
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+            mac.update(signed.as_bytes());
+            mac.verify_slice(&bytes).is_ok()
+        })
+}
+
+/// Gap notices (checked: signed, stable id) and the rest, in order received.
+fn split_gaps(received: Vec<Received>, secret: &str) -> (Vec<(u64, u64)>, Vec<Received>) {
+    let mut gaps = Vec::new();
+    let mut rest = Vec::new();
+    for message in received {
+        let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON body");
+        if body["type"] == WEBHOOK_GAP_TYPE {
+            assert!(
+                verify_signature(secret, &message),
+                "gap notice not signed: {message:?}"
+            );
+            assert!(!rest.iter().any(|r: &Received| r.webhook_id == message.webhook_id));
+            let from = body["data"]["from_slot"].as_u64().expect("from_slot");
+            let below = body["data"]["below_slot"].as_u64().expect("below_slot");
+            gaps.push((from, below));
+        } else {
+            rest.push(message);
+        }
+    }
+    (gaps, rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_the_gap() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(ClusterSpec {
+        sequencers: 1,
+        learner: true,
+        acceptor_args: ["--retain-slots", "20", "--compact-interval-ms", "100"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        ..ClusterSpec::default()
+    });
+    cluster.wait_serving(SERVE_WITHIN).await;
+
+    // Load while the learner runs, then stop it and keep loading so that the
+    // acceptors' retention passes the learner's last progress.
+    let before = load_for(&cluster, Duration::from_secs(2)).await;
+    let stopped = learner_status(&cluster).await.learned_below;
+    cluster.learner.as_mut().expect("a learner").terminate();
+    let while_down = load_for(&cluster, Duration::from_secs(2)).await;
+    let acceptor = cluster.acceptor_urls()[0].clone();
+    let started = Instant::now();
+    loop {
+        let compacted = metric(&cluster, &acceptor, "paxid_acceptor_compacted_below").await;
+        if compacted as u64 > stopped + 1 {
+            println!("acceptor compacted below {compacted} (learner stopped at {stopped})");
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "the acceptors never compacted past the learner"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The learner's disk is lost; it comes back blank.
+    std::fs::remove_dir_all(cluster.data_dir().join("learner")).expect("wipe the learner");
+    cluster.learner.as_mut().expect("a learner").start();
+    let started = Instant::now();
+    while cluster
+        .http
+        .get(format!("{}/livez", learner_url(&cluster)))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < WITHIN, "the learner never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A new subscription at the learner's point, and one from slot 0 (its
+    // cursor is at or below the gap, whenever the learner takes it).
+    let (subscriber, created) = subscribe(&cluster, "subscriber", None).await;
+    let (from_zero, from_zero_created) = subscribe(&cluster, "subscriber-from-0", Some(0)).await;
+
+    let after = load_for(&cluster, Duration::from_secs(3)).await;
+    for history in [&before, &while_down, &after] {
+        check_history(history).unwrap_or_else(|v| panic!("{v}\n{}", cluster.logs()));
+    }
+    let wanted: Vec<Op> = after.iter().filter(|op| op.result.is_some()).cloned().collect();
+    assert!(
+        wanted.len() >= 50,
+        "enough calls after the restart: {}",
+        wanted.len()
+    );
+
+    // Ready again, and every allocation made after the restart delivered.
+    let started = Instant::now();
+    loop {
+        let ready = learner_ready(&cluster).await;
+        let received = delivery::parse_log(&subscriber.log_text()).expect("subscriber log");
+        let (gaps, allocated) = split_gaps(received, &created.secret);
+        let delivered = delivery::check_deliveries(&allocated, &created.secret)
+            .unwrap_or_else(|violation| panic!("{violation}"));
+        let missing = delivered.uncovered(&wanted);
+        if ready.is_ok() && missing.is_empty() {
+            println!(
+                "delivered after the restart: {:?}; gap notices {gaps:?}",
+                delivered.summary
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "readyz {ready:?}; {} of {} calls after the restart never delivered, first {:?}\n{}\n--- learner ---\n{}",
+            missing.len(),
+            wanted.len(),
+            missing.first(),
+            cluster.logs(),
+            cluster.learner.as_ref().expect("a learner").log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The gap is stated: in the status, the metric, and to the subscriber
+    // if its cursor was at or below it.
+    let status = learner_status(&cluster).await;
+    println!(
+        "learner status after recovery: learned_below {}, gaps {:?}",
+        status.learned_below, status.gaps
+    );
+    assert_eq!(status.gaps.len(), 1, "{status:?}");
+    let gap = &status.gaps[0];
+    assert_eq!(gap.from_slot, 0, "a blank learner starts at slot 0");
+    assert!(
+        gap.below_slot > stopped,
+        "the gap covers what the acceptors dropped: {gap:?}"
+    );
+    let started = Instant::now();
+    loop {
+        let skipped = metric(
+            &cluster,
+            &learner_url(&cluster),
+            "paxid_learner_skipped_slots_total",
+        )
+        .await;
+        if skipped as u64 == gap.below_slot - gap.from_slot {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "paxid_learner_skipped_slots_total is {skipped}, the gap {gap:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let received = delivery::parse_log(&subscriber.log_text()).expect("subscriber log");
+    let (gaps, allocated) = split_gaps(received, &created.secret);
+    let first_allocated = allocated.first().map(|m| {
+        let body: serde_json::Value = serde_json::from_str(&m.body).expect("JSON");
+        body["data"]["slots"][0]["slot"].as_u64().expect("slot")
+    });
+    for (from, below) in &gaps {
+        assert!(*from < *below && *below == gap.below_slot, "{gaps:?} vs {gap:?}");
+        assert!(first_allocated.is_none_or(|first| first >= *below));
+    }
+    assert!(
+        first_allocated.is_some_and(|first| first >= gap.below_slot),
+        "nothing is invented for the gap: first delivered slot {first_allocated:?}, gap {gap:?}"
+    );
+    // The subscription from slot 0 was told of the gap first, once, then
+    // got allocations from below_slot on only.
+    let started = Instant::now();
+    loop {
+        let received = delivery::parse_log(&from_zero.log_text()).expect("subscriber log");
+        let first_is_gap = received
+            .first()
+            .is_some_and(|m| m.body.contains(WEBHOOK_GAP_TYPE));
+        let (gaps, allocated) = split_gaps(received, &from_zero_created.secret);
+        let delivered = delivery::check_deliveries(&allocated, &from_zero_created.secret)
+            .unwrap_or_else(|violation| panic!("{violation}"));
+        if delivered.uncovered(&wanted).is_empty() {
+            println!("from slot 0: gap notices {gaps:?}; then {:?}", delivered.summary);
+            assert!(first_is_gap, "the gap notice comes first");
+            assert_eq!(
+                gaps,
+                vec![(0, gap.below_slot)],
+                "one gap notice, for the whole gap"
+            );
+            for message in &allocated {
+                let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON");
+                let first = body["data"]["slots"][0]["slot"].as_u64().expect("slot");
+                assert!(first >= gap.below_slot, "nothing delivered inside the gap");
+            }
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "the subscription from slot 0 never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The acceptors said they compacted past the learner that was gone.
+    let passed = metric(
+        &cluster,
+        &acceptor,
+        "paxid_acceptor_compaction_passed_learner_total",
+    )
+    .await;
+    assert!(
+        passed >= 1.0,
+        "compaction passed a registered learner: metric {passed}"
+    );
+}
