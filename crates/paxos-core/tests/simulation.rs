@@ -47,7 +47,7 @@ use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
     Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, JoinReply,
     Learner, MemberId, Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare, PrepareReply,
-    Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, RequestId, Replace, Role, SequenceName, Slot,
+    Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, Replace, RequestId, Role, SequenceName, Slot,
     Step, Value,
 };
 use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
@@ -1120,12 +1120,8 @@ impl Sim {
                     self.maybe_rebuild(p, a, member);
                 }
             }
-            Msg::RebuildReply {
-                a, ballot, reply, ..
-            } => self.rebuild_reply(p, a, ballot, reply),
-            Msg::InstallReply {
-                a, ballot, reply, ..
-            } => self.install_reply(p, a, ballot, reply),
+            Msg::RebuildReply { a, ballot, reply, .. } => self.rebuild_reply(p, a, ballot, reply),
+            Msg::InstallReply { a, ballot, reply, .. } => self.install_reply(p, a, ballot, reply),
             Msg::ClientRequest { call, attempt, .. } => {
                 let c = &self.calls[call];
                 let request = IdRequest {
