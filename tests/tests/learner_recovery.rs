@@ -136,7 +136,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     let mut cluster = Cluster::start(ClusterSpec {
         sequencers: 1,
         learner: true,
-        acceptor_args: ["--retain-slots", "20", "--compact-interval-ms", "100"]
+        acceptor_args: ["--retain-slots", "200", "--compact-interval-ms", "100"]
             .iter()
             .map(|a| a.to_string())
             .collect(),
@@ -230,8 +230,20 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
         "learner status after recovery: learned_below {}, gaps {:?}",
         status.learned_below, status.gaps
     );
-    assert_eq!(status.gaps.len(), 1, "{status:?}");
-    let gap = &status.gaps[0];
+    // Usually one gap; under load a learner that lags by more than
+    // --retain-slots right after its jump can be passed again, and says so
+    // as a second gap that continues the first.
+    assert!(!status.gaps.is_empty(), "{status:?}");
+    for pair in status.gaps.windows(2) {
+        assert_eq!(
+            pair[0].below_slot, pair[1].from_slot,
+            "contiguous gaps: {status:?}"
+        );
+    }
+    let gap = &api::learner::LearnerGap {
+        from_slot: status.gaps[0].from_slot,
+        below_slot: status.gaps[status.gaps.len() - 1].below_slot,
+    };
     assert_eq!(gap.from_slot, 0, "a blank learner starts at slot 0");
     assert!(
         gap.below_slot > stopped,
@@ -261,8 +273,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
         body["data"]["slots"][0]["slot"].as_u64().expect("slot")
     });
     for (from, below) in &gaps {
-        assert!(*from < *below && *below == gap.below_slot, "{gaps:?} vs {gap:?}");
-        assert!(first_allocated.is_none_or(|first| first >= *below));
+        assert!(*from < *below && *below <= gap.below_slot, "{gaps:?} vs {gap:?}");
     }
     assert!(
         first_allocated.is_some_and(|first| first >= gap.below_slot),
@@ -282,11 +293,8 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
         if delivered.uncovered(&wanted).is_empty() {
             println!("from slot 0: gap notices {gaps:?}; then {:?}", delivered.summary);
             assert!(first_is_gap, "the gap notice comes first");
-            assert_eq!(
-                gaps,
-                vec![(0, gap.below_slot)],
-                "one gap notice, for the whole gap"
-            );
+            let notices: Vec<(u64, u64)> = status.gaps.iter().map(|g| (g.from_slot, g.below_slot)).collect();
+            assert_eq!(gaps, notices, "one gap notice per gap, in order");
             for message in &allocated {
                 let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON");
                 let first = body["data"]["slots"][0]["slot"].as_u64().expect("slot");
