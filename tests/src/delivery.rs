@@ -237,6 +237,12 @@ fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("secret is not base64: {e}"))
 }
 
+/// `received` carries a valid Standard Webhooks signature for `secret`
+/// (`whsec_…`): for checks of single messages outside [`check_deliveries`].
+pub fn verify_signed(secret: &str, received: &Received) -> Result<(), String> {
+    verify_signature(&signing_key(secret)?, received)
+}
+
 /// Standard Webhooks v1: one of the space-separated `v1,<base64>` entries
 /// is the HMAC-SHA256 of `id.timestamp.body`, compared in constant time.
 fn verify_signature(key: &[u8], received: &Received) -> Result<(), String> {

@@ -9,8 +9,6 @@
 use std::time::{Duration, Instant};
 
 use api::learner::{LearnerStatus, SubscriptionCreated, WEBHOOK_GAP_TYPE};
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use paxid_tests::cluster::free_port;
 use paxid_tests::delivery::{self, Received};
 use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpec, Op, Proc};
@@ -89,25 +87,6 @@ async fn subscribe(cluster: &Cluster, name: &str, from_slot: Option<u64>) -> (Pr
     (proc, response.json().await.expect("created"))
 }
 
-fn verify_signature(secret: &str, received: &Received) -> bool {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("whsec_"))
-        .expect("base64 secret");
-    let signed = format!("{}.{}.{}", received.webhook_id, received.timestamp, received.body);
-    received
-        .signature
-        .split_whitespace()
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .any(|sig| {
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else {
-                return false;
-            };
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
-            mac.update(signed.as_bytes());
-            mac.verify_slice(&bytes).is_ok()
-        })
-}
-
 /// Gap notices (checked: signed, stable id) and the rest, in order received.
 fn split_gaps(received: Vec<Received>, secret: &str) -> (Vec<(u64, u64)>, Vec<Received>) {
     let mut gaps = Vec::new();
@@ -115,10 +94,9 @@ fn split_gaps(received: Vec<Received>, secret: &str) -> (Vec<(u64, u64)>, Vec<Re
     for message in received {
         let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON body");
         if body["type"] == WEBHOOK_GAP_TYPE {
-            assert!(
-                verify_signature(secret, &message),
-                "gap notice not signed: {message:?}"
-            );
+            if let Err(why) = delivery::verify_signed(secret, &message) {
+                panic!("gap notice not signed ({why}): {message:?}");
+            }
             assert!(!rest.iter().any(|r: &Received| r.webhook_id == message.webhook_id));
             let from = body["data"]["from_slot"].as_u64().expect("from_slot");
             let below = body["data"]["below_slot"].as_u64().expect("below_slot");
