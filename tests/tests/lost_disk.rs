@@ -543,3 +543,50 @@ async fn wait_learned(cluster: &Cluster, url: &str, next_id: u64) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The worst day without a learner: the operator gives the floor with
+/// `--found-floor` (docs/operations.md), and the new cluster's IDs start there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn found_floor_starts_every_named_sequence_at_or_above_it() {
+    let _serial = serial();
+    let spec = ClusterSpec {
+        acceptors: 3,
+        sequencers: 1,
+        learner: false,
+        sequencer_args: vec!["--found-floor".into(), "default=5000,orders=70".into()],
+        ..ClusterSpec::default()
+    };
+    let cluster = Cluster::start(spec);
+    let mut client = Client::new(cluster.sequencers[0].url());
+    let started = Instant::now();
+    while successes(&client.history) < 5 {
+        let (op, _) = client.next_id(3).await;
+        if op.result.is_none() {
+            assert!(started.elapsed() < SERVE_WITHIN, "no service\n{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let first = client
+        .history
+        .iter()
+        .filter_map(|op| op.result.as_ref())
+        .map(|(_, first, _)| *first)
+        .min()
+        .expect("a success");
+    println!(
+        "with --found-floor default=5000: IDs {}",
+        id_span(&client.history)
+    );
+    assert_eq!(first, 5000, "the first ID of `default` is the floor");
+    let answer: serde_json::Value = cluster
+        .http
+        .post(format!("{}/next-id", cluster.sequencers[0].url()))
+        .json(&serde_json::json!({ "sequence": "orders" }))
+        .send()
+        .await
+        .expect("call")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["id"], 70, "{answer}");
+}
