@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 bugs=("$@")
 if [ ${#bugs[@]} -eq 0 ]; then
-    bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank)
+    bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored)
 fi
 seeds="${SEEDS:-3000}"
 # A model check of a buggy core stops after this many states (it would
@@ -51,6 +51,8 @@ for bug in "${bugs[@]}"; do
     [ "$bug" = ballot_reuse ] && extra=(PAXID_MODEL_RESTART_CAMPAIGNS=1)
     # A blank acceptor that votes needs a lost disk.
     [ "$bug" = rejoin_blank ] && model_test=model_check_disk_loss
+    # Slots after a stop sign need a reconfiguration.
+    [ "$bug" = stop_sign_ignored ] && model_test=model_check_reconfiguration
     env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
         cargo test --release -p paxos-core --test model_check "$model_test" \
         -- --nocapture >"$log_dir/$bug.model" 2>&1

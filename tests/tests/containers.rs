@@ -14,6 +14,10 @@
 //!   leader rebuilds it in its lost self's place (`voting`, the lost
 //!   identity retired; time printed), and it then carries the quorum while
 //!   another acceptor is down;
+//! - at the end, `paxid acceptors replace` seats a blank spare
+//!   (`acceptor-3`, a new URL on a fresh volume) in `acceptor-1`'s place
+//!   while clients run, and it then carries the quorum while `acceptor-2`
+//!   is down; the learner follows the new configuration;
 //! - no container crashed or panicked;
 //! - the subscriber container received every allocation handed to clients,
 //!   signed, in slot order, repeated only under the same `webhook-id`.
@@ -32,7 +36,7 @@ mod probe;
 use std::time::{Duration, Instant};
 
 use api::internal::{AcceptorStatus, MemberState};
-use compose::{Compose, ACCEPTORS, LEARNER, SEQUENCERS, SUBSCRIBER};
+use compose::{Compose, ACCEPTORS, LEARNER, SEQUENCERS, SPARE_ACCEPTOR, SUBSCRIBER};
 use paxid_tests::delivery;
 use paxid_tests::load::Load;
 use paxid_tests::{check_history, run_load, LoadSpec, Op};
@@ -100,6 +104,7 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         );
         run.round(round).await;
     }
+    run.replace_acceptor().await;
     let Run {
         load,
         prober,
@@ -385,6 +390,75 @@ impl Run<'_> {
         );
         let back = self.wait_voting(other, heal).await;
         self.record(name, during, resumed, back.waited);
+    }
+
+    /// Membership change while clients run: `paxid acceptors replace`
+    /// seats the blank spare in `acceptor-1`'s place (a new URL, a fresh
+    /// volume). Then `acceptor-2` goes down, so that every quorum needs the
+    /// new one. `acceptor-1` stays up, outside the configuration.
+    async fn replace_acceptor(&mut self) {
+        let (old, new) = ("http://acceptor-1:8080", "http://acceptor-3:8080");
+        let name = format!("paxid acceptors replace {old} {new}");
+        println!("  change: {name}");
+        let started = self.load.now_ns();
+        let mut attempts = 0;
+        let configuration = loop {
+            attempts += 1;
+            match self
+                .compose
+                .paxid(SEQUENCERS[0], &["acceptors", "replace", old, new])
+                .await
+            {
+                Ok(configuration) => break configuration,
+                // An election under way (503): the operator runs it again.
+                Err(error) if attempts < 10 && error.contains("503") => {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                }
+                Err(error) => panic!("{error}\n{}", self.compose.report().await),
+            }
+        };
+        let command = self.since(started);
+        let seats: Vec<&str> = configuration["seats"]
+            .as_array()
+            .expect("seats")
+            .iter()
+            .map(|s| s["url"].as_str().expect("url"))
+            .collect();
+        assert_eq!(
+            seats,
+            vec!["http://acceptor-0:8080", new, "http://acceptor-2:8080"],
+            "the spare takes acceptor-1's seat"
+        );
+        let in_place = self.load.now_ns();
+        let during = Window {
+            command,
+            after: self.prober.first_success_after(in_place, RECOVER_WITHIN).await,
+        };
+        println!(
+            "    configuration epoch {} chosen in {command:?} ({attempts} attempts); first probe success {:?} after",
+            configuration["epoch"], during.after
+        );
+        let spare = self.compose.acceptor_status(SPARE_ACCEPTOR).await;
+        assert!(
+            spare.as_ref().is_ok_and(|s| s.state == MemberState::Voting),
+            "{SPARE_ACCEPTOR} does not vote after the change: {spare:?}"
+        );
+        let healed = self.carries_quorum_without(2, in_place).await;
+        self.record(name, during, during.after, healed);
+    }
+
+    /// Kills acceptor `index` for a while after a membership change and
+    /// waits for service without it; returns the time since `since_ns`.
+    async fn carries_quorum_without(&mut self, index: usize, since_ns: u64) -> Duration {
+        let down = ACCEPTORS[index];
+        self.compose.kill(down).await;
+        let killed = self.load.now_ns();
+        self.prober.first_success_after(killed, RECOVER_WITHIN).await;
+        let healed = self.since(since_ns);
+        tokio::time::sleep(self.hold).await;
+        self.compose.start(down).await;
+        println!("  {SPARE_ACCEPTOR} carries the quorum with {down} down: {healed:?} after the change");
+        healed
     }
 
     /// Waits until acceptor `index` says it votes. `waited` is the time since

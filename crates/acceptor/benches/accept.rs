@@ -38,7 +38,11 @@ fn main() {
 async fn bench(data_dir: &std::path::Path, duration: Duration) {
     let process = Process::start(data_dir, &[]);
     let client = Client::new(&process.url);
-    let ballot = Ballot { round: 1, node: 1 };
+    let ballot = Ballot {
+        epoch: 0,
+        round: 1,
+        node: 1,
+    };
     let promised = client.prepare(ballot, 0).await.expect("prepare");
     assert!(
         matches!(promised, PrepareResponse::Promised { .. }),

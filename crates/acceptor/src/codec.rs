@@ -5,18 +5,32 @@
 //! Record layout: `[format version: u8][payload][crc32(key, version, payload): u32 BE]`.
 //! Integers are big-endian; strings are a u32 length then UTF-8 bytes; a
 //! member id is 16 bytes (two u64).
+//!
+//! Versions (a record is written with the lowest version that holds it,
+//! and every version up to [`VERSION_LATEST`] is read):
+//! - 1: the first layout. A ballot is `round u64, node u32` (epoch 0).
+//! - 2: a ballot is `epoch u64, round u64, node u32`; a value may be a
+//!   reconfiguration (kind 2); configurations are stored. Records holding
+//!   a ballot, a value or a configuration (the promise, log entries, the
+//!   configuration) are written in it; the others keep version 1.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use paxos_core::{
-    Accepted, Allocation, Ballot, Counters, MemberId, Membership, NodeId, SequenceName, Slot, Snapshot, Value,
+    Accepted, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId, Seat, SequenceName,
+    Slot, Snapshot, Value,
 };
 
-/// Bumped when a payload layout changes; an unknown version is refused.
-const FORMAT_VERSION: u8 = 1;
+/// The first layout: ballots without an epoch.
+pub const VERSION_1: u8 = 1;
+/// Ballots with an epoch, reconfiguration values, configurations.
+pub const VERSION_2: u8 = 2;
+/// The newest version this build reads; a higher one is refused.
+pub const VERSION_LATEST: u8 = VERSION_2;
 const CHECKSUM_BYTES: usize = 4;
 const VALUE_NOOP: u8 = 0;
 const VALUE_ALLOCATIONS: u8 = 1;
+const VALUE_RECONFIGURE: u8 = 2;
 
 /// Why a stored record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,18 +40,19 @@ pub struct CorruptRecord {
     pub reason: String,
 }
 
-/// Frames `payload` for storage under `key`.
-pub fn seal(key: &[u8], payload: &[u8]) -> Vec<u8> {
+/// Frames `payload` for storage under `key` as a record of `version`.
+fn seal_with(key: &[u8], version: u8, payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(1 + payload.len() + CHECKSUM_BYTES);
-    record.push(FORMAT_VERSION);
+    record.push(version);
     record.extend_from_slice(payload);
     let crc = checksum(key, &record);
     record.extend_from_slice(&crc.to_be_bytes());
     record
 }
 
-/// Checks the frame of a record read under `key` and returns its payload.
-pub fn open<'a>(key: &[u8], record: &'a [u8]) -> Result<&'a [u8], CorruptRecord> {
+/// Checks the frame of a record read under `key` and returns its version
+/// and payload.
+fn open_frame<'a>(key: &[u8], record: &'a [u8]) -> Result<(u8, &'a [u8]), CorruptRecord> {
     let corrupt = |reason: &str| CorruptRecord {
         key: printable_key(key),
         reason: reason.to_owned(),
@@ -50,10 +65,13 @@ pub fn open<'a>(key: &[u8], record: &'a [u8]) -> Result<&'a [u8], CorruptRecord>
     if checksum(key, body) != stored {
         return Err(corrupt("checksum mismatch"));
     }
-    if body[0] != FORMAT_VERSION {
-        return Err(corrupt(&format!("unknown format version {}", body[0])));
+    let version = body[0];
+    if !(VERSION_1..=VERSION_LATEST).contains(&version) {
+        return Err(corrupt(&format!(
+            "unknown format version {version} (this build reads 1..={VERSION_LATEST})"
+        )));
     }
-    Ok(&body[1..])
+    Ok((version, &body[1..]))
 }
 
 /// A key as text for error messages: the log keys end in binary slots.
@@ -77,41 +95,65 @@ fn checksum(key: &[u8], body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Builds a payload.
-#[derive(Default)]
-pub struct Encoder(Vec<u8>);
+/// Builds a payload and seals it with the version its contents need.
+pub struct Encoder {
+    payload: Vec<u8>,
+    version: u8,
+}
+
+impl Default for Encoder {
+    fn default() -> Encoder {
+        Encoder {
+            payload: Vec::new(),
+            version: VERSION_1,
+        }
+    }
+}
 
 impl Encoder {
-    /// The payload built so far; the encoder is left empty.
-    pub fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
+    /// The record for `key`: the payload built so far, framed with the
+    /// lowest version that holds it. The encoder is left empty.
+    pub fn seal(&mut self, key: &[u8]) -> Vec<u8> {
+        let record = seal_with(key, self.version, &self.payload);
+        *self = Encoder::default();
+        record
+    }
+
+    fn needs(&mut self, version: u8) -> &mut Self {
+        self.version = self.version.max(version);
+        self
     }
 
     pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.0.push(v);
+        self.payload.push(v);
         self
     }
 
     pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.payload.extend_from_slice(&v.to_be_bytes());
         self
     }
 
     pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.payload.extend_from_slice(&v.to_be_bytes());
         self
     }
 
-    /// A string of at most `u32::MAX` bytes (identities, learner ids).
+    /// A string of at most `u32::MAX` bytes (identities, learner ids, URLs).
     pub fn str(&mut self, s: &str) -> &mut Self {
         let len = u32::try_from(s.len()).expect("strings we store are short");
         self.u32(len);
-        self.0.extend_from_slice(s.as_bytes());
+        self.payload.extend_from_slice(s.as_bytes());
         self
     }
 
+    pub fn member(&mut self, m: MemberId) -> &mut Self {
+        self.u64((m.0 >> 64) as u64).u64(m.0 as u64)
+    }
+
+    /// Version 2: the epoch first, so the bytes sort as ballots do.
     pub fn ballot(&mut self, b: Ballot) -> &mut Self {
-        self.u64(b.round).u32(b.node.0)
+        self.needs(VERSION_2).u64(b.epoch).u64(b.round).u32(b.node.0)
     }
 
     pub fn accepted(&mut self, a: &Accepted) -> &mut Self {
@@ -128,7 +170,17 @@ impl Encoder {
                 }
                 self
             }
+            Value::Reconfigure(configuration) => self.u8(VALUE_RECONFIGURE).configuration(configuration),
         }
+    }
+
+    /// Version 2: `epoch u64`, then the seats in order (`address`, `member`).
+    pub fn configuration(&mut self, c: &Configuration) -> &mut Self {
+        self.needs(VERSION_2).u64(c.epoch).u32(len_u32(c.seats.len()));
+        for seat in &c.seats {
+            self.str(&seat.address).member(seat.member);
+        }
+        self
     }
 
     pub fn snapshot(&mut self, s: &Snapshot) -> &mut Self {
@@ -138,11 +190,12 @@ impl Encoder {
         }
         self
     }
+
     pub fn membership(&mut self, m: &Membership) -> &mut Self {
         for set in [&m.members, &m.retired] {
             self.u32(len_u32(set.len()));
             for member in set {
-                self.u64((member.0 >> 64) as u64).u64(member.0 as u64);
+                self.member(*member);
             }
         }
         self
@@ -154,15 +207,25 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).expect("collection too large to store")
 }
 
-/// Reads a payload; every read checks the bytes are there.
+/// Reads a record's payload; every read checks the bytes are there, and
+/// the layout read is the record's version.
 pub struct Decoder<'a> {
     key: &'a [u8],
+    version: u8,
     rest: &'a [u8],
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(key: &'a [u8], payload: &'a [u8]) -> Decoder<'a> {
-        Decoder { key, rest: payload }
+    /// Checks the frame of `record`, read under `key` (checksum, version),
+    /// and reads its payload.
+    pub fn open(key: &'a [u8], record: &'a [u8]) -> Result<Decoder<'a>, CorruptRecord> {
+        let (version, rest) = open_frame(key, record)?;
+        Ok(Decoder { key, version, rest })
+    }
+
+    /// The record's format version.
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     pub fn corrupt(&self, reason: impl Into<String>) -> CorruptRecord {
@@ -212,8 +275,16 @@ impl<'a> Decoder<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt("string is not UTF-8"))
     }
 
+    pub fn member(&mut self) -> Result<MemberId, CorruptRecord> {
+        let high = u128::from(self.u64()?);
+        let low = u128::from(self.u64()?);
+        Ok(MemberId(high << 64 | low))
+    }
+
+    /// Version 1 ballots have no epoch: they are of epoch 0.
     pub fn ballot(&mut self) -> Result<Ballot, CorruptRecord> {
-        Ok(Ballot::new(self.u64()?, NodeId(self.u32()?)))
+        let epoch = if self.version >= VERSION_2 { self.u64()? } else { 0 };
+        Ok(Ballot::in_epoch(epoch, self.u64()?, NodeId(self.u32()?)))
     }
 
     pub fn accepted(&mut self) -> Result<Accepted, CorruptRecord> {
@@ -252,8 +323,36 @@ impl<'a> Decoder<'a> {
                 }
                 Ok(Value::Allocations(allocations))
             }
-            other => Err(self.corrupt(format!("unknown value kind {other}"))),
+            VALUE_RECONFIGURE if self.version >= VERSION_2 => Ok(Value::Reconfigure(self.configuration()?)),
+            other => Err(self.corrupt(format!(
+                "unknown value kind {other} in a version {} record",
+                self.version
+            ))),
         }
+    }
+
+    /// A configuration as only a valid one is stored: an epoch above 0, at
+    /// least one seat, no address or member twice.
+    pub fn configuration(&mut self) -> Result<Configuration, CorruptRecord> {
+        if self.version < VERSION_2 {
+            return Err(self.corrupt(format!("a configuration in a version {} record", self.version)));
+        }
+        let epoch = self.u64()?;
+        let n = self.u32()?;
+        // Not preallocated: a corrupt count runs out of bytes instead.
+        let mut seats = Vec::new();
+        for _ in 0..n {
+            let address = self.str()?;
+            let member = self.member()?;
+            seats.push(Seat { address, member });
+        }
+        let configuration = Configuration { epoch, seats };
+        if epoch == 0 || !configuration.is_valid() {
+            return Err(
+                self.corrupt("configuration of epoch 0, without seats, or with an address or member twice")
+            );
+        }
+        Ok(configuration)
     }
 
     pub fn snapshot(&mut self) -> Result<Snapshot, CorruptRecord> {
@@ -274,9 +373,7 @@ impl<'a> Decoder<'a> {
         let mut sets = [BTreeSet::new(), BTreeSet::new()];
         for set in &mut sets {
             for _ in 0..self.u32()? {
-                let high = u128::from(self.u64()?);
-                let low = u128::from(self.u64()?);
-                set.insert(MemberId(high << 64 | low));
+                set.insert(self.member()?);
             }
         }
         let [members, retired] = sets;
@@ -289,16 +386,39 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Records as the version 1 codec (before epochs) wrote them, for the
+/// tests that check old data dirs still load.
+#[cfg(test)]
+pub(crate) mod v1_samples {
+    /// A log entry at slot 3: ballot 7.2, chosen, `orders` 10 + 5.
+    pub const V1_LOG_KEY: &[u8] = b"log/\0\0\0\0\0\0\0\x03";
+    pub const V1_LOG_RECORD: &str =
+        "01000000000000000700000002010100000001000000066f7264657273000000000000000a000000000000000525bcf8b7";
+    /// `meta/promised`: ballot 4.2.
+    pub const V1_PROMISED_RECORD: &str = "01000000000000000400000002db05f272";
+
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::v1_samples::{hex, V1_LOG_KEY, V1_LOG_RECORD, V1_PROMISED_RECORD};
     use super::*;
 
+    fn orders() -> SequenceName {
+        SequenceName::parse("orders").expect("valid")
+    }
+
     fn sample() -> Accepted {
-        let sequence = SequenceName::parse("orders").expect("valid");
         Accepted {
-            ballot: Ballot::new(7, NodeId(2)),
+            ballot: Ballot::in_epoch(3, 7, NodeId(2)),
             value: Value::Allocations(vec![Allocation {
-                sequence,
+                sequence: orders(),
                 first: 10,
                 count: 5,
             }]),
@@ -306,53 +426,252 @@ mod tests {
         }
     }
 
+    fn configuration() -> Configuration {
+        Configuration {
+            epoch: 4,
+            seats: vec![
+                Seat {
+                    address: "http://acceptor-0:7100".into(),
+                    member: MemberId(u128::MAX - 1),
+                },
+                Seat {
+                    address: "https://acceptor-9.paxid".into(),
+                    member: MemberId(42),
+                },
+            ],
+        }
+    }
+
+    fn decode<'a, T>(
+        key: &'a [u8],
+        record: &'a [u8],
+        read: impl FnOnce(&mut Decoder<'a>) -> Result<T, CorruptRecord>,
+    ) -> Result<T, CorruptRecord> {
+        let mut d = Decoder::open(key, record)?;
+        let value = read(&mut d)?;
+        d.finish()?;
+        Ok(value)
+    }
+
     #[test]
     fn records_round_trip() {
+        let record = Encoder::default().accepted(&sample()).seal(b"log/x");
+        assert_eq!(record[0], VERSION_2, "a ballot needs version 2");
+        assert_eq!(decode(b"log/x", &record, Decoder::accepted), Ok(sample()));
+    }
+
+    #[test]
+    fn ballots_keep_their_epoch() {
+        for ballot in [
+            Ballot::ZERO,
+            Ballot::new(9, NodeId(3)),
+            Ballot::opening(1),
+            Ballot::in_epoch(u64::MAX, u64::MAX, NodeId(u32::MAX)),
+        ] {
+            let record = Encoder::default().ballot(ballot).seal(b"meta/promised");
+            assert_eq!(decode(b"meta/promised", &record, Decoder::ballot), Ok(ballot));
+        }
+    }
+
+    #[test]
+    fn reconfigure_values_and_configurations_round_trip() {
+        let stop_sign = Accepted {
+            ballot: Ballot::in_epoch(3, 1, NodeId(1)),
+            value: Value::Reconfigure(configuration()),
+            chosen: false,
+        };
+        let record = Encoder::default().accepted(&stop_sign).seal(b"log/y");
+        assert_eq!(decode(b"log/y", &record, Decoder::accepted), Ok(stop_sign));
+        let record = Encoder::default()
+            .configuration(&configuration())
+            .seal(b"meta/configuration");
+        assert_eq!(record[0], VERSION_2);
+        assert_eq!(
+            decode(b"meta/configuration", &record, Decoder::configuration),
+            Ok(configuration())
+        );
+        for value in [Value::Noop, Value::Allocations(Vec::new())] {
+            let record = Encoder::default().value(&value).seal(b"v");
+            assert_eq!(record[0], VERSION_1, "{value:?} needs nothing new");
+            assert_eq!(decode(b"v", &record, Decoder::value), Ok(value));
+        }
+    }
+
+    #[test]
+    fn records_without_ballots_keep_version_1() {
+        let membership = Membership::founding([MemberId(1), MemberId(u128::MAX)]);
+        let record = Encoder::default()
+            .membership(&membership)
+            .seal(b"meta/membership");
+        assert_eq!(record[0], VERSION_1);
+        assert_eq!(
+            decode(b"meta/membership", &record, Decoder::membership),
+            Ok(membership)
+        );
+        let snapshot = Snapshot {
+            below: Slot(9),
+            counters: Counters::from_map(BTreeMap::from([(orders(), 77)])),
+        };
+        let record = Encoder::default().snapshot(&snapshot).seal(b"meta/base");
+        assert_eq!(record[0], VERSION_1);
+        assert_eq!(decode(b"meta/base", &record, Decoder::snapshot), Ok(snapshot));
+    }
+
+    #[test]
+    fn version_1_records_decode_with_epoch_0() {
+        let record = hex(V1_LOG_RECORD);
+        let accepted = decode(V1_LOG_KEY, &record, Decoder::accepted).expect("a version 1 log entry");
+        assert_eq!(
+            accepted,
+            Accepted {
+                ballot: Ballot::new(7, NodeId(2)),
+                ..sample()
+            }
+        );
+        assert_eq!(accepted.ballot.epoch, 0);
+        let record = hex(V1_PROMISED_RECORD);
+        assert_eq!(
+            decode(b"meta/promised", &record, Decoder::ballot),
+            Ok(Ballot::new(4, NodeId(2)))
+        );
+    }
+
+    #[test]
+    fn version_1_records_cannot_hold_what_version_2_added() {
+        // A reconfiguration value and a configuration sealed as version 1.
+        let payload = Encoder::default()
+            .u8(VALUE_RECONFIGURE)
+            .configuration(&configuration())
+            .payload
+            .clone();
+        let record = seal_with(b"v", VERSION_1, &payload);
+        let error = decode(b"v", &record, Decoder::value).expect_err("refused");
+        assert!(error.reason.contains("unknown value kind 2"), "{error}");
+        let payload = Encoder::default().configuration(&configuration()).payload.clone();
+        let record = seal_with(b"c", VERSION_1, &payload);
+        assert!(decode(b"c", &record, Decoder::configuration).is_err());
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        for version in [0, VERSION_LATEST + 1, u8::MAX] {
+            let record = seal_with(b"k", version, &[]);
+            let error = Decoder::open(b"k", &record).err().expect("refused");
+            assert!(error.reason.contains("unknown format version"), "{error}");
+        }
+    }
+
+    #[test]
+    fn invalid_configurations_are_corrupt() {
+        let mut epoch_0 = configuration();
+        epoch_0.epoch = 0;
+        let mut no_seats = configuration();
+        no_seats.seats.clear();
+        let mut twice = configuration();
+        twice.seats[1].member = twice.seats[0].member;
+        let mut same_url = configuration();
+        same_url.seats[1].address = same_url.seats[0].address.clone();
+        for bad in [epoch_0, no_seats, twice, same_url] {
+            let record = Encoder::default().configuration(&bad).seal(b"c");
+            assert!(decode(b"c", &record, Decoder::configuration).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_padding_is_an_error_not_a_panic() {
+        let stop_sign = Accepted {
+            ballot: Ballot::in_epoch(3, 1, NodeId(1)),
+            value: Value::Reconfigure(configuration()),
+            chosen: true,
+        };
         let mut e = Encoder::default();
-        e.accepted(&sample());
-        let record = seal(b"log/x", &e.finish());
-        let payload = open(b"log/x", &record).expect("intact");
-        let mut d = Decoder::new(b"log/x", payload);
-        assert_eq!(d.accepted().expect("decodes"), sample());
-        d.finish().expect("no trailing bytes");
+        e.accepted(&stop_sign);
+        assert_eq!(e.version, VERSION_2);
+        let payload = e.payload.clone();
+        for len in 0..payload.len() {
+            // Validly framed, so only the payload decoder can object.
+            let record = seal_with(b"log/z", VERSION_2, &payload[..len]);
+            assert!(
+                decode(b"log/z", &record, Decoder::accepted).is_err(),
+                "{len} bytes"
+            );
+        }
+        let mut padded = payload.clone();
+        padded.push(0);
+        let record = seal_with(b"log/z", VERSION_2, &padded);
+        assert!(decode(b"log/z", &record, Decoder::accepted).is_err());
+        // Garbage of every length, read as either version: errors or
+        // values, never a panic.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..200 {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Mostly small bytes, so counts and kinds are plausible.
+                    (state % 4) as u8 * (state >> 60) as u8
+                })
+                .collect();
+            for version in [VERSION_1, VERSION_2] {
+                let record = seal_with(b"log/z", version, &garbage);
+                let _ = decode(b"log/z", &record, Decoder::accepted);
+                let _ = decode(b"log/z", &record, Decoder::configuration);
+                let _ = decode(b"log/z", &record, Decoder::membership);
+                let _ = decode(b"log/z", &record, Decoder::snapshot);
+            }
+        }
+        // A huge seat count runs out of bytes instead of allocating.
+        let record = seal_with(b"c", VERSION_2, &[0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        assert!(decode(b"c", &record, Decoder::configuration).is_err());
     }
 
     #[test]
     fn every_flipped_bit_is_detected() {
-        let mut e = Encoder::default();
-        e.accepted(&sample());
-        let record = seal(b"log/x", &e.finish());
-        for byte in 0..record.len() {
-            for bit in 0..8 {
-                let mut bad = record.clone();
-                bad[byte] ^= 1 << bit;
-                assert!(
-                    open(b"log/x", &bad).is_err(),
-                    "flip of bit {bit} in byte {byte} went unnoticed"
-                );
+        let stop_sign = Accepted {
+            ballot: Ballot::in_epoch(3, 1, NodeId(1)),
+            value: Value::Reconfigure(configuration()),
+            chosen: false,
+        };
+        for accepted in [sample(), stop_sign] {
+            let record = Encoder::default().accepted(&accepted).seal(b"log/x");
+            for byte in 0..record.len() {
+                for bit in 0..8 {
+                    let mut bad = record.clone();
+                    bad[byte] ^= 1 << bit;
+                    assert!(
+                        Decoder::open(b"log/x", &bad).is_err(),
+                        "flip of bit {bit} in byte {byte} went unnoticed"
+                    );
+                }
             }
         }
     }
 
     #[test]
     fn a_record_under_another_key_is_refused() {
-        let record = seal(b"meta/promised", &[1, 2, 3]);
-        assert!(open(b"meta/promised", &record).is_ok());
-        assert!(open(b"meta/base", &record).is_err());
-        assert!(open(b"meta/base", &[]).is_err());
+        let record = Encoder::default().u8(1).u8(2).u8(3).seal(b"meta/promised");
+        assert!(Decoder::open(b"meta/promised", &record).is_ok());
+        assert!(Decoder::open(b"meta/base", &record).is_err());
+        assert!(Decoder::open(b"meta/base", &[]).is_err());
     }
 
     #[test]
     fn truncated_and_padded_payloads_are_refused() {
-        let mut d = Decoder::new(b"k", &[0, 0, 0]);
+        let record = seal_with(b"k", VERSION_1, &[0, 0, 0]);
+        let mut d = Decoder::open(b"k", &record).expect("framed");
         assert!(d.u64().is_err());
-        let d = Decoder::new(b"k", &[0]);
-        assert!(d.finish().is_err());
-        let mut e = Encoder::default();
-        e.u8(VALUE_ALLOCATIONS).u32(1).str("a b").u64(1).u64(1);
-        let payload = e.finish();
+        let record = seal_with(b"k", VERSION_1, &[0]);
+        assert!(Decoder::open(b"k", &record).expect("framed").finish().is_err());
+        let record = Encoder::default()
+            .u8(VALUE_ALLOCATIONS)
+            .u32(1)
+            .str("a b")
+            .u64(1)
+            .u64(1)
+            .seal(b"k");
         assert!(
-            Decoder::new(b"k", &payload).value().is_err(),
+            Decoder::open(b"k", &record).expect("framed").value().is_err(),
             "invalid sequence names are refused"
         );
     }

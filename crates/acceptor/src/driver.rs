@@ -13,8 +13,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use paxos_core::{
-    Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply, Install,
-    Join, JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot, Snapshot, Step,
+    Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply,
+    Configuration, Install, Join, JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot,
+    Snapshot, Step, Transition,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,6 +66,8 @@ pub struct LeaderHeard {
 pub struct StatusView {
     /// None while blank.
     pub membership: Option<Membership>,
+    /// None in epoch 0.
+    pub configuration: Option<Configuration>,
     pub voting: bool,
     pub promised: Ballot,
     /// Only a leader heard under the current promise.
@@ -165,6 +168,18 @@ impl DriverHandle {
         self.call(|reply| Command::Install { install, reply }).await
     }
 
+    /// Moves this acceptor into the configuration a chosen stop sign named.
+    pub async fn transition(&self, transition: Transition) -> Result<JoinReply, DriverGone> {
+        self.call(|reply| Command::Transition { transition, reply }).await
+    }
+
+    /// What another acceptor needs to move into this one's epoch: its
+    /// configuration and chosen snapshot. None in epoch 0 and while it
+    /// does not vote.
+    pub async fn current_transition(&self) -> Result<Option<Transition>, DriverGone> {
+        self.call(|reply| Command::CurrentTransition { reply }).await
+    }
+
     pub async fn log(&self, from: Slot, limit: usize) -> Result<LogView, DriverGone> {
         self.call(|reply| Command::Log { from, limit, reply }).await
     }
@@ -241,6 +256,13 @@ enum Command {
     Install {
         install: Install,
         reply: oneshot::Sender<JoinReply>,
+    },
+    Transition {
+        transition: Transition,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    CurrentTransition {
+        reply: oneshot::Sender<Option<Transition>>,
     },
     Log {
         from: Slot,
@@ -351,6 +373,25 @@ impl Driver {
                 let step = self.acceptor.handle_install(&install);
                 self.membership_step(step, reply, batch);
             }
+            Command::Transition { transition, reply } => {
+                let step = self.acceptor.handle_transition(&transition);
+                if *step.peek() == JoinReply::Joined {
+                    // A leader heard in the epoch before is no leader here.
+                    self.leader = None;
+                }
+                self.membership_step(step, reply, batch);
+            }
+            Command::CurrentTransition { reply } => {
+                let view = self.acceptor.view();
+                let current = view
+                    .configuration
+                    .filter(|_| view.voting)
+                    .map(|configuration| Transition {
+                        configuration,
+                        snapshot: self.acceptor.chosen_snapshot(),
+                    });
+                batch.reply(reply, current);
+            }
             Command::Log { from, limit, reply } => {
                 let view = self.acceptor.view();
                 let entries = self.acceptor.entries_from(from, limit);
@@ -447,7 +488,8 @@ impl Driver {
     ) {
         if *step.peek() == JoinReply::Joined {
             let view = self.acceptor.view();
-            tracing::info!(member = %view.member, promised = %view.promised, chosen_below = %view.chosen_below, "this acceptor is a voting member now");
+            let epoch = view.configuration.as_ref().map_or(0, |c| c.epoch);
+            tracing::info!(member = %view.member, epoch, promised = %view.promised, chosen_below = %view.chosen_below, "this acceptor is a voting member now");
         }
         batch.step(step, move |r| {
             let _ = reply.send(r);
@@ -467,6 +509,7 @@ impl Driver {
             });
         StatusView {
             membership: view.membership.clone(),
+            configuration: view.configuration.clone(),
             voting: view.voting,
             promised: view.promised,
             leader,

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use api::internal::{
     AcceptRequest, AcceptResponse, AcceptorStatus, CommitRequest, CommitResponse, Entry, InstallRequest,
     JoinRequest, JoinResponse, LeaderInfo, LearnerProgress, LogResponse, MemberState, PrepareRequest,
-    PrepareResponse,
+    PrepareResponse, TransitionRequest,
 };
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -45,6 +45,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/commit", post(commit))
         .route("/v1/join", post(join))
         .route("/v1/install", post(install))
+        .route("/v1/transition", post(transition).get(current_transition))
         .route("/v1/log", get(log))
         .route("/v1/status", get(status))
         .route("/v1/snapshot", get(snapshot))
@@ -80,6 +81,7 @@ async fn accept(
     JsonBody(request): JsonBody<AcceptRequest>,
 ) -> Result<Json<AcceptResponse>, ApiError> {
     let accept = validate_accept(&request).map_err(invalid)?;
+    let ballot = accept.ballot;
     let slots = accept.entries.iter().map(|(slot, _)| slot.0);
     let span = tracing::info_span!(
         "accept",
@@ -97,8 +99,7 @@ async fn accept(
         .map_err(gone)?;
     match reply {
         paxos_core::AcceptReply::Conflict { slot } => Err(conflict(Conflict(format!(
-            "slot {slot} is chosen with another value, or holds another value under ballot {}",
-            request.ballot.round
+            "slot {slot} is chosen with another value, or holds another value under ballot {ballot}"
         )))),
         reply => AcceptResponse::from_core(&reply).map(Json).ok_or_else(not_voting),
     }
@@ -160,6 +161,46 @@ async fn install(
     joined(reply)
 }
 
+async fn transition(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<TransitionRequest>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let transition = request.to_core().map_err(invalid)?;
+    let span = tracing::info_span!(
+        "transition",
+        epoch = transition.configuration.epoch,
+        seats = transition.configuration.seats.len(),
+        snapshot_below = transition.snapshot.below.0,
+    );
+    let reply = state
+        .driver
+        .transition(transition)
+        .instrument(span)
+        .await
+        .map_err(gone)?;
+    match reply {
+        paxos_core::JoinReply::Joined => Ok(Json(JoinResponse { voting: true })),
+        paxos_core::JoinReply::NotBlank => Err(conflict(Conflict(format!(
+            "this acceptor is in epoch {} or later already; a transition moves it to a later epoch, once",
+            request.configuration.epoch
+        )))),
+        paxos_core::JoinReply::NotAMember => Err(conflict(Conflict(
+            "the configuration offered does not seat this acceptor (its node_uuid)".into(),
+        ))),
+    }
+}
+
+async fn current_transition(State(state): State<AppState>) -> Result<Json<TransitionRequest>, ApiError> {
+    let current = state.driver.current_transition().await.map_err(gone)?;
+    let current = current.ok_or_else(|| {
+        ApiError::not_found(
+            "this acceptor is in epoch 0 (the cluster as founded, with no configuration) or does not vote; \
+             ask a voting acceptor of the latest epoch",
+        )
+    })?;
+    Ok(Json(TransitionRequest::from_core(&current)))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogQuery {
@@ -209,6 +250,10 @@ async fn status(State(state): State<AppState>) -> Result<Json<AcceptorStatus>, A
         node_uuid: state.identity.node_uuid.clone(),
         state: member_state,
         membership: view.membership.as_ref().map(api::internal::Membership::from),
+        configuration: view
+            .configuration
+            .as_ref()
+            .map(api::internal::Configuration::from),
         promised: view.promised.into(),
         leader: view.leader.map(|leader| LeaderInfo {
             ballot: leader.ballot.into(),
@@ -311,14 +356,18 @@ fn conflict(error: Conflict) -> ApiError {
 }
 
 /// 503: a blank acceptor votes only once founded or rebuilt, a retired one
-/// never again; the sender treats it as a lost message.
+/// never again, and none in an epoch it has not moved to; the sender
+/// treats it as a lost message.
 fn not_voting() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         api::problem::NOT_VOTING,
         "Not voting",
     )
-    .with_detail(NOT_VOTING_DETAIL)
+    .with_detail(format!(
+        "{NOT_VOTING_DETAIL}; or the ballot is of a later epoch than this acceptor's \
+         (it votes there once a transition has moved it)"
+    ))
     .with_retry_after_s(1)
 }
 

@@ -12,6 +12,8 @@ pub const FSYNC_SECONDS: &str = "paxid_acceptor_fsync_seconds";
 /// State-changing steps persisted by one synced write (group commit).
 pub const WRITE_BATCH_STEPS: &str = "paxid_acceptor_write_batch_steps";
 pub const PROMISED_ROUND: &str = "paxid_acceptor_promised_round";
+/// The epoch the acceptor votes in (0 until a transition moved it).
+pub const EPOCH: &str = "paxid_acceptor_epoch";
 pub const CHOSEN_BELOW: &str = "paxid_acceptor_chosen_below";
 pub const COMPACTED_BELOW: &str = "paxid_acceptor_compacted_below";
 pub const LOG_ENTRIES: &str = "paxid_acceptor_log_entries";
@@ -32,6 +34,10 @@ pub fn describe() {
         "State-changing steps persisted by one synced write."
     );
     metrics::describe_gauge!(PROMISED_ROUND, "Round of the promised ballot.");
+    metrics::describe_gauge!(
+        EPOCH,
+        "Epoch of the configuration the acceptor votes in (0: the cluster as founded)."
+    );
     metrics::describe_gauge!(CHOSEN_BELOW, "Every slot below this is known chosen.");
     metrics::describe_gauge!(
         COMPACTED_BELOW,
@@ -66,6 +72,8 @@ pub fn record_write(elapsed: Duration, steps: usize) {
 pub fn publish_state(view: &AcceptorView) {
     // Gauges are f64: exact up to 2^53, far beyond any round or slot reached.
     metrics::gauge!(PROMISED_ROUND).set(view.promised.round as f64);
+    let epoch = view.configuration.as_ref().map_or(0, |c| c.epoch);
+    metrics::gauge!(EPOCH).set(epoch as f64);
     metrics::gauge!(CHOSEN_BELOW).set(view.chosen_below.0 as f64);
     metrics::gauge!(COMPACTED_BELOW).set(view.compacted_below.0 as f64);
     metrics::gauge!(LOG_ENTRIES).set(view.log_entries as f64);

@@ -1,11 +1,13 @@
 //! The acceptor's durable state in RocksDB.
 //!
 //! Keys: `meta/identity`, `meta/membership` (absent while blank: then it
-//! never votes), `meta/promised`, `meta/base` (the compaction
+//! never votes), `meta/configuration` (the configuration it moved to last;
+//! absent in epoch 0), `meta/promised`, `meta/base` (the compaction
 //! snapshot), `meta/probe` (written by readiness checks), `log/<slot as 8
 //! big-endian bytes>` (so RocksDB's byte order is slot order) and
 //! `learner/<id>` (each learner's reported progress). Every value is sealed
-//! by [`crate::codec`] with a checksum.
+//! by [`crate::codec`] with a checksum and a format version; data dirs
+//! written before epochs existed (version 1 records) load as epoch 0.
 //!
 //! The data directory holds the database in `acceptor/`. A new database is
 //! built in `acceptor.init/`, given its identity, and renamed into place,
@@ -26,9 +28,13 @@ const INIT_DIR_NAME: &str = "acceptor.init";
 const KEY_IDENTITY: &[u8] = b"meta/identity";
 const KEY_PROMISED: &[u8] = b"meta/promised";
 const KEY_MEMBERSHIP: &[u8] = b"meta/membership";
+const KEY_CONFIGURATION: &[u8] = b"meta/configuration";
 const KEY_BASE: &[u8] = b"meta/base";
 const KEY_PROBE: &[u8] = b"meta/probe";
 const LOG_PREFIX: &[u8] = b"log/";
+/// The first key after every `log/` key (`'/' + 1`): the end of a range
+/// delete that reaches the last slot.
+const LOG_END: &[u8] = b"log0";
 const LEARNER_PREFIX: &[u8] = b"learner/";
 /// RocksDB's own info logs: a few small files, so the disk stays bounded.
 const INFO_LOG_FILES_MAX: usize = 4;
@@ -69,7 +75,7 @@ impl RocksStore {
         let Some(record) = self.db.get(KEY_IDENTITY)? else {
             return Ok(None);
         };
-        let mut d = Decoder::new(KEY_IDENTITY, codec::open(KEY_IDENTITY, &record)?);
+        let mut d = Decoder::open(KEY_IDENTITY, &record)?;
         let identity = Identity {
             cluster_id: d.str()?,
             node_uuid: d.str()?,
@@ -93,7 +99,7 @@ impl RocksStore {
                 key: codec::printable_key(&key),
                 reason: "learner id".into(),
             })?;
-            let mut d = Decoder::new(&key, codec::open(&key, &record)?);
+            let mut d = Decoder::open(&key, &record)?;
             let learned_below = d.u64()?;
             d.finish()?;
             learners.insert(id, learned_below);
@@ -116,13 +122,10 @@ impl RocksStore {
         }
         for (id, learned_below) in learners {
             let key = learner_key(id);
-            batch.put(
-                &key,
-                codec::seal(&key, &Encoder::default().u64(*learned_below).finish()),
-            );
+            batch.put(&key, Encoder::default().u64(*learned_below).seal(&key));
         }
         if probe {
-            batch.put(KEY_PROBE, codec::seal(KEY_PROBE, &[]));
+            batch.put(KEY_PROBE, Encoder::default().seal(KEY_PROBE));
         }
         if !batch.is_empty() {
             let mut options = WriteOptions::default();
@@ -149,12 +152,12 @@ impl RocksStore {
     }
 
     fn write_identity(&mut self, identity: &Identity) -> Result<(), StoreError> {
-        let payload = Encoder::default()
+        let record = Encoder::default()
             .str(&identity.cluster_id)
             .str(&identity.node_uuid)
-            .finish();
+            .seal(KEY_IDENTITY);
         let mut batch = WriteBatch::default();
-        batch.put(KEY_IDENTITY, codec::seal(KEY_IDENTITY, &payload));
+        batch.put(KEY_IDENTITY, record);
         let mut options = WriteOptions::default();
         options.set_sync(true);
         Ok(self.db.write_opt(batch, &options)?)
@@ -174,16 +177,25 @@ impl RocksStore {
         let membership = match self.db.get(KEY_MEMBERSHIP)? {
             None => None,
             Some(record) => {
-                let mut d = Decoder::new(KEY_MEMBERSHIP, codec::open(KEY_MEMBERSHIP, &record)?);
+                let mut d = Decoder::open(KEY_MEMBERSHIP, &record)?;
                 let membership = d.membership()?;
                 d.finish()?;
                 Some(membership)
             }
         };
+        let configuration = match self.db.get(KEY_CONFIGURATION)? {
+            None => None,
+            Some(record) => {
+                let mut d = Decoder::open(KEY_CONFIGURATION, &record)?;
+                let configuration = d.configuration()?;
+                d.finish()?;
+                Some(configuration)
+            }
+        };
         let promised = match self.db.get(KEY_PROMISED)? {
             None => Ballot::ZERO,
             Some(record) => {
-                let mut d = Decoder::new(KEY_PROMISED, codec::open(KEY_PROMISED, &record)?);
+                let mut d = Decoder::open(KEY_PROMISED, &record)?;
                 let ballot = d.ballot()?;
                 d.finish()?;
                 ballot
@@ -192,7 +204,7 @@ impl RocksStore {
         let base = match self.db.get(KEY_BASE)? {
             None => Snapshot::default(),
             Some(record) => {
-                let mut d = Decoder::new(KEY_BASE, codec::open(KEY_BASE, &record)?);
+                let mut d = Decoder::open(KEY_BASE, &record)?;
                 let snapshot = d.snapshot()?;
                 d.finish()?;
                 snapshot
@@ -208,7 +220,7 @@ impl RocksStore {
                 break;
             }
             let slot = parse_log_key(&key)?;
-            let mut d = Decoder::new(&key, codec::open(&key, &record)?);
+            let mut d = Decoder::open(&key, &record)?;
             let accepted = d.accepted()?;
             d.finish()?;
             log.insert(slot, accepted);
@@ -216,6 +228,7 @@ impl RocksStore {
         Ok(AcceptorState {
             member,
             membership,
+            configuration,
             promised,
             base,
             log,
@@ -304,38 +317,38 @@ fn create_database(data_dir: &Path, identity: Identity) -> Result<(), StoreError
     Ok(())
 }
 
+/// Adds one change to `batch` in the order of `Change::apply_to`: a batch
+/// applies in order, so a range delete removes only what came before it.
 fn add_change(batch: &mut WriteBatch, change: &Change) {
     if let Some(membership) = &change.membership {
         batch.put(
             KEY_MEMBERSHIP,
-            codec::seal(
-                KEY_MEMBERSHIP,
-                &Encoder::default().membership(membership).finish(),
-            ),
+            Encoder::default().membership(membership).seal(KEY_MEMBERSHIP),
+        );
+    }
+    if let Some(configuration) = &change.configuration {
+        batch.put(
+            KEY_CONFIGURATION,
+            Encoder::default()
+                .configuration(configuration)
+                .seal(KEY_CONFIGURATION),
         );
     }
     if let Some(ballot) = change.promised {
-        batch.put(
-            KEY_PROMISED,
-            codec::seal(KEY_PROMISED, &Encoder::default().ballot(ballot).finish()),
-        );
+        batch.put(KEY_PROMISED, Encoder::default().ballot(ballot).seal(KEY_PROMISED));
     }
     if let Some(snapshot) = &change.compact {
-        // Before the puts, as `Change::apply_to` does: a batch applies in order.
         if snapshot.below > Slot::ZERO {
             batch.delete_range(log_key(Slot::ZERO), log_key(snapshot.below));
         }
-        batch.put(
-            KEY_BASE,
-            codec::seal(KEY_BASE, &Encoder::default().snapshot(snapshot).finish()),
-        );
+        batch.put(KEY_BASE, Encoder::default().snapshot(snapshot).seal(KEY_BASE));
+    }
+    if let Some(from) = change.truncate {
+        batch.delete_range(log_key(from).as_slice(), LOG_END);
     }
     for (slot, accepted) in &change.put {
         let key = log_key(*slot);
-        batch.put(
-            &key,
-            codec::seal(&key, &Encoder::default().accepted(accepted).finish()),
-        );
+        batch.put(&key, Encoder::default().accepted(accepted).seal(&key));
     }
 }
 
@@ -364,7 +377,7 @@ fn learner_key(id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos_core::{Accepted, NodeId, Value};
+    use paxos_core::{Accepted, Configuration, NodeId, Seat, Value};
 
     fn uuid() -> String {
         "00000000-0000-4000-8000-000000000001".to_owned()
@@ -482,5 +495,165 @@ mod tests {
             AcceptorState::default(),
             "learners are not log entries"
         );
+    }
+
+    fn vote(round: u64) -> Accepted {
+        Accepted {
+            ballot: Ballot::new(round, NodeId(1)),
+            value: Value::Noop,
+            chosen: false,
+        }
+    }
+
+    #[test]
+    fn the_log_range_ends_after_every_slot_and_before_every_other_key() {
+        assert!(log_key(Slot(u64::MAX)).as_slice() < LOG_END);
+        assert!(LOG_PREFIX < LOG_END && !LOG_END.starts_with(LOG_PREFIX));
+        for other in [
+            KEY_IDENTITY,
+            KEY_PROMISED,
+            KEY_MEMBERSHIP,
+            KEY_CONFIGURATION,
+            KEY_BASE,
+            KEY_PROBE,
+        ] {
+            assert!(other > LOG_END, "{}", codec::printable_key(other));
+        }
+        assert!(learner_key("zzz").as_slice() < LOG_PREFIX);
+    }
+
+    #[test]
+    fn truncate_deletes_every_slot_from_its_point_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        let mut store = RocksStore::open(&path).expect("open");
+        let slots = [
+            Slot(0),
+            Slot(4),
+            Slot(5),
+            Slot(6),
+            Slot(u64::MAX - 1),
+            Slot(u64::MAX),
+        ];
+        let seed = Change {
+            promised: Some(Ballot::new(2, NodeId(1))),
+            put: slots.iter().map(|slot| (*slot, vote(2))).collect(),
+            ..Change::default()
+        };
+        store
+            .write_all(std::slice::from_ref(&seed), &[("l1".into(), 3)], false)
+            .expect("write");
+        // Truncated and refilled in one batch: the put after the delete stays.
+        let truncate = Change {
+            truncate: Some(Slot(5)),
+            put: vec![(Slot(6), vote(3))],
+            ..Change::default()
+        };
+        store.write(std::slice::from_ref(&truncate)).expect("write");
+        drop(store);
+        let store = RocksStore::open(&path).expect("reopen");
+        let state = store.load().expect("load");
+        assert_eq!(
+            state.log.into_iter().collect::<Vec<_>>(),
+            vec![(Slot(0), vote(2)), (Slot(4), vote(2)), (Slot(6), vote(3))]
+        );
+        assert_eq!(state.promised, Ballot::new(2, NodeId(1)));
+        assert_eq!(
+            store.learners().expect("learners"),
+            BTreeMap::from([("l1".to_owned(), 3)])
+        );
+        let mut store = store;
+        let everything = Change {
+            truncate: Some(Slot::ZERO),
+            ..Change::default()
+        };
+        store.write(&[everything]).expect("write");
+        assert!(store.load().expect("load").log.is_empty());
+    }
+
+    #[test]
+    fn the_configuration_and_epoch_ballots_survive_reopening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        let configuration = Configuration {
+            epoch: 2,
+            seats: vec![Seat {
+                address: "http://acceptor-3:7100".into(),
+                member: MemberId(3),
+            }],
+        };
+        let stop_sign = Accepted {
+            ballot: Ballot::in_epoch(1, 4, NodeId(2)),
+            value: Value::Reconfigure(configuration.clone()),
+            chosen: true,
+        };
+        let change = Change {
+            configuration: Some(configuration.clone()),
+            promised: Some(Ballot::opening(2)),
+            put: vec![(Slot(9), stop_sign.clone())],
+            ..Change::default()
+        };
+        {
+            let mut store = RocksStore::open(&path).expect("open");
+            store.write(&[change]).expect("write");
+        }
+        let state = RocksStore::open(&path).expect("reopen").load().expect("load");
+        assert_eq!(state.configuration, Some(configuration));
+        assert_eq!(state.epoch(), 2);
+        assert_eq!(state.promised, Ballot::opening(2));
+        assert_eq!(state.log.get(&Slot(9)), Some(&stop_sign));
+    }
+
+    #[test]
+    fn a_data_dir_written_before_epochs_loads_in_epoch_0() {
+        use crate::codec::v1_samples::{hex, V1_LOG_KEY, V1_LOG_RECORD, V1_PROMISED_RECORD};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        {
+            let store = RocksStore::open(&path).expect("open");
+            store.db.put(KEY_PROMISED, hex(V1_PROMISED_RECORD)).expect("put");
+            store.db.put(V1_LOG_KEY, hex(V1_LOG_RECORD)).expect("put");
+        }
+        let mut store = RocksStore::open(&path).expect("reopen");
+        let state = store.load().expect("version 1 records load");
+        assert_eq!(state.configuration, None);
+        assert_eq!(state.epoch(), 0);
+        assert_eq!(state.promised, Ballot::new(4, NodeId(2)));
+        let old_vote = state.log.get(&Slot(3)).expect("slot 3").clone();
+        assert_eq!(old_vote.ballot, Ballot::new(7, NodeId(2)));
+        assert!(old_vote.chosen);
+        // Rewritten by this version, the same state comes back.
+        let change = Change {
+            promised: Some(state.promised),
+            put: vec![(Slot(3), old_vote)],
+            ..Change::default()
+        };
+        store.write(&[change]).expect("write");
+        let record = store.db.get(KEY_PROMISED).expect("get").expect("present");
+        assert_eq!(record[0], codec::VERSION_2);
+        assert_eq!(store.load().expect("load"), state);
+    }
+
+    #[test]
+    fn a_corrupt_configuration_fails_the_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        {
+            let store = RocksStore::open(&path).expect("open");
+            // Well framed, but a configuration without seats is never written.
+            let record = Encoder::default()
+                .configuration(&Configuration {
+                    epoch: 1,
+                    seats: Vec::new(),
+                })
+                .seal(KEY_CONFIGURATION);
+            store.db.put(KEY_CONFIGURATION, record).expect("put");
+        }
+        let error = RocksStore::open(&path)
+            .expect("reopen")
+            .load()
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("meta/configuration"), "{error}");
     }
 }

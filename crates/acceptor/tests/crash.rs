@@ -116,6 +116,7 @@ impl Writer {
     async fn run(self) {
         while !self.stop.load(Ordering::SeqCst) {
             let ballot = Ballot {
+                epoch: 0,
                 round: self.next_round.fetch_add(1, Ordering::SeqCst),
                 node: self.node,
             };
@@ -187,6 +188,7 @@ async fn verify(client: &Client, promises: &[Ballot], accepts: &[(u64, Ballot)])
         "a prepare at an acknowledged promise passed: {same:?}"
     );
     let below = Ballot {
+        epoch: 0,
         round: highest.round - 1,
         node: u32::MAX,
     };
@@ -228,7 +230,11 @@ async fn concurrent_accepts_share_fsyncs() {
     let process = Process::start(dir.path(), &[]);
     let client = Client::new(&process.url);
     client.found_alone().await;
-    let ballot = Ballot { round: 1, node: 1 };
+    let ballot = Ballot {
+        epoch: 0,
+        round: 1,
+        node: 1,
+    };
     assert!(matches!(
         client.prepare(ballot, 0).await.expect("prepare"),
         PrepareResponse::Promised { .. }
@@ -279,7 +285,11 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     let process = Process::start(dir.path(), &[]);
     let client = Client::new(&process.url);
     client.found_alone().await;
-    let ballot = Ballot { round: 3, node: 2 };
+    let ballot = Ballot {
+        epoch: 0,
+        round: 3,
+        node: 2,
+    };
     client.prepare(ballot, 0).await.expect("prepare");
     client
         .accept(

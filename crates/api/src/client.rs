@@ -35,4 +35,18 @@ pub struct SequencerStatus {
     /// Acceptors that answered the last status poll.
     pub acceptors_reachable: usize,
     pub acceptors: usize,
+    /// The configuration this replica works in (0: as founded, addressed
+    /// by its `--acceptors`) and its acceptors' URLs, in seat order.
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub acceptor_urls: Vec<String>,
+}
+
+/// `POST /v1/acceptors` on the leader: the acceptors the cluster should
+/// have, in order. The answer is the configuration chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconfigureRequest {
+    pub acceptors: Vec<String>,
 }

@@ -8,11 +8,18 @@ use std::collections::BTreeMap;
 use paxos_core as core;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered by `(epoch, round, node)`; `epoch` is left out while 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ballot {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     pub round: u64,
     pub node: u32,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +34,38 @@ pub struct Allocation {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Value {
     Noop,
-    Allocations { allocations: Vec<Allocation> },
+    Allocations {
+        allocations: Vec<Allocation>,
+    },
+    /// The stop sign: the log goes on, after this slot, in `configuration`.
+    Reconfigure {
+        configuration: Configuration,
+    },
+}
+
+/// The acceptors of an epoch after the first, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Configuration {
+    pub epoch: u64,
+    pub seats: Vec<Seat>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seat {
+    /// Base URL every sequencer and learner uses for this acceptor.
+    pub url: String,
+    pub node_uuid: String,
+}
+
+/// `POST /v1/transition`: moves an acceptor into a configuration chosen
+/// through the log, starting from a chosen snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    pub configuration: Configuration,
+    pub snapshot: Snapshot,
 }
 
 /// One slot's vote as an acceptor holds it.
@@ -197,6 +235,10 @@ pub struct AcceptorStatus {
     pub state: MemberState,
     /// None while blank.
     pub membership: Option<Membership>,
+    /// The configuration it moved to last; None in epoch 0 (the cluster as
+    /// founded, addressed by each process's `--acceptors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<Configuration>,
     pub promised: Ballot,
     pub leader: Option<LeaderInfo>,
     pub chosen_below: u64,
@@ -225,6 +267,10 @@ pub struct LearnerProgress {
 #[serde(deny_unknown_fields)]
 pub struct ChosenPush {
     pub slots: Vec<Proposal>,
+    /// The epoch of the leader that saw them chosen: a learner following
+    /// another epoch drops the push (slots after a stop sign are void).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 // ---- conversions to and from paxos-core -------------------------------
@@ -232,6 +278,7 @@ pub struct ChosenPush {
 impl From<core::Ballot> for Ballot {
     fn from(b: core::Ballot) -> Ballot {
         Ballot {
+            epoch: b.epoch,
             round: b.round,
             node: b.node.0,
         }
@@ -240,7 +287,77 @@ impl From<core::Ballot> for Ballot {
 
 impl From<Ballot> for core::Ballot {
     fn from(b: Ballot) -> core::Ballot {
-        core::Ballot::new(b.round, core::NodeId(b.node))
+        core::Ballot::in_epoch(b.epoch, b.round, core::NodeId(b.node))
+    }
+}
+
+/// Most seats a configuration may have, and the longest acceptor URL.
+pub const SEATS_MAX: usize = 64;
+pub const URL_LEN_MAX: usize = 2048;
+
+impl From<&core::Configuration> for Configuration {
+    fn from(c: &core::Configuration) -> Configuration {
+        Configuration {
+            epoch: c.epoch,
+            seats: c
+                .seats
+                .iter()
+                .map(|s| Seat {
+                    url: s.address.clone(),
+                    node_uuid: node_uuid(s.member),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<&Configuration> for core::Configuration {
+    type Error = String;
+    fn try_from(c: &Configuration) -> Result<core::Configuration, String> {
+        if c.seats.len() > SEATS_MAX {
+            return Err(format!("a configuration has at most {SEATS_MAX} seats"));
+        }
+        let mut seats = Vec::with_capacity(c.seats.len());
+        for seat in &c.seats {
+            let url = seat.url.trim_end_matches('/');
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok || url.len() > URL_LEN_MAX || url.chars().any(|ch| ch.is_whitespace()) {
+                return Err(format!(
+                    "{:?} is not an http(s) URL of at most {URL_LEN_MAX} bytes",
+                    seat.url
+                ));
+            }
+            seats.push(core::Seat {
+                address: url.to_owned(),
+                member: member_id(&seat.node_uuid)?,
+            });
+        }
+        let configuration = core::Configuration {
+            epoch: c.epoch,
+            seats,
+        };
+        if c.epoch == 0 || !configuration.is_valid() {
+            return Err(
+                "a configuration has an epoch above 0, at least one seat, and no URL or node twice".into(),
+            );
+        }
+        Ok(configuration)
+    }
+}
+
+impl TransitionRequest {
+    pub fn from_core(t: &core::Transition) -> TransitionRequest {
+        TransitionRequest {
+            configuration: (&t.configuration).into(),
+            snapshot: (&t.snapshot).into(),
+        }
+    }
+
+    pub fn to_core(&self) -> Result<core::Transition, String> {
+        Ok(core::Transition {
+            configuration: core::Configuration::try_from(&self.configuration)?,
+            snapshot: core::Snapshot::try_from(&self.snapshot)?,
+        })
     }
 }
 
@@ -279,6 +396,9 @@ impl From<&core::Value> for Value {
             core::Value::Allocations(a) => Value::Allocations {
                 allocations: a.iter().map(Allocation::from).collect(),
             },
+            core::Value::Reconfigure(c) => Value::Reconfigure {
+                configuration: c.into(),
+            },
         }
     }
 }
@@ -292,6 +412,9 @@ impl TryFrom<&Value> for core::Value {
                 let parsed: Result<Vec<_>, _> = allocations.iter().map(core::Allocation::try_from).collect();
                 Ok(core::Value::Allocations(parsed?))
             }
+            Value::Reconfigure { configuration } => Ok(core::Value::Reconfigure(
+                core::Configuration::try_from(configuration)?,
+            )),
         }
     }
 }
@@ -638,7 +761,11 @@ mod tests {
     #[test]
     fn rejections_are_tagged() {
         let reply = AcceptResponse::Rejected {
-            promised: Ballot { round: 3, node: 1 },
+            promised: Ballot {
+                epoch: 0,
+                round: 3,
+                node: 1,
+            },
         };
         let json = serde_json::to_string(&reply).expect("serialize");
         assert_eq!(json, r#"{"outcome":"rejected","promised":{"round":3,"node":1}}"#);

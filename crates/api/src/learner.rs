@@ -61,6 +61,12 @@ pub struct LearnerStatus {
     /// Every slot skipped so far, over all gaps (also those no longer listed).
     #[serde(default)]
     pub skipped_slots: u64,
+    /// The configuration it follows (0: as founded, its `--acceptors`) and
+    /// the acceptors it reads.
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub acceptors: Vec<String>,
 }
 
 /// Slots `from_slot .. below_slot` were never learned: their allocations are

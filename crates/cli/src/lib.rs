@@ -75,13 +75,34 @@ pub enum AcceptorsCommand {
     /// Each acceptor's state (voting, blank, retired, unreachable) and the
     /// membership they report; a member answering at no URL is flagged.
     List(AcceptorsListArgs),
+    /// Seat a new, blank acceptor (grow the cluster by one).
+    Add(AcceptorUrl),
+    /// Take an acceptor out of the cluster (shrink by one).
+    Remove(AcceptorUrl),
+    /// Seat a new, blank acceptor in the place of another (dead or alive).
+    Replace(ReplaceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct AcceptorsListArgs {
-    /// Acceptor URLs, comma-separated.
-    #[arg(long, env = "PAXID_ACCEPTORS", value_delimiter = ',', required = true)]
+    /// Acceptor URLs, comma-separated (default: the configuration the
+    /// sequencer at --url works in).
+    #[arg(long, env = "PAXID_ACCEPTORS", value_delimiter = ',')]
     pub acceptors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AcceptorUrl {
+    /// The acceptor's base URL, as every sequencer and learner reaches it.
+    pub acceptor: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplaceArgs {
+    /// The acceptor leaving its seat.
+    pub old: String,
+    /// The blank acceptor taking it.
+    pub new: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,8 +177,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Acceptors(AcceptorsCommand::List(args)) => {
             let api = Api::new(timeout, cli.cluster_token.clone(), 1)?;
-            let report = members::collect(&api, &args.acceptors).await;
+            let acceptors = if args.acceptors.is_empty() {
+                members::current(&api, &cli.url).await?.acceptor_urls
+            } else {
+                args.acceptors.clone()
+            };
+            let report = members::collect(&api, &acceptors).await;
             print(cli.json, &report, || members::render_human(&report))
+        }
+        Command::Acceptors(change) => {
+            // The stop sign may take a few seconds to be chosen.
+            let timeout = timeout.max(members::CHANGE_TIMEOUT);
+            let api = Api::new(timeout, cli.cluster_token.clone(), 1)?;
+            let chosen = members::change(&api, &cli.url, change).await?;
+            print(cli.json, &chosen, || members::render_configuration(&chosen))
         }
         Command::Bench(args) => {
             let clients = usize::try_from(args.clients).unwrap_or(CLIENTS_MAX);

@@ -1,9 +1,76 @@
-//! `paxid acceptors list`: who may vote, as the acceptors themselves say.
+//! `paxid acceptors list|add|remove|replace`: who may vote, as the
+//! acceptors themselves say, and membership changes through the leader.
 
-use api::internal::{AcceptorStatus, MemberState, Membership};
+use std::time::Duration;
+
+use api::client::{ReconfigureRequest, SequencerStatus};
+use api::internal::{AcceptorStatus, Configuration, MemberState, Membership};
 use serde::Serialize;
 
-use crate::http::Api;
+use crate::http::{Api, CliError};
+use crate::AcceptorsCommand;
+
+/// Longest a membership change may take (the leader waits up to 10 s for
+/// its stop sign to be chosen).
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The status of the sequencer at `url`: its configuration and leader.
+pub async fn current(api: &Api, url: &str) -> Result<SequencerStatus, CliError> {
+    api.get_json(url, "/v1/status").await
+}
+
+/// The acceptor list after `change`, from the current one.
+pub fn wanted(current: &[String], change: &AcceptorsCommand) -> Result<Vec<String>, CliError> {
+    let base = |u: &str| u.trim_end_matches('/').to_owned();
+    let mut list: Vec<String> = current.iter().map(|u| base(u)).collect();
+    let position = |list: &[String], url: &str| list.iter().position(|u| *u == base(url));
+    match change {
+        AcceptorsCommand::List(_) => {}
+        AcceptorsCommand::Add(add) => {
+            if position(&list, &add.acceptor).is_some() {
+                return Err(CliError::Usage(format!("{} is seated already", add.acceptor)));
+            }
+            list.push(base(&add.acceptor));
+        }
+        AcceptorsCommand::Remove(remove) => {
+            let at = position(&list, &remove.acceptor)
+                .ok_or_else(|| CliError::Usage(format!("{} is not seated", remove.acceptor)))?;
+            list.remove(at);
+        }
+        AcceptorsCommand::Replace(replace) => {
+            let at = position(&list, &replace.old)
+                .ok_or_else(|| CliError::Usage(format!("{} is not seated", replace.old)))?;
+            if base(&replace.old) != base(&replace.new) && position(&list, &replace.new).is_some() {
+                return Err(CliError::Usage(format!("{} is seated already", replace.new)));
+            }
+            list[at] = base(&replace.new);
+        }
+    }
+    Ok(list)
+}
+
+/// Asks the leader (found through the sequencer at `url`) for the change.
+pub async fn change(api: &Api, url: &str, change: &AcceptorsCommand) -> Result<Configuration, CliError> {
+    let status = current(api, url).await?;
+    let acceptors = wanted(&status.acceptor_urls, change)?;
+    let leader = if status.role == "leader" {
+        status.advertise_url
+    } else {
+        status
+            .leader_url
+            .ok_or_else(|| CliError::Usage("no leader is known yet; retry in a moment".into()))?
+    };
+    let request = ReconfigureRequest { acceptors };
+    api.post_json(&leader, "/v1/acceptors", Some(&request)).await
+}
+
+pub fn render_configuration(configuration: &Configuration) -> String {
+    let mut lines = vec![format!("configuration epoch {}", configuration.epoch)];
+    for seat in &configuration.seats {
+        lines.push(format!("{:<32} {}", seat.url, seat.node_uuid));
+    }
+    lines.join("\n")
+}
 
 /// One acceptor as it answered (or did not).
 #[derive(Debug, Clone, Serialize)]
@@ -103,4 +170,54 @@ pub fn render_human(report: &MembershipReport) -> String {
         ));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AcceptorUrl, ReplaceArgs};
+
+    fn list(urls: &[&str]) -> Vec<String> {
+        urls.iter().map(|u| (*u).to_owned()).collect()
+    }
+
+    #[test]
+    fn changes_edit_the_current_list_in_place() {
+        let current = list(&["http://a", "http://b/", "http://c"]);
+        let add = AcceptorsCommand::Add(AcceptorUrl {
+            acceptor: "http://d".into(),
+        });
+        assert_eq!(
+            wanted(&current, &add).expect("ok"),
+            list(&["http://a", "http://b", "http://c", "http://d"])
+        );
+        let remove = AcceptorsCommand::Remove(AcceptorUrl {
+            acceptor: "http://b".into(),
+        });
+        assert_eq!(
+            wanted(&current, &remove).expect("ok"),
+            list(&["http://a", "http://c"])
+        );
+        let replace = AcceptorsCommand::Replace(ReplaceArgs {
+            old: "http://a".into(),
+            new: "http://x".into(),
+        });
+        assert_eq!(
+            wanted(&current, &replace).expect("ok"),
+            list(&["http://x", "http://b", "http://c"])
+        );
+    }
+
+    #[test]
+    fn seating_twice_or_removing_a_stranger_is_a_usage_error() {
+        let current = list(&["http://a", "http://b"]);
+        let twice = AcceptorsCommand::Add(AcceptorUrl {
+            acceptor: "http://a/".into(),
+        });
+        assert!(matches!(wanted(&current, &twice), Err(CliError::Usage(_))));
+        let stranger = AcceptorsCommand::Remove(AcceptorUrl {
+            acceptor: "http://z".into(),
+        });
+        assert!(matches!(wanted(&current, &stranger), Err(CliError::Usage(_))));
+    }
 }

@@ -308,9 +308,18 @@ mod tests {
             node_uuid: "n".into(),
             state: api::internal::MemberState::Voting,
             membership: None,
-            promised: Ballot { round: 2, node: 1 },
+            configuration: None,
+            promised: Ballot {
+                epoch: 0,
+                round: 2,
+                node: 1,
+            },
             leader: leader.map(|(round, url)| LeaderInfo {
-                ballot: Ballot { round, node: 1 },
+                ballot: Ballot {
+                    epoch: 0,
+                    round,
+                    node: 1,
+                },
                 url: url.into(),
                 heard_ago_ms: 5,
             }),

@@ -107,6 +107,9 @@ pub struct Config {
     pub pull_interval: Duration,
     /// How often learned progress is reported to the acceptors.
     pub progress_interval: Duration,
+    /// `/readyz` fails once no acceptor of the followed configuration has
+    /// answered for this long (learning keeps retrying).
+    pub acceptors_silent_max: Duration,
 }
 
 impl Config {
@@ -134,6 +137,7 @@ impl Config {
             prune_interval: Duration::from_secs(10),
             pull_interval: Duration::from_millis(75),
             progress_interval: Duration::from_millis(500),
+            acceptors_silent_max: Duration::from_secs(30),
         }
     }
 }

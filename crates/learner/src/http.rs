@@ -54,7 +54,7 @@ async fn chosen(
             .map_err(|e| ApiError::unprocessable(format!("slot {}: {e}", proposal.slot)))?;
         slots.push(parsed);
     }
-    match state.learning().push(slots) {
+    match state.learning().push(push.epoch, slots) {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(PushRefused::Overloaded) => Err(ApiError::unavailable(
             "the learner's input queue is full; the slots will be pulled from the acceptors",
@@ -66,6 +66,7 @@ async fn chosen(
 async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, ApiError> {
     let counters = state.counters().map_err(|e| ApiError::internal(e.to_string()))?;
     let gaps = state.gaps().map_err(|e| ApiError::internal(e.to_string()))?;
+    let acceptors = state.learning().acceptor_set();
     Ok(Json(LearnerStatus {
         learned_below: state.learning().learned_below(),
         counters: counters
@@ -75,6 +76,8 @@ async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, Ap
         subscriptions: state.subscriptions().list(),
         skipped_slots: gaps.iter().map(|gap| gap.below_slot - gap.from_slot).sum(),
         gaps: gaps[gaps.len().saturating_sub(STATUS_GAPS_MAX)..].to_vec(),
+        epoch: acceptors.epoch,
+        acceptors: acceptors.urls.to_vec(),
     }))
 }
 

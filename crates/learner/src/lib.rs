@@ -4,7 +4,9 @@
 //! - [`learn`]: the leader pushes chosen slots (`POST /v1/chosen`); a pull
 //!   loop polls every acceptor's log to catch up and fill gaps. A
 //!   [`paxos_core::Learner`] decides what is chosen; released slots go to
-//!   the RocksDB [`store`] (synced) before anything else sees them.
+//!   the RocksDB [`store`] (synced) before anything else sees them. The
+//!   acceptors read are those of the configuration followed: `--acceptors`
+//!   in epoch 0, then those each chosen stop sign names (stored).
 //! - [`subscriptions`]: the operator API and one [`delivery`] task per
 //!   subscription, each with a durable cursor.
 //! - [`signing`] (Standard Webhooks v1) and the [`ssrf`] guard.
@@ -30,7 +32,7 @@ use tokio::task::JoinHandle;
 pub use config::{Args, Config};
 
 use crate::delivery::{DeliveryContext, DeliveryLimits};
-use crate::learn::{Acceptors, Learning};
+use crate::learn::{AcceptorClient, Learning};
 use crate::store::{Store, StoreError};
 use crate::subscriptions::Subscriptions;
 
@@ -50,6 +52,9 @@ pub mod metric {
     /// away (the learner started again from a snapshot); restored from the
     /// store's gaps at start.
     pub const SKIPPED_SLOTS_TOTAL: &str = "paxid_learner_skipped_slots_total";
+    /// Gauge: the epoch of the configuration whose acceptors the learner
+    /// reads (0: the `--acceptors` list; later ones from a stop sign).
+    pub const EPOCH: &str = "paxid_learner_epoch";
 }
 
 /// Why the learner could not start or stopped.
@@ -94,9 +99,8 @@ impl AppState {
         api::install_tls_provider();
         let store = Store::open(&config.data_dir)?;
         let learner_id = store.learner_id(new_learner_id)?;
-        let (learning, actor) = Learning::start(store.clone(), config.acceptors.len())?;
-        let acceptors = Acceptors {
-            urls: config.acceptors.clone(),
+        let (learning, actor) = Learning::start(store.clone(), config.acceptors.clone())?;
+        let acceptors = AcceptorClient {
             token: config.cluster_token.clone(),
             client: reqwest::Client::builder()
                 .no_proxy()
@@ -123,18 +127,23 @@ impl AppState {
         });
         let subscriptions = Subscriptions::start(context, config.subscriptions_max)?;
         let tasks = vec![
-            tokio::spawn(
-                learning
-                    .clone()
-                    .pull_loop(acceptors.clone(), config.pull_interval),
-            ),
+            tokio::spawn(learning.clone().pull_loop(
+                acceptors.clone(),
+                config.pull_interval,
+                config.acceptors_silent_max,
+            )),
             tokio::spawn(learning.clone().progress_loop(
                 acceptors,
                 learner_id.clone(),
                 config.progress_interval,
             )),
         ];
-        tracing::info!(%learner_id, learned_below = learning.learned_below(), "learner started");
+        tracing::info!(
+            %learner_id,
+            learned_below = learning.learned_below(),
+            epoch = learning.acceptor_set().epoch,
+            "learner started"
+        );
         let actor = tokio::spawn(actor);
         let state = AppState {
             inner: Arc::new(Inner {
@@ -202,13 +211,19 @@ impl AppState {
         &self.inner.config
     }
 
-    /// Ready when the store answers and learning is not stalled by compaction.
+    /// Ready when the store answers, learning is not stalled by compaction
+    /// and some acceptor of the followed configuration answered within
+    /// `acceptors_silent_max`.
     pub fn ready(&self) -> Result<(), String> {
         self.inner
             .store
             .check()
             .map_err(|error| format!("the store does not answer: {error}"))?;
-        match self.inner.learning.coverage().lost() {
+        let coverage = self.inner.learning.coverage();
+        if let Some(reason) = coverage.lost() {
+            return Err(reason);
+        }
+        match coverage.silent(self.inner.config.acceptors_silent_max) {
             Some(reason) => Err(reason),
             None => Ok(()),
         }

@@ -1,5 +1,5 @@
-//! The learner's RocksDB store: learned log, learner id, subscriptions and
-//! their delivery cursors.
+//! The learner's RocksDB store: learned log, learner id, the configuration
+//! it follows, subscriptions and their delivery cursors.
 //!
 //! Every record is `crc32 (4 bytes, big endian) ++ JSON`, so a torn or
 //! corrupted record is detected on read instead of being delivered. Every
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use api::learner::LearnerGap;
-use paxos_core::{Allocation, Counters, SequenceName, Slot, Value};
+use paxos_core::{Allocation, Configuration, Counters, SequenceName, Slot, Value};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -76,6 +76,19 @@ pub struct SubscriptionRecord {
     pub epoch: u64,
 }
 
+/// The configuration the learner follows once it left epoch 0
+/// ([`ConfigurationRecord`]); absent in epoch 0.
+/// The configuration (epoch after 0) this learner reads, as persisted: the
+/// wire form, checked again when read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigurationRecord {
+    /// The first slot learned in this configuration: the slot after the
+    /// stop sign that named it, or the snapshot point of a jump into it.
+    pub from_slot: u64,
+    pub configuration: api::internal::Configuration,
+}
+
+const CONFIGURATION_KEY: &[u8] = b"m:configuration";
 const LEARNER_ID_KEY: &[u8] = b"m:learner_id";
 const LEARNED_BELOW_KEY: &[u8] = b"m:learned_below";
 /// The state machine's counters after applying every learned slot.
@@ -136,12 +149,29 @@ impl Store {
         Ok(counters)
     }
 
+    /// The configuration this learner follows and the first slot it reads
+    /// there; `None` in epoch 0 (the `--acceptors` list).
+    pub fn configuration(&self) -> Result<Option<(u64, Configuration)>, StoreError> {
+        let Some(record) = self.get::<ConfigurationRecord>(CONFIGURATION_KEY)? else {
+            return Ok(None);
+        };
+        let configuration = Configuration::try_from(&record.configuration)
+            .map_err(|reason| corrupt(CONFIGURATION_KEY, reason))?;
+        Ok(Some((record.from_slot, configuration)))
+    }
+
     /// Appends chosen slots, which must continue the log exactly, and moves
     /// the learned point past them: one synced write batch.
     ///
     /// Each slot is stored as it takes effect ([`Counters::apply`]): void
     /// allocations are dropped, so the log holds exactly what was handed
     /// out. `counters` must be the counters before `from` and is advanced.
+    ///
+    /// A stop sign ([`Value::Reconfigure`]) must be the last slot: it is
+    /// stored as a no-op (it hands out nothing, so subscribers get nothing
+    /// for it), and the configuration it names is recorded in the same
+    /// batch, so the learned point never passes a stop sign without the
+    /// epoch that goes on after it.
     pub fn append(
         &self,
         from: Slot,
@@ -150,8 +180,12 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
         let mut next = from.0;
-        for (slot, value) in values {
+        for (i, (slot, value)) in values.iter().enumerate() {
             assert_eq!(slot.0, next, "the learner releases slots without gaps");
+            if let Some(configuration) = value.reconfiguration() {
+                assert_eq!(i + 1, values.len(), "a stop sign is the last slot released");
+                self.put_configuration(&mut batch, slot.0 + 1, configuration)?;
+            }
             let effective = effective_value(counters.apply(value));
             batch.put(log_key(slot.0), encode(&api::internal::Value::from(&effective)));
             next += 1;
@@ -167,7 +201,16 @@ impl Store {
     /// learned. Records the gap, moves the learned point to `below` and
     /// takes the snapshot's counters, in one synced write. `from` must be
     /// the current learned point; returns `below`.
-    pub fn jump(&self, from: u64, below: u64, counters: &Counters) -> Result<u64, StoreError> {
+    ///
+    /// With `configuration`, the learner goes on in that (later) epoch from
+    /// `below`, recorded in the same write.
+    pub fn jump(
+        &self,
+        from: u64,
+        below: u64,
+        counters: &Counters,
+        configuration: Option<&Configuration>,
+    ) -> Result<u64, StoreError> {
         assert!(below > from, "a jump moves forward ({from} -> {below})");
         let learned = self.learned_below()?;
         assert_eq!(learned, from, "a jump starts at the learned point");
@@ -176,11 +219,28 @@ impl Store {
             below_slot: below,
         };
         let mut batch = WriteBatch::default();
+        if let Some(configuration) = configuration {
+            self.put_configuration(&mut batch, below, configuration)?;
+        }
         batch.put(gap_key(from), encode(&gap));
         batch.put(LEARNED_BELOW_KEY, encode(&below));
         batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
         self.write(batch, true)?;
         Ok(below)
+    }
+
+    /// Goes on in `configuration` (a later epoch) from `from_slot`, which
+    /// must be the learned point: the acceptors hold that slot in it, and
+    /// the stop signs before it were folded into a snapshot. One synced write.
+    pub fn adopt(&self, from_slot: u64, configuration: &Configuration) -> Result<(), StoreError> {
+        let learned = self.learned_below()?;
+        assert_eq!(
+            learned, from_slot,
+            "a configuration is adopted at the learned point"
+        );
+        let mut batch = WriteBatch::default();
+        self.put_configuration(&mut batch, from_slot, configuration)?;
+        self.write(batch, true)
     }
 
     /// Every recorded gap, in slot order.
@@ -275,6 +335,28 @@ impl Store {
     /// A cheap read proving the store answers, for `/readyz`.
     pub fn check(&self) -> Result<(), StoreError> {
         self.learned_below().map(|_| ())
+    }
+
+    /// Adds the record of a move into `configuration` at `from_slot` to
+    /// `batch`; epochs only go up.
+    fn put_configuration(
+        &self,
+        batch: &mut WriteBatch,
+        from_slot: u64,
+        configuration: &Configuration,
+    ) -> Result<(), StoreError> {
+        let current = self.configuration()?.map_or(0, |(_, c)| c.epoch);
+        assert!(
+            configuration.epoch > current,
+            "a learner moves to a later epoch only ({current} -> {})",
+            configuration.epoch
+        );
+        let record = ConfigurationRecord {
+            from_slot,
+            configuration: configuration.into(),
+        };
+        batch.put(CONFIGURATION_KEY, encode(&record));
+        Ok(())
     }
 
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
@@ -541,7 +623,7 @@ mod tests {
             ]))
             .expect("counters");
             assert_eq!(store.next_gap(0).expect("gaps"), None);
-            assert_eq!(store.jump(2, 100, &snapshot).expect("jump"), 100);
+            assert_eq!(store.jump(2, 100, &snapshot, None).expect("jump"), 100);
             let mut counters = store.counters().expect("counters");
             assert_eq!(counters.next_id(&sequence), 4000, "the snapshot's counters");
             store
@@ -586,7 +668,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let snapshot = counters_from_wire(BTreeMap::from([("default".to_owned(), 77)])).expect("counters");
-        store.jump(0, 1501, &snapshot).expect("jump");
+        store.jump(0, 1501, &snapshot, None).expect("jump");
         assert_eq!(store.learned_below().expect("learned"), 1501);
         assert_eq!(
             store.gaps().expect("gaps"),
@@ -602,6 +684,103 @@ mod tests {
     fn a_jump_from_elsewhere_than_the_learned_point_is_a_bug() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let _ = store.jump(5, 10, &Counters::default());
+        let _ = store.jump(5, 10, &Counters::default(), None);
+    }
+
+    fn configuration(epoch: u64, urls: &[&str]) -> Configuration {
+        Configuration {
+            epoch,
+            seats: urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| paxos_core::Seat {
+                    address: (*url).to_owned(),
+                    member: paxos_core::MemberId(i as u128 + 1),
+                })
+                .collect(),
+        }
+    }
+
+    /// A stop sign is stored as a no-op (subscribers get nothing for it)
+    /// and the configuration it names is recorded in the same write, with
+    /// the slot after it; both survive a reopen, and a later jump into a
+    /// later epoch replaces the record.
+    #[test]
+    fn a_stop_sign_records_the_next_configuration_and_it_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let next = configuration(1, &["http://d:1", "http://e:2"]);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            assert_eq!(
+                store.configuration().expect("read"),
+                None,
+                "epoch 0 has no record"
+            );
+            let mut counters = Counters::default();
+            let slots = [(Slot(0), alloc(1)), (Slot(1), Value::Reconfigure(next.clone()))];
+            assert_eq!(store.append(Slot(0), &slots, &mut counters).expect("append"), 2);
+            assert_eq!(store.configuration().expect("read"), Some((2, next.clone())));
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.configuration().expect("read"), Some((2, next.clone())));
+        assert_eq!(
+            store.read_log(0, 10, 10).expect("read"),
+            vec![(0, alloc(1)), (1, Value::Noop)],
+            "the stop sign hands out nothing"
+        );
+        let mut counters = store.counters().expect("counters");
+        assert_eq!(counters.next_id(&SequenceName::default_sequence()), 2);
+        store
+            .append(Slot(2), &[(Slot(2), alloc(2))], &mut counters)
+            .expect("learning goes on at the slot after the stop sign");
+        assert_eq!(store.configuration().expect("read"), Some((2, next)));
+
+        let later = configuration(3, &["http://f:3"]);
+        store.jump(3, 50, &counters, Some(&later)).expect("jump");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.configuration().expect("read"), Some((50, later)));
+        assert_eq!(store.learned_below().expect("read"), 50);
+    }
+
+    #[test]
+    fn a_corrupt_configuration_record_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let bad = ConfigurationRecord {
+            from_slot: 3,
+            configuration: api::internal::Configuration {
+                epoch: 1,
+                seats: vec![],
+            },
+        };
+        store.db.put(CONFIGURATION_KEY, encode(&bad)).expect("put");
+        assert!(matches!(store.configuration(), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    #[should_panic(expected = "the last slot")]
+    fn a_slot_after_a_stop_sign_in_one_append_is_a_bug() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let stop = Value::Reconfigure(configuration(1, &["http://d:1"]));
+        let _ = store.append(
+            Slot(0),
+            &[(Slot(0), stop), (Slot(1), Value::Noop)],
+            &mut Counters::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "later epoch only")]
+    fn moving_back_to_an_earlier_epoch_is_a_bug() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let stop = |epoch| Value::Reconfigure(configuration(epoch, &["http://d:1"]));
+        let mut counters = Counters::default();
+        store
+            .append(Slot(0), &[(Slot(0), stop(2))], &mut counters)
+            .expect("append");
+        let _ = store.append(Slot(1), &[(Slot(1), stop(2))], &mut counters);
     }
 }

@@ -104,7 +104,7 @@ impl TestLearner {
         let response = self
             .http
             .post(format!("{}/v1/chosen", self.url))
-            .json(&ChosenPush { slots })
+            .json(&ChosenPush { slots, epoch: 0 })
             .send()
             .await
             .expect("push");
@@ -1151,12 +1151,19 @@ async fn a_restart_resumes_from_disk_with_the_same_message_ids() {
 
 // ---- learning from acceptors ---------------------------------------------
 
-/// An acceptor's `/v1/log` and progress endpoint, serving a fixed log.
+/// An acceptor's `/v1/log`, `/v1/status`, `/v1/snapshot` and progress
+/// endpoint, serving a fixed log (and the configuration it moved to).
 #[derive(Clone)]
 struct StubAcceptor {
     log: Arc<Mutex<LogResponse>>,
     progress: Arc<Mutex<Vec<(String, u64, String)>>>,
     polls: Arc<std::sync::atomic::AtomicUsize>,
+    /// What `/v1/status` reports as `configuration` (None in epoch 0).
+    configuration: Arc<Mutex<Option<wire::Configuration>>>,
+    /// What `/v1/snapshot` serves.
+    snapshot: Arc<Mutex<wire::Snapshot>>,
+    /// `/v1/status` answers 503 while set.
+    status_fails: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -1167,6 +1174,11 @@ struct LogQuery {
 
 impl StubAcceptor {
     async fn start() -> (StubAcceptor, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        StubAcceptor::start_on(listener)
+    }
+
+    fn start_on(listener: tokio::net::TcpListener) -> (StubAcceptor, String) {
         let stub = StubAcceptor {
             log: Arc::new(Mutex::new(LogResponse {
                 compacted_below: 0,
@@ -1175,12 +1187,19 @@ impl StubAcceptor {
             })),
             progress: Arc::default(),
             polls: Arc::default(),
+            configuration: Arc::default(),
+            snapshot: Arc::new(Mutex::new(wire::Snapshot {
+                below: 0,
+                counters: BTreeMap::new(),
+            })),
+            status_fails: Arc::default(),
         };
         let router = Router::new()
             .route("/v1/log", get(stub_log))
+            .route("/v1/status", get(stub_status))
+            .route("/v1/snapshot", get(stub_snapshot))
             .route("/v1/learners/{id}/progress", post(stub_progress))
             .with_state(stub.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -1189,9 +1208,18 @@ impl StubAcceptor {
     }
 
     fn vote(&self, slot: u64, round: u64, value: wire::Value, chosen: bool) {
+        self.vote_in(0, slot, round, value, chosen);
+    }
+
+    /// A vote under a ballot of `epoch`.
+    fn vote_in(&self, epoch: u64, slot: u64, round: u64, value: wire::Value, chosen: bool) {
         let entry = Entry {
             slot,
-            ballot: wire::Ballot { round, node: 1 },
+            ballot: wire::Ballot {
+                epoch,
+                round,
+                node: 1,
+            },
             value,
             chosen,
         };
@@ -1204,6 +1232,94 @@ impl StubAcceptor {
     fn last_progress(&self) -> Option<(String, u64, String)> {
         self.progress.lock().expect("lock").last().cloned()
     }
+
+    fn polls(&self) -> usize {
+        self.polls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Moved into `configuration`, with everything below `below` compacted
+    /// into a snapshot whose counters are `counters`.
+    fn moved(&self, configuration: Option<&wire::Configuration>, below: u64, counters: &[(&str, u64)]) {
+        *self.configuration.lock().expect("lock") = configuration.cloned();
+        self.compact(below, counters);
+    }
+
+    fn compact(&self, below: u64, counters: &[(&str, u64)]) {
+        let mut log = self.log.lock().expect("lock");
+        log.compacted_below = below;
+        log.entries.retain(|e| e.slot >= below);
+        *self.snapshot.lock().expect("lock") = wire::Snapshot {
+            below,
+            counters: counters.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect(),
+        };
+    }
+}
+
+async fn stub_status(State(stub): State<StubAcceptor>) -> Response {
+    if stub.status_fails.load(std::sync::atomic::Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    // A real acceptor reports more; the learner reads `configuration` only.
+    let compacted_below = stub.log.lock().expect("lock").compacted_below;
+    let mut status = json!({"state": "voting", "compacted_below": compacted_below});
+    if let Some(configuration) = stub.configuration.lock().expect("lock").clone() {
+        status["configuration"] = serde_json::to_value(configuration).expect("json");
+    }
+    Json(status).into_response()
+}
+
+async fn stub_snapshot(State(stub): State<StubAcceptor>) -> Json<wire::Snapshot> {
+    Json(stub.snapshot.lock().expect("lock").clone())
+}
+
+async fn stub_acceptors(n: usize) -> (Vec<StubAcceptor>, Vec<String>) {
+    let mut stubs = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..n {
+        let (stub, url) = StubAcceptor::start().await;
+        stubs.push(stub);
+        urls.push(url);
+    }
+    (stubs, urls)
+}
+
+/// A configuration seating `urls`, members 1, 2, ... in order.
+fn configuration(epoch: u64, urls: &[String]) -> wire::Configuration {
+    wire::Configuration {
+        epoch,
+        seats: urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| wire::Seat {
+                url: url.clone(),
+                node_uuid: format!("00000000-0000-0000-0000-{:012x}", i + 1),
+            })
+            .collect(),
+    }
+}
+
+fn stop_sign(configuration: &wire::Configuration) -> wire::Value {
+    wire::Value::Reconfigure {
+        configuration: configuration.clone(),
+    }
+}
+
+fn acceptor_set(epoch: u64, urls: &[String]) -> crate::learn::AcceptorSet {
+    crate::learn::AcceptorSet {
+        epoch,
+        urls: urls.to_vec().into(),
+    }
+}
+
+async fn metrics_text(learner: &TestLearner) -> String {
+    client()
+        .get(format!("{}/metrics", learner.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
 }
 
 async fn stub_log(State(stub): State<StubAcceptor>, Query(query): Query<LogQuery>) -> Json<LogResponse> {
@@ -1405,6 +1521,358 @@ async fn compaction_above_the_learner_is_reported_as_lost_coverage() {
 
     // One acceptor still holding slot 0 is enough to learn again.
     stubs[0].log.lock().expect("lock").compacted_below = 0;
+    wait_for("ready again", || learner.state.ready().is_ok()).await;
+    learner.stop().await;
+}
+
+// ---- reconfiguration -----------------------------------------------------
+
+/// Epoch 0 is read from three acceptors until the stop sign at slot 4,
+/// which names two other acceptors; the learner delivers everything up to
+/// it, then reads slots 5 on from the new acceptors only. The epoch-0 slots
+/// above the stop sign are void: one marked chosen with another value, one
+/// voted by every old acceptor; neither is ever delivered. After a restart
+/// with the same (now stale) `--acceptors`, the learner still reads the new
+/// acceptors: the epoch is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_sign_moves_the_learner_to_the_acceptors_it_names_and_a_restart_keeps_them() {
+    let (old, old_urls) = stub_acceptors(3).await;
+    let (new, new_urls) = stub_acceptors(2).await;
+    let next = configuration(1, &new_urls);
+    for s in 0..4 {
+        for stub in &old[..2] {
+            stub.vote(s, 1, value("a", s + 1), false);
+        }
+    }
+    for stub in &old {
+        stub.vote(4, 1, stop_sign(&next), true);
+    }
+    old[0].vote(5, 1, value("a", 900), true);
+    for stub in &old {
+        stub.vote(6, 1, value("a", 901), false);
+    }
+    new[0].vote_in(1, 5, 1, value("a", 6), true);
+    for stub in &new {
+        stub.vote_in(1, 6, 1, value("a", 7), false);
+    }
+
+    let subscriber = Subscriber::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), old_urls.clone())).await;
+    let created = learner
+        .subscribe(json!({"url": subscriber.url, "from_slot": 0}))
+        .await;
+    learner.wait_learned(7).await;
+    assert_eq!(
+        learner.state.learning().acceptor_set(),
+        acceptor_set(1, &new_urls)
+    );
+    let recorded = learner
+        .state
+        .inner
+        .store
+        .configuration()
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(recorded.0, 5, "epoch 1 starts after the stop sign");
+    assert_eq!(wire::Configuration::from(&recorded.1), next);
+    wait_for("slots 0..=6 but the stop sign delivered", || {
+        delivered(&subscriber, &created.secret).len() == 6
+    })
+    .await;
+    let got = delivered(&subscriber, &created.secret);
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 5, 6]);
+    for (slot, allocations) in &got {
+        assert_eq!(allocations, &vec![alloc("a", slot + 1, 1)], "slot {slot}");
+    }
+    for stub in &new {
+        let stub = stub.clone();
+        wait_for("progress reported to the new acceptors", move || {
+            stub.last_progress().is_some_and(|(_, below, _)| below == 7)
+        })
+        .await;
+    }
+    assert!(
+        metrics_text(&learner).await.contains(crate::metric::EPOCH),
+        "the epoch gauge is exported"
+    );
+    // The old acceptors are not read any more (a poll under way at the
+    // move may still land).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let polls: Vec<usize> = old.iter().map(StubAcceptor::polls).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(old.iter().map(StubAcceptor::polls).collect::<Vec<_>>(), polls);
+    assert!(learner.state.ready().is_ok());
+    learner.stop().await;
+
+    new[1].vote_in(1, 7, 1, value("a", 8), true);
+    old[0].vote(7, 1, value("a", 902), true);
+    let polls: Vec<usize> = old.iter().map(StubAcceptor::polls).collect();
+    let learner = start_learner(test_config(dir.path(), old_urls.clone())).await;
+    assert_eq!(
+        learner.state.learning().acceptor_set(),
+        acceptor_set(1, &new_urls),
+        "the stored epoch wins over --acceptors"
+    );
+    learner.wait_learned(8).await;
+    wait_for("slot 7 delivered", || {
+        delivered(&subscriber, &created.secret).contains_key(&7)
+    })
+    .await;
+    assert_eq!(
+        delivered(&subscriber, &created.secret)[&7],
+        vec![alloc("a", 8, 1)]
+    );
+    assert_eq!(
+        old.iter().map(StubAcceptor::polls).collect::<Vec<_>>(),
+        polls,
+        "the restarted learner never read the old acceptors"
+    );
+    learner.stop().await;
+}
+
+/// Every acceptor compacted past a new learner's slot 0. Two of them moved
+/// to epoch 1 (seating a third, new acceptor) and hold its slots from 10;
+/// the third old one stayed in epoch 0 with a snapshot at 8 that folded the
+/// stop sign in. The learner takes a snapshot of a moved acceptor, records
+/// the gap, adopts epoch 1 and learns the slots after it from the new
+/// configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_behind_compaction_jumps_into_the_configuration_its_acceptors_moved_to() {
+    let (old, old_urls) = stub_acceptors(3).await;
+    let (added, added_urls) = stub_acceptors(1).await;
+    let seats = vec![old_urls[0].clone(), old_urls[1].clone(), added_urls[0].clone()];
+    let next = configuration(1, &seats);
+    old[0].moved(Some(&next), 10, &[("a", 51)]);
+    old[1].moved(Some(&next), 10, &[("a", 51)]);
+    added[0].moved(Some(&next), 10, &[("a", 51)]);
+    old[2].moved(None, 8, &[("a", 40)]);
+    old[0].vote_in(1, 10, 1, value("a", 51), true);
+    old[1].vote_in(1, 11, 1, value("a", 52), false);
+    added[0].vote_in(1, 11, 1, value("a", 52), false);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), old_urls.clone())).await;
+    learner.wait_learned(12).await;
+    assert_eq!(learner.state.learning().acceptor_set(), acceptor_set(1, &seats));
+    let gaps = learner.state.gaps().expect("gaps");
+    assert_eq!(
+        gaps,
+        vec![api::learner::LearnerGap {
+            from_slot: 0,
+            below_slot: 10
+        }]
+    );
+    let store = learner.state.inner.store.clone();
+    assert_eq!(
+        store.configuration().expect("read").map(|(from, _)| from),
+        Some(10)
+    );
+    let log = store.read_log(0, 12, 12).expect("read");
+    let values: Vec<wire::Value> = log.iter().map(|(_, v)| wire::Value::from(v)).collect();
+    assert_eq!(values, vec![value("a", 51), value("a", 52)]);
+    let counters = learner.state.counters().expect("counters");
+    assert_eq!(
+        counters.next_id(&paxos_core::SequenceName::parse("a").expect("name")),
+        53
+    );
+    let stub = added[0].clone();
+    wait_for("progress reported to the seated acceptor", move || {
+        stub.last_progress().is_some_and(|(_, below, _)| below == 12)
+    })
+    .await;
+    learner.stop().await;
+}
+
+/// As above, but the moved acceptors do not answer `/v1/status` at first,
+/// so the learner takes the snapshot of the one left in epoch 0, which
+/// folded the stop sign in: it jumps to slot 8 in epoch 0, where nobody
+/// holds anything of epoch 0. Once the moved acceptors answer, it sees they
+/// hold only epoch 1 from there and jumps into it, recording that gap too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_that_jumped_past_a_stop_sign_jumps_again_into_the_later_epoch() {
+    let (old, old_urls) = stub_acceptors(3).await;
+    let (added, added_urls) = stub_acceptors(1).await;
+    let seats = vec![old_urls[0].clone(), old_urls[1].clone(), added_urls[0].clone()];
+    let next = configuration(1, &seats);
+    for stub in [&old[0], &old[1], &added[0]] {
+        stub.moved(Some(&next), 10, &[("a", 51)]);
+    }
+    old[2].moved(None, 8, &[("a", 40)]);
+    old[0].vote_in(1, 10, 1, value("a", 51), true);
+    old[1].vote_in(1, 11, 1, value("a", 52), false);
+    added[0].vote_in(1, 11, 1, value("a", 52), false);
+    for stub in &old[..2] {
+        stub.status_fails.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), old_urls.clone())).await;
+    learner.wait_learned(8).await;
+    assert_eq!(learner.state.learning().acceptor_set().epoch, 0);
+    for stub in &old[..2] {
+        stub.status_fails
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    learner.wait_learned(12).await;
+    assert_eq!(learner.state.learning().acceptor_set(), acceptor_set(1, &seats));
+    let gap = |from_slot, below_slot| api::learner::LearnerGap {
+        from_slot,
+        below_slot,
+    };
+    assert_eq!(learner.state.gaps().expect("gaps"), vec![gap(0, 8), gap(8, 10)]);
+    let log = learner.state.inner.store.read_log(0, 12, 12).expect("read");
+    let values: Vec<wire::Value> = log.iter().map(|(_, v)| wire::Value::from(v)).collect();
+    assert_eq!(values, vec![value("a", 51), value("a", 52)]);
+    learner.stop().await;
+}
+
+/// A learner in epoch 0 at slot 5 whose acceptors moved to epoch 1 and
+/// hold slot 5 in it (the stop sign was folded into their snapshot): it
+/// follows epoch 1 from slot 5, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_past_a_folded_stop_sign_follows_the_epoch_its_acceptors_hold_there() {
+    let (stubs, urls) = stub_acceptors(2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), urls.clone())).await;
+    learner.push(default_slots(0..5)).await;
+    learner.wait_learned(5).await;
+
+    let next = configuration(1, &urls);
+    for stub in &stubs {
+        stub.moved(Some(&next), 3, &[("default", 51)]);
+        stub.vote_in(1, 5, 1, value("default", 51), false);
+        stub.vote_in(1, 6, 1, value("default", 52), false);
+    }
+    learner.wait_learned(7).await;
+    assert_eq!(learner.state.learning().acceptor_set(), acceptor_set(1, &urls));
+    assert!(learner.state.gaps().expect("gaps").is_empty(), "nothing skipped");
+    let store = learner.state.inner.store.clone();
+    assert_eq!(
+        store.configuration().expect("read").map(|(from, _)| from),
+        Some(5)
+    );
+    let log = store.read_log(5, 7, 2).expect("read");
+    let values: Vec<wire::Value> = log.iter().map(|(_, v)| wire::Value::from(v)).collect();
+    assert_eq!(values, vec![value("default", 51), value("default", 52)]);
+    learner.stop().await;
+}
+
+/// A pushed stop sign goes through the same checks as every push: a bad
+/// configuration is refused with 422 and changes nothing; one that does
+/// not name the next epoch is refused as a conflict, with everything pushed
+/// with it; a good one moves the learner to the acceptors it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_stop_signs_are_checked_like_every_push() {
+    let (stubs, urls) = stub_acceptors(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
+    let http = client();
+    let mut duplicate = configuration(1, &[urls[0].clone(), urls[0].clone()]);
+    duplicate.seats[1].node_uuid = "00000000-0000-0000-0000-000000000009".into();
+    let bad = [
+        configuration(0, &urls),
+        configuration(1, &[]),
+        configuration(1, &["ftp://127.0.0.1:1".to_owned()]),
+        duplicate,
+        wire::Configuration {
+            epoch: 1,
+            seats: vec![wire::Seat {
+                url: urls[0].clone(),
+                node_uuid: "not-a-uuid".into(),
+            }],
+        },
+    ];
+    for configuration in bad {
+        let response = http
+            .post(format!("{}/v1/chosen", learner.url))
+            .json(&ChosenPush {
+                slots: vec![Proposal {
+                    slot: 0,
+                    value: stop_sign(&configuration),
+                }],
+                epoch: 0,
+            })
+            .send()
+            .await
+            .expect("push");
+        assert_eq!(response.status(), 422, "{configuration:?}");
+    }
+
+    let conflicts = |text: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with("paxid_learner_conflicts_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = conflicts(&metrics_text(&learner).await);
+    let mut wrong_epoch = default_slots(0..1);
+    wrong_epoch.push(Proposal {
+        slot: 1,
+        value: stop_sign(&configuration(2, &urls)),
+    });
+    learner.push(wrong_epoch).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conflicts(&metrics_text(&learner).await) <= before {
+        assert!(Instant::now() < deadline, "the refusal was never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        learner.state.learning().learned_below(),
+        0,
+        "nothing of that push taken"
+    );
+    assert_eq!(learner.state.learning().acceptor_set().epoch, 0);
+
+    let next = configuration(1, &urls);
+    let mut slots = default_slots(0..2);
+    slots.push(Proposal {
+        slot: 2,
+        value: stop_sign(&next),
+    });
+    learner.push(slots).await;
+    learner.wait_learned(3).await;
+    assert_eq!(learner.state.learning().acceptor_set(), acceptor_set(1, &urls));
+    stubs[0].vote_in(1, 3, 1, value("default", 31), true);
+    learner.wait_learned(4).await;
+    learner.stop().await;
+}
+
+/// With no acceptor answering for longer than `acceptors_silent_max`,
+/// `/readyz` says so; learning keeps retrying and is ready again as soon
+/// as one answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_acceptors_that_do_not_answer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path(), vec![format!("http://{addr}")]);
+    config.acceptors_silent_max = Duration::from_millis(300);
+    let learner = start_learner(config).await;
+    let http = client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = http
+            .get(format!("{}/readyz", learner.url))
+            .send()
+            .await
+            .expect("readyz");
+        if response.status() == 503 {
+            let problem: api::problem::Problem = response.json().await.expect("problem");
+            let detail = problem.detail.unwrap_or_default();
+            assert!(
+                detail.contains("no acceptor of configuration epoch 0 has answered"),
+                "{detail}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never reported the silence");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let (_stub, _) = StubAcceptor::start_on(listener);
     wait_for("ready again", || learner.state.ready().is_ok()).await;
     learner.stop().await;
 }

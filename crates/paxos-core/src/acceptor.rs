@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::types::{Accepted, Ballot, Counters, MemberId, Membership, Replace, Slot, Snapshot, Value};
+use crate::types::{
+    Accepted, Ballot, Configuration, Counters, MemberId, Membership, Replace, Slot, Snapshot, Value,
+};
 
 /// Phase 1a: "promise me `ballot`, and tell me what you accepted from `from` on".
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,6 +81,20 @@ pub struct Install {
     pub entries: Vec<(Slot, Value)>,
 }
 
+/// Moves an acceptor into the configuration a chosen stop sign named.
+///
+/// `snapshot` is chosen in the new epoch's log: everything up to and
+/// including the stop sign, or any later chosen point of the new epoch.
+/// Safe to send at any time, by anyone who learned both: the acceptor has
+/// never answered a ballot of the new epoch (it refuses them until it has
+/// moved), so it starts there as an acceptor that missed every message so
+/// far, with no promise it could have forgotten.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Transition {
+    pub configuration: Configuration,
+    pub snapshot: Snapshot,
+}
+
 /// Phase 2a for many slots at once, carrying the leader's chosen point so
 /// that acceptors learn chosen marks without a separate round trip.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -134,6 +150,8 @@ pub struct AcceptorState {
     /// None while blank: a new acceptor before its cluster is founded, or
     /// a wiped one before it is rebuilt. A blank acceptor never votes.
     pub membership: Option<Membership>,
+    /// The configuration it moved to last; None in epoch 0.
+    pub configuration: Option<Configuration>,
     pub promised: Ballot,
     /// The compacted prefix: slots below `base.below` are folded into counters.
     pub base: Snapshot,
@@ -158,6 +176,11 @@ impl AcceptorState {
             ..AcceptorState::default()
         }
     }
+
+    /// The epoch it votes in: that of the last configuration it moved to.
+    pub fn epoch(&self) -> u64 {
+        self.configuration.as_ref().map_or(0, |c| c.epoch)
+    }
 }
 
 /// One transition's writes, applied by a store as a single atomic batch.
@@ -165,16 +188,21 @@ impl AcceptorState {
 pub struct Change {
     /// Replaces the membership.
     pub membership: Option<Membership>,
+    /// Replaces the configuration (a move to a new epoch).
+    pub configuration: Option<Configuration>,
     pub promised: Option<Ballot>,
     /// Replaces the compacted prefix and deletes log entries below it.
-    /// A store applies it before `put`.
+    /// A store applies it before `truncate` and `put`.
     pub compact: Option<Snapshot>,
+    /// Deletes log entries at and above this slot: the void tail of an
+    /// epoch that ended. Applied before `put`.
+    pub truncate: Option<Slot>,
     pub put: Vec<(Slot, Accepted)>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.membership.is_none() && self.promised.is_none() && self.compact.is_none() && self.put.is_empty()
+        *self == Change::default()
     }
 
     /// Applies the change to a state: what a store does on disk, done in memory.
@@ -182,12 +210,18 @@ impl Change {
         if let Some(membership) = &self.membership {
             state.membership = Some(membership.clone());
         }
+        if let Some(configuration) = &self.configuration {
+            state.configuration = Some(configuration.clone());
+        }
         if let Some(ballot) = self.promised {
             state.promised = ballot;
         }
         if let Some(snapshot) = &self.compact {
             state.log = state.log.split_off(&snapshot.below);
             state.base = snapshot.clone();
+        }
+        if let Some(from) = self.truncate {
+            state.log.split_off(&from);
         }
         for (slot, accepted) in &self.put {
             state.log.insert(*slot, accepted.clone());
@@ -258,6 +292,8 @@ pub struct AcceptorView {
     pub member: MemberId,
     /// None while blank.
     pub membership: Option<Membership>,
+    /// None in epoch 0.
+    pub configuration: Option<Configuration>,
     /// Whether it votes: it holds a membership that counts it.
     pub voting: bool,
     pub promised: Ballot,
@@ -296,6 +332,7 @@ impl Acceptor {
         AcceptorView {
             member: self.state.member,
             membership: self.state.membership.clone(),
+            configuration: self.state.configuration.clone(),
             voting: self.voting(),
             promised: self.state.promised,
             chosen_below: self.chosen_below,
@@ -306,7 +343,7 @@ impl Acceptor {
 
     pub fn handle_prepare(&mut self, prepare: &Prepare) -> Step<PrepareReply> {
         let retires_me = prepare.replace.is_some_and(|r| r.retire == self.state.member);
-        if !self.voting() || retires_me {
+        if !self.voting() || retires_me || self.not_moved_to(prepare.ballot) {
             return Step::new(Change::default(), PrepareReply::NotVoting);
         }
         let membership = self.state.membership.clone().unwrap_or_default();
@@ -347,7 +384,7 @@ impl Acceptor {
     }
 
     pub fn handle_accept(&mut self, accept: &Accept) -> Step<AcceptReply> {
-        if !self.voting() {
+        if !self.voting() || self.not_moved_to(accept.ballot) {
             return Step::new(Change::default(), AcceptReply::NotVoting);
         }
         #[cfg(not(paxid_bug = "accept_below_promise"))]
@@ -379,7 +416,7 @@ impl Acceptor {
     }
 
     pub fn handle_commit(&mut self, commit: &Commit) -> Step<Result<CommitReply, NotVoting>> {
-        if !self.voting() {
+        if !self.voting() || self.not_moved_to(commit.ballot) {
             return Step::new(Change::default(), Err(NotVoting));
         }
         let mut change = Change::default();
@@ -443,12 +480,58 @@ impl Acceptor {
             })
             .collect();
         let change = Change {
-            membership: None,
             promised: Some(install.ballot),
             compact: Some(install.snapshot.clone()),
             put,
+            ..Change::default()
         };
         self.become_member(&install.membership, change)
+    }
+
+    /// Enters the configuration a chosen stop sign named, once: a blank
+    /// acceptor seated by it starts voting, a member of the epoch before
+    /// drops that epoch's void tail and votes in the new one.
+    pub fn handle_transition(&mut self, transition: &Transition) -> Step<JoinReply> {
+        let configuration = &transition.configuration;
+        if configuration.epoch <= self.state.epoch() {
+            return Step::new(Change::default(), JoinReply::NotBlank);
+        }
+        if !configuration.is_valid() || !configuration.seats_member(self.state.member) {
+            return Step::new(Change::default(), JoinReply::NotAMember);
+        }
+        let snapshot = &transition.snapshot;
+        // Keep our chosen votes when the snapshot starts right after the
+        // stop sign and we hold everything up to it chosen (learners read
+        // them from us); fold in the snapshot otherwise. Anything from the
+        // snapshot on is the ended epoch's void tail.
+        let stop_sign = Value::Reconfigure(configuration.clone());
+        let after_stop_sign = self
+            .state
+            .log
+            .iter()
+            .find(|(_, accepted)| accepted.chosen && accepted.value == stop_sign)
+            .map(|(slot, _)| slot.next());
+        let keep = after_stop_sign == Some(snapshot.below) && self.chosen_below >= snapshot.below;
+        let compact = (!keep).then(|| snapshot.clone());
+        let change = Change {
+            membership: Some(configuration.membership()),
+            configuration: Some(configuration.clone()),
+            promised: Some(Ballot::opening(configuration.epoch)),
+            compact,
+            truncate: Some(snapshot.below),
+            put: Vec::new(),
+        };
+        self.apply(&change);
+        // Marks above the stop sign were void and are gone with the tail.
+        self.chosen_below = snapshot.below;
+        self.chosen_counters = snapshot.counters.clone();
+        Step::new(change, JoinReply::Joined)
+    }
+
+    /// A ballot of an epoch this acceptor has not moved to (yet): it must
+    /// not vote there before a [`Transition`] gives it that epoch's start.
+    fn not_moved_to(&self, ballot: Ballot) -> bool {
+        ballot.epoch > self.state.epoch()
     }
 
     fn become_member(&mut self, membership: &Membership, mut change: Change) -> Step<JoinReply> {
@@ -461,6 +544,15 @@ impl Acceptor {
         change.membership = Some(membership.clone());
         self.apply(&change);
         Step::new(change, JoinReply::Joined)
+    }
+
+    /// Everything this acceptor knows chosen, folded: what another
+    /// acceptor needs to move into this one's epoch (see [`Transition`]).
+    pub fn chosen_snapshot(&self) -> Snapshot {
+        Snapshot {
+            below: self.chosen_below,
+            counters: self.chosen_counters.clone(),
+        }
     }
 
     /// A founded or rebuilt member that was never retired.
@@ -587,7 +679,7 @@ impl Acceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Allocation, NodeId, SequenceName};
+    use crate::types::{Allocation, Configuration, NodeId, SequenceName};
 
     fn ballot(round: u64, node: u32) -> Ballot {
         Ballot::new(round, NodeId(node))
@@ -1083,5 +1175,137 @@ mod tests {
         }));
         assert!(change.compact.is_none());
         assert_eq!(a.view().compacted_below, Slot(0));
+    }
+
+    fn epoch_1(members: &[u128]) -> Configuration {
+        Configuration {
+            epoch: 1,
+            seats: members
+                .iter()
+                .map(|m| crate::types::Seat {
+                    address: format!("http://a{m}"),
+                    member: MemberId(*m),
+                })
+                .collect(),
+        }
+    }
+
+    /// A member that moves keeps its chosen votes below the new epoch's
+    /// start, drops the void tail, and fences every ballot of epoch 0.
+    #[test]
+    fn a_transition_drops_the_void_tail_and_fences_the_old_epoch() {
+        let mut a = acceptor();
+        let b = ballot(1, 1);
+        let _ = release(a.handle_prepare(&Prepare {
+            ballot: b,
+            from: Slot(0),
+            replace: None,
+        }));
+        let configuration = epoch_1(&[1, 7]);
+        let stop_sign = Value::Reconfigure(configuration.clone());
+        let entries = vec![
+            (Slot(0), alloc(1, 2)),
+            (Slot(1), stop_sign),
+            (Slot(2), alloc(9, 1)),
+        ];
+        let _ = release(a.handle_accept(&Accept {
+            ballot: b,
+            chosen_below: Slot(0),
+            entries,
+        }));
+        // Slots 0 and 1 (the stop sign) are chosen; 2 is chosen too, but void.
+        let _ = release(a.handle_commit(&Commit {
+            ballot: b,
+            chosen_below: Slot(3),
+            snapshot: None,
+        }));
+        let snapshot = Snapshot {
+            below: Slot(2),
+            counters: Counters::from_map([(SequenceName::default_sequence(), 3)].into()),
+        };
+        let (change, reply) = release(a.handle_transition(&Transition {
+            configuration: configuration.clone(),
+            snapshot: snapshot.clone(),
+        }));
+        assert_eq!(reply, JoinReply::Joined);
+        assert_eq!(change.truncate, Some(Slot(2)));
+        assert!(change.compact.is_none(), "it holds the chosen votes below slot 2");
+        assert_eq!(
+            a.state().log.keys().copied().collect::<Vec<_>>(),
+            vec![Slot(0), Slot(1)]
+        );
+        assert_eq!(a.chosen_snapshot(), snapshot);
+        assert_eq!(a.state().promised, Ballot::opening(1));
+        assert_eq!(a.state().epoch(), 1);
+        // Epoch 0 ballots are rejected with the opening promise.
+        let (_, reply) = release(a.handle_prepare(&Prepare {
+            ballot: ballot(99, 2),
+            from: Slot(0),
+            replace: None,
+        }));
+        assert_eq!(
+            reply,
+            PrepareReply::Rejected {
+                promised: Ballot::opening(1)
+            }
+        );
+        // A second transition into the same epoch changes nothing.
+        let (change, reply) = release(a.handle_transition(&Transition {
+            configuration,
+            snapshot,
+        }));
+        assert_eq!((change.is_empty(), reply), (true, JoinReply::NotBlank));
+        // Restarted from its durable state, it is the same acceptor.
+        assert_eq!(
+            Acceptor::restore(a.state().clone()).chosen_snapshot(),
+            a.chosen_snapshot()
+        );
+    }
+
+    /// An acceptor refuses ballots of an epoch it has not moved to, and
+    /// only a configuration that seats it moves it.
+    #[test]
+    fn later_epochs_are_refused_until_a_transition_that_seats_this_acceptor() {
+        let mut a = acceptor();
+        let later = Ballot::in_epoch(1, 1, NodeId(1));
+        let (change, reply) = release(a.handle_prepare(&Prepare {
+            ballot: later,
+            from: Slot(0),
+            replace: None,
+        }));
+        assert_eq!((change.is_empty(), reply), (true, PrepareReply::NotVoting));
+        let (_, reply) = release(a.handle_accept(&Accept {
+            ballot: later,
+            chosen_below: Slot(0),
+            entries: vec![(Slot(0), alloc(1, 1))],
+        }));
+        assert_eq!(reply, AcceptReply::NotVoting);
+        let snapshot = Snapshot {
+            below: Slot(4),
+            counters: Counters::default(),
+        };
+        let (change, reply) = release(a.handle_transition(&Transition {
+            configuration: epoch_1(&[2, 3]),
+            snapshot: snapshot.clone(),
+        }));
+        assert_eq!((change.is_empty(), reply), (true, JoinReply::NotAMember));
+        // A blank acceptor seated by the configuration starts voting there.
+        let mut blank = Acceptor::restore(AcceptorState::blank(MemberId(7)));
+        let (change, reply) = release(blank.handle_transition(&Transition {
+            configuration: epoch_1(&[1, 7]),
+            snapshot: snapshot.clone(),
+        }));
+        assert_eq!(reply, JoinReply::Joined);
+        assert_eq!(change.compact, Some(snapshot));
+        assert!(blank.voting());
+        let (_, reply) = release(blank.handle_prepare(&Prepare {
+            ballot: later,
+            from: Slot(0),
+            replace: None,
+        }));
+        let PrepareReply::Promised(promise) = reply else {
+            panic!("a moved acceptor promises in its epoch")
+        };
+        assert_eq!(promise.snapshot.below, Slot(4));
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::types::{quorum, Accepted, AcceptorId, Ballot, Slot, Value};
+use crate::types::{quorum, Accepted, AcceptorId, Ballot, Configuration, Slot, Value};
 
 /// A report the learner refused because it contradicts one it already
 /// took: `kept` stays, `refused` is dropped.
@@ -59,6 +59,9 @@ impl std::error::Error for Conflict {}
 /// Tracks votes and chosen values above the delivery point.
 #[derive(Clone, Debug)]
 pub struct Learner {
+    /// The configuration whose acceptors it reads: votes of other epochs
+    /// say nothing about this one's slots.
+    epoch: u64,
     acceptors: usize,
     /// The next slot to release; everything below was released.
     next: Slot,
@@ -67,12 +70,22 @@ pub struct Learner {
     votes: BTreeMap<Slot, Vec<Option<Ballot>>>,
     values: BTreeMap<(Slot, Ballot), Value>,
     chosen: BTreeMap<Slot, Value>,
+    /// Set once it released a stop sign: it releases nothing more, and the
+    /// caller goes on with a learner of the configuration named.
+    ended: Option<Configuration>,
 }
 
 impl Learner {
     pub fn new(acceptors: usize, next: Slot, window_slots_max: u64) -> Learner {
+        Learner::in_epoch(0, acceptors, next, window_slots_max)
+    }
+
+    /// A learner of `epoch`, whose acceptors are `acceptors` many.
+    pub fn in_epoch(epoch: u64, acceptors: usize, next: Slot, window_slots_max: u64) -> Learner {
         assert!(acceptors >= 1 && window_slots_max >= 1);
         Learner {
+            epoch,
+            ended: None,
             acceptors,
             next,
             window_slots_max,
@@ -80,6 +93,16 @@ impl Learner {
             values: BTreeMap::new(),
             chosen: BTreeMap::new(),
         }
+    }
+
+    /// The configuration a released stop sign named: this learner is done,
+    /// and one of that epoch goes on from [`Learner::next`].
+    pub fn ended(&self) -> Option<&Configuration> {
+        self.ended.as_ref()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The first slot not yet released.
@@ -123,7 +146,14 @@ impl Learner {
     /// ballot, is refused and returned as a [`Conflict`]. Votes for a slot
     /// already known chosen are ignored (an older ballot may hold another
     /// value).
+    ///
+    /// Votes under a ballot of another epoch are ignored: above a stop
+    /// sign, an acceptor that has not moved yet may hold void votes (even
+    /// chosen ones) of the epoch that ended.
     pub fn observe(&mut self, from: AcceptorId, slot: Slot, accepted: &Accepted) -> Result<(), Conflict> {
+        if accepted.ballot.epoch != self.epoch || from.0 >= self.acceptors {
+            return Ok(());
+        }
         if accepted.chosen {
             return self.learn_chosen(slot, accepted.value.clone());
         }
@@ -160,9 +190,14 @@ impl Learner {
     }
 
     /// Chosen slots from `next` on without a gap; they are released once.
+    /// A stop sign is the last slot released: see [`Learner::ended`].
     pub fn take_ready(&mut self) -> Vec<(Slot, Value)> {
         let mut ready = Vec::new();
-        while let Some(value) = self.chosen.remove(&self.next) {
+        while self.ended.is_none() {
+            let Some(value) = self.chosen.remove(&self.next) else {
+                break;
+            };
+            self.ended = value.reconfiguration().cloned();
             ready.push((self.next, value));
             self.next = self.next.next();
         }
@@ -223,6 +258,41 @@ mod tests {
         assert_eq!(l.observe(AcceptorId(2), Slot(0), &marked(1, Value::Noop)), Ok(()));
         assert_eq!(l.learn_chosen(Slot(1), Value::Noop), Ok(()));
         assert_eq!(l.take_ready().len(), 2);
+    }
+
+    #[test]
+    fn a_stop_sign_is_released_last_and_votes_of_other_epochs_are_ignored() {
+        use crate::types::{Configuration, MemberId, Seat};
+        let next = Configuration {
+            epoch: 1,
+            seats: vec![Seat {
+                address: "http://a".into(),
+                member: MemberId(1),
+            }],
+        };
+        let mut l = Learner::new(3, Slot(0), 100);
+        assert_eq!(l.learn_chosen(Slot(0), alloc_value(1)), Ok(()));
+        assert_eq!(l.learn_chosen(Slot(1), Value::Reconfigure(next.clone())), Ok(()));
+        // A void slot of epoch 0, chosen after the stop sign.
+        assert_eq!(l.learn_chosen(Slot(2), alloc_value(5)), Ok(()));
+        let ready: Vec<Slot> = l.take_ready().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(ready, vec![Slot(0), Slot(1)], "nothing after the stop sign");
+        assert_eq!(l.ended(), Some(&next));
+        assert!(l.take_ready().is_empty());
+
+        let mut l = Learner::in_epoch(1, 1, Slot(2), 100);
+        let old = marked(7, alloc_value(5));
+        assert_eq!(l.observe(AcceptorId(0), Slot(2), &old), Ok(()));
+        assert!(
+            l.take_ready().is_empty(),
+            "an epoch-0 chosen mark is void in epoch 1"
+        );
+        let new = Accepted {
+            ballot: Ballot::in_epoch(1, 1, NodeId(1)),
+            ..marked(1, alloc_value(9))
+        };
+        assert_eq!(l.observe(AcceptorId(0), Slot(2), &new), Ok(()));
+        assert_eq!(l.take_ready(), vec![(Slot(2), alloc_value(9))]);
     }
 
     #[test]

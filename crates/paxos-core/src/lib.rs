@@ -13,13 +13,13 @@ pub mod types;
 
 pub use acceptor::{
     Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply,
-    Install, Join, JoinReply, NotVoting, Persisted, Prepare, PrepareReply, Promise, Step,
+    Install, Join, JoinReply, NotVoting, Persisted, Prepare, PrepareReply, Promise, Step, Transition,
 };
 pub use learner::Learner;
 pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
 pub use rebuild::{Rebuild, RebuildStep};
 pub use storage::{AcceptorStore, MemoryStore};
 pub use types::{
-    quorum, Accepted, AcceptorId, Allocation, Ballot, Counters, MemberId, Membership, NodeId, Replace,
-    SequenceName, SequenceNameError, Slot, Snapshot, Value,
+    quorum, Accepted, AcceptorId, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId,
+    Replace, Seat, SequenceName, SequenceNameError, Slot, Snapshot, Value,
 };

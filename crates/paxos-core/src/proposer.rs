@@ -11,13 +11,17 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, NotVoting, Prepare, PrepareReply, Promise};
 use crate::types::{
-    quorum, AcceptorId, Allocation, Ballot, Counters, Membership, NodeId, SequenceName, Slot, Snapshot, Value,
+    quorum, AcceptorId, Allocation, Ballot, Configuration, Counters, Membership, NodeId, SequenceName, Slot,
+    Snapshot, Value,
 };
 
 /// Limits and timings, each with its unit in its name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProposerConfig {
     pub node: NodeId,
+    /// The configuration this proposer works in: its ballots carry it, and
+    /// `AcceptorId(i)` is that configuration's seat `i`.
+    pub epoch: u64,
     pub acceptors: usize,
     /// Slots proposed but not yet chosen, at most.
     pub pipeline_slots_max: usize,
@@ -64,6 +68,7 @@ impl ProposerConfig {
     pub fn new(node: NodeId, acceptors: usize) -> ProposerConfig {
         ProposerConfig {
             node,
+            epoch: 0,
             acceptors,
             pipeline_slots_max: 8,
             batch_requests_max: 8192,
@@ -126,6 +131,9 @@ pub enum Refusal {
     TooManySequences,
     /// The sequence would pass `u64::MAX`.
     Exhausted,
+    /// This configuration is ending (a stop sign is in its log): ask again
+    /// in a moment, when the next one has a leader.
+    Reconfiguring,
 }
 
 /// What the driver must do.
@@ -158,6 +166,22 @@ pub enum Effect {
     SteppedDown {
         ballot: Ballot,
         seen: Option<Ballot>,
+    },
+    /// The stop sign was chosen: this epoch is over. The driver moves the
+    /// seats of `configuration` into it with a [`crate::Transition`]
+    /// carrying `snapshot` (everything chosen, the stop sign included) and
+    /// goes on with a proposer of the new epoch. `request` is the
+    /// reconfiguration this leader was asked for, if this stop sign is it.
+    Reconfigured {
+        configuration: Configuration,
+        snapshot: Snapshot,
+        request: Option<RequestId>,
+    },
+    /// An acceptor promised a ballot of a later epoch: a configuration
+    /// this proposer does not know replaced its own. It does nothing more;
+    /// the driver finds the configuration of `epoch` and starts over there.
+    Superseded {
+        epoch: u64,
     },
 }
 
@@ -199,6 +223,8 @@ pub struct Proposer {
     election_timeout_ms: u64,
     /// When the follower last saw a live leader, or became a follower.
     follower_since_ms: u64,
+    /// Set once this epoch is over: the proposer is inert from then on.
+    ended: Option<u64>,
     state: State,
     effects: Vec<Effect>,
 }
@@ -232,6 +258,11 @@ struct Leader {
     chosen_ahead: BTreeMap<Slot, (Value, Vec<Waiting>)>,
     /// The state machine after applying every slot below `chosen_below`.
     applied: Counters,
+    /// The first stop sign in the log (recovered or proposed): nothing
+    /// new is proposed after it. With the reconfiguration request, if ours.
+    stop: Option<(Slot, Option<RequestId>)>,
+    /// Set when the stop sign was applied.
+    reconfigured: Option<(Configuration, Snapshot)>,
     catchup: CatchUp,
     /// Per acceptor: its chosen point as last reported, and when it last
     /// answered under our ballot.
@@ -262,15 +293,22 @@ struct CatchUp {
 
 impl Proposer {
     pub fn new(config: ProposerConfig, now_ms: u64, random: u64) -> Proposer {
+        Proposer::resume(config, Snapshot::default(), now_ms, random)
+    }
+
+    /// A proposer that knows `known_chosen` already: the start of its
+    /// epoch's log after a reconfiguration.
+    pub fn resume(config: ProposerConfig, known_chosen: Snapshot, now_ms: u64, random: u64) -> Proposer {
         config.assert_valid();
         let mut proposer = Proposer {
             leader_heard_at_ms: vec![None; config.acceptors],
             status_at_ms: vec![None; config.acceptors],
             round_seen_max: 0,
-            known_chosen: Snapshot::default(),
+            known_chosen,
             membership: Membership::default(),
             election_timeout_ms: 0,
             follower_since_ms: now_ms,
+            ended: None,
             state: State::Follower,
             effects: Vec::new(),
             config,
@@ -293,6 +331,11 @@ impl Proposer {
 
     pub fn is_leader(&self) -> bool {
         matches!(self.state, State::Leader(_))
+    }
+
+    /// The epoch that replaced this proposer's, once it is over.
+    pub fn ended(&self) -> Option<u64> {
+        self.ended
     }
 
     /// Slots proposed and not yet chosen (0 unless leader).
@@ -335,6 +378,45 @@ impl Proposer {
         leader.pending.push_back((request, now_ms));
     }
 
+    /// The operator asks for `configuration` to follow this one. Only a
+    /// leader whose log holds no stop sign yet takes it: the stop sign goes
+    /// into the next slot and nothing is proposed after it. Answered with
+    /// `Reconfigured` once chosen, or a `Reply` refusal.
+    pub fn handle_reconfigure(&mut self, now_ms: u64, request: RequestId, configuration: Configuration) {
+        let epoch = self.config.epoch;
+        let refusal = match &self.state {
+            State::Leader(l) if l.stop.is_some() => Some(Refusal::Reconfiguring),
+            State::Leader(_) if configuration.epoch != epoch + 1 || !configuration.is_valid() => {
+                Some(Refusal::Reconfiguring)
+            }
+            State::Leader(_) => None,
+            _ => Some(Refusal::NotLeader),
+        };
+        if let Some(refusal) = refusal {
+            self.effects.push(Effect::Reply {
+                request,
+                result: Err(refusal),
+            });
+            return;
+        }
+        let State::Leader(leader) = &mut self.state else {
+            unreachable!("checked above")
+        };
+        let slot = leader.propose_stop(now_ms, request, configuration, self.config.acceptors);
+        leader.send_accepts(&[slot], self.config.acceptors, &mut self.effects);
+        leader.refuse_pending(&mut self.effects);
+    }
+
+    /// Campaigns now, without waiting for the election timeout or a
+    /// pre-vote: for the sequencer that ended the previous epoch, which
+    /// knows that nobody leads the new one yet. A campaign is always safe;
+    /// this only saves the timeout.
+    pub fn campaign_now(&mut self, now_ms: u64) {
+        if self.ended.is_none() && matches!(self.state, State::Follower) {
+            self.campaign(now_ms);
+        }
+    }
+
     /// A follower learned an acceptor's status.
     pub fn handle_status(&mut self, now_ms: u64, from: AcceptorId, status: AcceptorStatus) {
         // Planted bug (scripts/planted-bugs.sh), with the acceptor's half: a
@@ -369,12 +451,21 @@ impl Proposer {
                 }
                 candidate.promises.insert(from, promise);
                 let counted = countable(&candidate.promises, &mut self.membership).len();
-                if counted >= quorum(self.config.acceptors) {
+                if counted >= self.phase1_quorum() {
                     self.become_leader(now_ms);
                 }
             }
             PrepareReply::NotVoting => {}
         }
+    }
+
+    /// Promises needed: a majority of the acceptors it addresses, and of
+    /// the voters the promises name. The second matters when a process is
+    /// started with an `--acceptors` list that is not the cluster's (a
+    /// subset, or members a reconfiguration removed): a majority of its
+    /// list need not be one of the cluster.
+    fn phase1_quorum(&self) -> usize {
+        quorum(self.config.acceptors).max(quorum(self.membership.voters().count()))
     }
 
     /// What this proposer has learned about who may vote.
@@ -408,6 +499,9 @@ impl Proposer {
                     leader.ack(*slot, from, self.config.acceptors);
                 }
                 leader.advance_chosen(self.config.catchup_slots_max, &mut self.effects);
+                if leader.reconfigured.is_some() {
+                    self.end_epoch(now_ms);
+                }
             }
         }
     }
@@ -435,6 +529,9 @@ impl Proposer {
     /// Timers: elections, heartbeats, retries, timeouts; then proposes.
     /// `random` is a fresh uniform draw from the driver.
     pub fn tick(&mut self, now_ms: u64, random: u64) {
+        if self.ended.is_some() {
+            return;
+        }
         match &self.state {
             State::Follower => self.follower_tick(now_ms, random),
             State::Candidate(c) => {
@@ -455,6 +552,12 @@ impl Proposer {
         let State::Leader(leader) = &mut self.state else {
             return;
         };
+        // Planted bug (scripts/planted-bugs.sh): the stop sign is treated as
+        // a no-op, so the epoch goes on after it.
+        if leader.stop.is_some() && !cfg!(paxid_bug = "stop_sign_ignored") {
+            leader.refuse_pending(&mut self.effects);
+            return;
+        }
         let mut proposed = Vec::new();
         while leader.in_flight.len() < config.pipeline_slots_max && !leader.pending.is_empty() {
             if let Some(slot) = leader.propose_batch(now_ms, config, &mut self.effects) {
@@ -515,7 +618,7 @@ impl Proposer {
 
     fn campaign(&mut self, now_ms: u64) {
         self.round_seen_max += 1;
-        let ballot = Ballot::new(self.round_seen_max, self.config.node);
+        let ballot = Ballot::in_epoch(self.config.epoch, self.round_seen_max, self.config.node);
         let prepare = Prepare {
             ballot,
             from: self.known_chosen.below,
@@ -583,22 +686,9 @@ impl Proposer {
 
     /// Fails every waiting client: a deposed leader can get nothing chosen.
     fn step_down(&mut self, now_ms: u64, ballot: Ballot, seen: Option<Ballot>) {
-        if let State::Leader(leader) = std::mem::replace(&mut self.state, State::Follower) {
+        if let State::Leader(mut leader) = std::mem::replace(&mut self.state, State::Follower) {
             self.known_chosen = leader.catchup.chosen_prefix();
-            for (request, _) in leader.pending {
-                self.effects.push(Effect::Reply {
-                    request: request.id,
-                    result: Err(Refusal::Deposed),
-                });
-            }
-            let in_flight = leader.in_flight.into_values().flat_map(|f| f.waiting);
-            let chosen_ahead = leader.chosen_ahead.into_values().flat_map(|(_, waiting)| waiting);
-            for waiting in in_flight.chain(chosen_ahead) {
-                self.effects.push(Effect::Reply {
-                    request: waiting.0,
-                    result: Err(Refusal::Deposed),
-                });
-            }
+            leader.fail_all(Refusal::Deposed, &mut self.effects);
         }
         self.effects.push(Effect::SteppedDown { ballot, seen });
         self.become_follower(now_ms);
@@ -614,7 +704,39 @@ impl Proposer {
     }
 
     fn see(&mut self, ballot: Ballot) {
-        self.round_seen_max = self.round_seen_max.max(ballot.round);
+        if ballot.epoch == self.config.epoch {
+            self.round_seen_max = self.round_seen_max.max(ballot.round);
+        } else if ballot.epoch > self.config.epoch && self.ended.is_none() {
+            self.supersede(ballot.epoch);
+        }
+    }
+
+    /// A later epoch exists: fail every waiting client and go quiet.
+    fn supersede(&mut self, epoch: u64) {
+        if let State::Leader(leader) = &mut self.state {
+            leader.fail_all(Refusal::Reconfiguring, &mut self.effects);
+        }
+        self.state = State::Follower;
+        self.ended = Some(epoch);
+        self.effects.push(Effect::Superseded { epoch });
+    }
+
+    /// The stop sign was applied: report it, then go quiet.
+    fn end_epoch(&mut self, now_ms: u64) {
+        let State::Leader(leader) = &mut self.state else {
+            return;
+        };
+        let (configuration, snapshot) = leader.reconfigured.take().expect("checked by the caller");
+        let request = leader.stop.and_then(|(_, request)| request);
+        leader.fail_all(Refusal::Reconfiguring, &mut self.effects);
+        self.known_chosen = snapshot.clone();
+        self.ended = Some(configuration.epoch);
+        self.effects.push(Effect::Reconfigured {
+            configuration,
+            snapshot,
+            request,
+        });
+        self.become_follower(now_ms);
     }
 
     fn draw_timeout(&self, random: u64) -> u64 {
@@ -674,6 +796,10 @@ impl Leader {
             );
             slot = slot.next();
         }
+        let stop = in_flight
+            .iter()
+            .find(|(_, flight)| flight.value.reconfiguration().is_some())
+            .map(|(slot, _)| (*slot, None));
         let mut acceptor_chosen_below = vec![None; acceptors];
         for (id, promise) in &candidate.promises {
             acceptor_chosen_below[id.0] = Some(promise.snapshot.below);
@@ -687,6 +813,8 @@ impl Leader {
             chosen_below: base.below,
             chosen_ahead: BTreeMap::new(),
             applied: base.counters.clone(),
+            stop,
+            reconfigured: None,
             catchup: CatchUp {
                 base,
                 values: VecDeque::new(),
@@ -763,6 +891,51 @@ impl Leader {
         Some(slot)
     }
 
+    /// Puts the stop sign into the next slot.
+    fn propose_stop(
+        &mut self,
+        now_ms: u64,
+        request: RequestId,
+        configuration: Configuration,
+        acceptors: usize,
+    ) -> Slot {
+        let slot = self.next_slot;
+        self.next_slot = slot.next();
+        self.stop = Some((slot, Some(request)));
+        let flight = InFlight {
+            value: Value::Reconfigure(configuration),
+            acks: vec![false; acceptors],
+            sent_at_ms: now_ms,
+            waiting: Vec::new(),
+        };
+        self.in_flight.insert(slot, flight);
+        slot
+    }
+
+    /// Requests not in a slot yet get no slot in this epoch.
+    fn refuse_pending(&mut self, effects: &mut Vec<Effect>) {
+        for (request, _) in self.pending.drain(..) {
+            effects.push(Effect::Reply {
+                request: request.id,
+                result: Err(Refusal::Reconfiguring),
+            });
+        }
+    }
+
+    /// Fails every client still waiting, in a slot or not.
+    fn fail_all(&mut self, refusal: Refusal, effects: &mut Vec<Effect>) {
+        let pending = self.pending.drain(..).map(|(request, _)| request.id);
+        let in_flight = self.in_flight.values_mut().flat_map(|f| f.waiting.drain(..));
+        let chosen_ahead = self.chosen_ahead.values_mut().flat_map(|(_, w)| w.drain(..));
+        let waiting = in_flight.chain(chosen_ahead).map(|(request, _, _)| request);
+        for request in pending.chain(waiting).collect::<Vec<_>>() {
+            effects.push(Effect::Reply {
+                request,
+                result: Err(refusal.clone()),
+            });
+        }
+    }
+
     /// One accept per acceptor carrying every listed in-flight slot.
     fn send_accepts(&mut self, slots: &[Slot], acceptors: usize, effects: &mut Vec<Effect>) {
         if slots.is_empty() {
@@ -796,7 +969,10 @@ impl Leader {
 
     /// Answers clients and reports chosen slots, in slot order.
     fn advance_chosen(&mut self, catchup_slots_max: usize, effects: &mut Vec<Effect>) {
-        while let Some((value, waiting)) = self.chosen_ahead.remove(&self.chosen_below) {
+        while self.reconfigured.is_none() {
+            let Some((value, waiting)) = self.chosen_ahead.remove(&self.chosen_below) else {
+                break;
+            };
             let effective = self.applied.apply(&value);
             for (request, allocation, _) in waiting {
                 // Our own allocations lie above everything recovery saw, so
@@ -817,8 +993,14 @@ impl Leader {
                 slot: self.chosen_below,
                 value: value.clone(),
             });
+            let stop = value.reconfiguration().cloned();
             self.catchup.push(value, catchup_slots_max);
             self.chosen_below = self.chosen_below.next();
+            if let Some(configuration) = stop.filter(|_| !cfg!(paxid_bug = "stop_sign_ignored")) {
+                // Every slot after the stop sign is void in this epoch.
+                let snapshot = self.catchup.chosen_prefix();
+                self.reconfigured = Some((configuration, snapshot));
+            }
         }
     }
 

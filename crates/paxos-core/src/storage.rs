@@ -58,8 +58,8 @@ impl AcceptorStore for MemoryStore {
 pub mod conformance {
     use super::*;
     use crate::types::{
-        Accepted, Allocation, Ballot, Counters, MemberId, Membership, NodeId, Replace, SequenceName, Slot,
-        Snapshot, Value,
+        Accepted, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId, Replace, Seat,
+        SequenceName, Slot, Snapshot, Value,
     };
 
     fn ballot(round: u64) -> Ballot {
@@ -96,18 +96,16 @@ pub mod conformance {
         let first = Change {
             membership: Some(Membership::founding([MemberId(7), MemberId(8), MemberId(9)])),
             promised: Some(ballot(3)),
-            compact: None,
             put: vec![
                 (Slot(0), accepted(2, 1, true)),
                 (Slot(1), accepted(3, 4, false)),
                 (Slot(7), accepted(3, 7, false)),
             ],
+            ..Change::default()
         };
         let second = Change {
-            membership: None,
-            promised: None,
-            compact: None,
             put: vec![(Slot(1), accepted(3, 4, true))],
+            ..Change::default()
         };
         store.write(&[first.clone(), second.clone()]).expect("write");
         let mut expected = AcceptorState::default();
@@ -140,6 +138,7 @@ pub mod conformance {
                 counters,
             }),
             put: vec![(Slot(8), accepted(4, 10, false))],
+            ..Change::default()
         };
         store.write(std::slice::from_ref(&compact)).expect("write");
         compact.apply_to(&mut expected);
@@ -158,6 +157,43 @@ pub mod conformance {
         let mut store = store;
         store.write(&[]).expect("an empty write is allowed");
         assert_eq!(store.load().expect("load"), expected);
+
+        // A move to epoch 1: the configuration is stored, the void tail
+        // from slot 8 on is deleted, and a vote of the new epoch lands.
+        let configuration = Configuration {
+            epoch: 1,
+            seats: vec![
+                Seat {
+                    address: "http://a:1".into(),
+                    member: MemberId(7),
+                },
+                Seat {
+                    address: "http://d:1".into(),
+                    member: MemberId(11),
+                },
+            ],
+        };
+        let transition = Change {
+            membership: Some(configuration.membership()),
+            configuration: Some(configuration),
+            promised: Some(Ballot::opening(1)),
+            truncate: Some(Slot(8)),
+            put: vec![(Slot(9), accepted(5, 20, false))],
+            ..Change::default()
+        };
+        store.write(std::slice::from_ref(&transition)).expect("write");
+        transition.apply_to(&mut expected);
+        assert_eq!(
+            expected.log.keys().copied().collect::<Vec<_>>(),
+            vec![Slot(7), Slot(9)]
+        );
+        drop(store);
+        let store = open();
+        assert_eq!(
+            store.load().expect("load"),
+            expected,
+            "a transition keeps its configuration and deletes the tail"
+        );
     }
 }
 

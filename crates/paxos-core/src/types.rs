@@ -7,29 +7,48 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct NodeId(pub u32);
 
-/// A proposal number, compared lexicographically by `(round, node)`.
+/// A proposal number, compared lexicographically by `(epoch, round, node)`.
 ///
 /// `Ballot::ZERO` is below every ballot a sequencer can use (node ids are
 /// distinct and rounds start at 1), so it means "nothing promised yet".
+/// The epoch is the configuration's (see [`Configuration`]): an acceptor
+/// that moved to a new configuration promises `Ballot::opening(epoch)`,
+/// which fences every ballot of the configurations before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ballot {
+    pub epoch: u64,
     pub round: u64,
     pub node: NodeId,
 }
 
 impl Ballot {
     pub const ZERO: Ballot = Ballot {
+        epoch: 0,
         round: 0,
         node: NodeId(0),
     };
 
+    /// A ballot of the first configuration (epoch 0).
     pub fn new(round: u64, node: NodeId) -> Ballot {
-        Ballot { round, node }
+        Ballot::in_epoch(0, round, node)
+    }
+
+    pub fn in_epoch(epoch: u64, round: u64, node: NodeId) -> Ballot {
+        Ballot { epoch, round, node }
+    }
+
+    /// What an acceptor promises when it enters `epoch`: below every ballot
+    /// a sequencer can use in it, above every ballot of earlier epochs.
+    pub fn opening(epoch: u64) -> Ballot {
+        Ballot::in_epoch(epoch, 0, NodeId(0))
     }
 }
 
 impl fmt::Display for Ballot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch > 0 {
+            write!(f, "{}:", self.epoch)?;
+        }
         write!(f, "{}.{}", self.round, self.node.0)
     }
 }
@@ -144,14 +163,62 @@ pub enum Value {
     Noop,
     /// At most one allocation per sequence, ranges above all earlier slots.
     Allocations(Vec<Allocation>),
+    /// The stop sign: this configuration decides nothing after this slot,
+    /// and the log goes on, from the next slot, in the one named here.
+    /// Allocates nothing; every slot above it in this epoch is void.
+    Reconfigure(Configuration),
 }
 
 impl Value {
     pub fn allocations(&self) -> &[Allocation] {
         match self {
-            Value::Noop => &[],
+            Value::Noop | Value::Reconfigure(_) => &[],
             Value::Allocations(allocations) => allocations,
         }
+    }
+
+    pub fn reconfiguration(&self) -> Option<&Configuration> {
+        match self {
+            Value::Reconfigure(configuration) => Some(configuration),
+            _ => None,
+        }
+    }
+}
+
+/// The acceptors of one epoch, in order: `AcceptorId(i)` is `seats[i]`.
+///
+/// Epoch 0 is the cluster as founded, addressed by each process's own
+/// `--acceptors` list (no configuration is stored). Every later epoch is
+/// chosen through the log as a [`Value::Reconfigure`] of the one before,
+/// and carries the addresses every process uses from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Configuration {
+    pub epoch: u64,
+    pub seats: Vec<Seat>,
+}
+
+/// One acceptor of a configuration: where it answers and who it is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seat {
+    pub address: String,
+    pub member: MemberId,
+}
+
+impl Configuration {
+    /// Who may vote in this epoch: its seated members, none retired yet.
+    pub fn membership(&self) -> Membership {
+        Membership::founding(self.seats.iter().map(|s| s.member))
+    }
+
+    pub fn seats_member(&self, member: MemberId) -> bool {
+        self.seats.iter().any(|s| s.member == member)
+    }
+
+    /// At least one seat, no address or member twice.
+    pub fn is_valid(&self) -> bool {
+        let addresses: BTreeSet<&str> = self.seats.iter().map(|s| s.address.as_str()).collect();
+        let members: BTreeSet<MemberId> = self.seats.iter().map(|s| s.member).collect();
+        !self.seats.is_empty() && addresses.len() == self.seats.len() && members.len() == self.seats.len()
     }
 }
 

@@ -25,6 +25,16 @@
 //! only rejected); a rejected rebuild is dropped, and so is the rebuild of
 //! a proposer that crashes.
 //!
+//! Reconfiguration (bounded): a leader is asked to move from epoch 0
+//! (acceptors 0, 1, 2) to epoch 1 (acceptors 1, 2 and the spare blank
+//! acceptor 3, so one member leaves and one arrives). Its stop sign travels
+//! like any accept; once it is chosen the proposer reports `Reconfigured`,
+//! and its node sends a `Transition` to each seat of epoch 1 (delivered in
+//! any order, or never) and goes on with a proposer of epoch 1. A node
+//! whose proposer reports `Superseded` goes on in epoch 1 too, knowing
+//! nothing chosen. Old-epoch proposers keep campaigning and proposing
+//! meanwhile; acceptors that have not moved keep answering them.
+//!
 //! A ghost in the state records every durable vote. Properties: agreement
 //! (one value per slot, one value per ballot and slot); every `Chosen`
 //! effect matches the ghost; IDs handed to clients are unique and lie in
@@ -45,13 +55,16 @@ use std::time::Instant;
 
 use paxos_core::{
     Accept, AcceptReply, Acceptor, AcceptorId, AcceptorState, Allocation, Ballot, Change, Commit,
-    CommitReply, Counters, Effect, IdRequest, Install, JoinReply, MemberId, Membership, NodeId, NotVoting,
-    Prepare, PrepareReply, Proposer, ProposerConfig, Rebuild, RebuildStep, Replace, RequestId, SequenceName,
-    Slot, Value,
+    CommitReply, Configuration, Counters, Effect, IdRequest, Install, JoinReply, MemberId, Membership,
+    NodeId, NotVoting, Prepare, PrepareReply, Proposer, ProposerConfig, Rebuild, RebuildStep, Replace,
+    RequestId, Seat, SequenceName, Slot, Transition, Value,
 };
 use stateright::{Checker, Model, Property};
 
+/// Seats of epoch 0; acceptor `ACCEPTORS` is a spare, blank until a
+/// reconfiguration seats it.
 const ACCEPTORS: usize = 3;
+const SPARE: usize = ACCEPTORS;
 const PROPOSERS: usize = 2;
 const MODEL_COMMITS: bool = false;
 /// Losing a reply after its request was handled doubles the branching. A
@@ -122,6 +135,11 @@ enum Msg {
         to: u8,
         install: Install,
     },
+    /// Moves a seat of epoch 1 there; nobody waits for its answer.
+    Transition {
+        to: u8,
+        transition: Transition,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +158,8 @@ struct AcceptorNode {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ProposerNode {
     proposer: Proposer,
+    /// The acceptor behind each `AcceptorId` of the proposer's epoch.
+    seats: Vec<u8>,
     inc: u8,
     clock_ms: u64,
     /// The rebuild this sequencer drives, if any; lost in a crash.
@@ -150,8 +170,11 @@ struct ProposerNode {
 struct Ghost {
     /// (slot, ballot) → the value and the acceptors that voted it durably.
     votes: BTreeMap<(Slot, Ballot), (Value, u8)>,
-    chosen: BTreeMap<Slot, Value>,
-    /// Ranges that take effect, applying the chosen prefix in slot order.
+    /// Per epoch and slot: the slots of an epoch past its stop sign are void.
+    chosen: BTreeMap<(u64, Slot), Value>,
+    /// Ranges that take effect, applying the chosen prefix in slot order,
+    /// moving to epoch 1 after the first stop sign of epoch 0.
+    applied_epoch: u64,
     applied_below: Slot,
     applied: Counters,
     effective: Vec<(Slot, Allocation)>,
@@ -160,6 +183,7 @@ struct Ghost {
     lost_chosen_vote: bool,
     replies_after_loss: bool,
     replies_after_rebuild: bool,
+    replies_in_epoch_1: bool,
     /// The first broken property, by name, with what broke it.
     broken: Option<(&'static str, String)>,
 }
@@ -176,6 +200,7 @@ struct State {
     crashes_left: u8,
     disk_losses_left: u8,
     rebuilds_left: u8,
+    reconfigurations_left: u8,
     ghost: Ghost,
 }
 
@@ -196,6 +221,8 @@ enum Action {
     LoseDisk(u8),
     /// Proposer node `p` starts a rebuild of blank acceptor `a`.
     StartRebuild(u8, u8),
+    /// Leader `p` is asked to move the cluster to epoch 1.
+    Reconfigure(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -209,13 +236,20 @@ struct Paxid {
     disk_losses: u8,
     /// Rebuild attempts, in all.
     rebuilds: u8,
+    /// Reconfiguration requests, in all.
+    reconfigurations: u8,
     /// The second sequencer has one timeout more than `timeouts`: with
     /// one, it can be rejected by a rebuild's ballot and campaign above it.
     second_campaign: bool,
 }
 
 fn config(p: usize) -> ProposerConfig {
+    config_in(p, 0)
+}
+
+fn config_in(p: usize, epoch: u64) -> ProposerConfig {
     let mut config = ProposerConfig::new(NodeId(p as u32 + 1), ACCEPTORS);
+    config.epoch = epoch;
     config.heartbeat_interval_ms = 10;
     config.election_timeout_min_ms = 100;
     config.election_timeout_max_ms = 100;
@@ -238,6 +272,29 @@ fn founders() -> Membership {
     Membership::founding((0..ACCEPTORS).map(founder))
 }
 
+/// The acceptors seated in `epoch`, in `AcceptorId` order.
+fn seats(epoch: u64) -> Vec<u8> {
+    if epoch == 0 {
+        (0..ACCEPTORS as u8).collect()
+    } else {
+        (1..=SPARE as u8).collect()
+    }
+}
+
+/// Epoch 1: acceptor 0 leaves, the spare joins.
+fn epoch_1() -> Configuration {
+    Configuration {
+        epoch: 1,
+        seats: seats(1)
+            .into_iter()
+            .map(|a| Seat {
+                address: format!("a{a}"),
+                member: founder(a as usize),
+            })
+            .collect(),
+    }
+}
+
 fn is_request(msg: &Msg) -> bool {
     matches!(
         msg,
@@ -246,6 +303,7 @@ fn is_request(msg: &Msg) -> bool {
             | Msg::Commit { .. }
             | Msg::RebuildPrepare { .. }
             | Msg::Install { .. }
+            | Msg::Transition { .. }
     )
 }
 
@@ -289,18 +347,22 @@ impl State {
     fn drain(&mut self, p: usize) {
         let inc = self.proposers[p].inc;
         let pp = p as u8;
-        for effect in self.proposers[p].proposer.drain_effects() {
+        let effects = self.proposers[p].proposer.drain_effects();
+        let epoch = self.proposers[p].proposer.config().epoch;
+        let seats: Vec<u8> = self.proposers[p].seats.clone();
+        let seat = |to: AcceptorId| seats[to.0];
+        for effect in effects {
             match effect {
                 Effect::Prepare { to, prepare } => self.send(Msg::Prepare {
                     p: pp,
                     inc,
-                    to: to.0 as u8,
+                    to: seat(to),
                     prepare,
                 }),
                 Effect::Accept { to, accept } => self.send(Msg::Accept {
                     p: pp,
                     inc,
-                    to: to.0 as u8,
+                    to: seat(to),
                     accept,
                 }),
                 // Heartbeats are left out to keep the space small: they only
@@ -309,7 +371,7 @@ impl State {
                 Effect::Commit { to, commit } if MODEL_COMMITS => self.send(Msg::Commit {
                     p: pp,
                     inc,
-                    to: to.0 as u8,
+                    to: seat(to),
                     commit,
                 }),
                 Effect::Commit { .. } => {}
@@ -319,14 +381,43 @@ impl State {
                 } => self.reply(allocation),
                 Effect::Reply { result: Err(_), .. } => {}
                 Effect::Chosen { slot, value } => {
-                    if self.ghost.chosen.get(&slot) != Some(&value) {
-                        let what = format!("proposer {p} reports slot {slot} chose {value:?}");
+                    if self.ghost.chosen.get(&(epoch, slot)) != Some(&value) {
+                        let what = format!("proposer {p} reports epoch {epoch} slot {slot} chose {value:?}");
                         self.break_property("chosen effects are chosen", what);
                     }
                 }
                 Effect::BecameLeader { .. } | Effect::SteppedDown { .. } => {}
+                Effect::Reconfigured {
+                    configuration,
+                    snapshot,
+                    ..
+                } => {
+                    if configuration != epoch_1() {
+                        let what = format!("proposer {p} moves to {configuration:?}");
+                        self.break_property("chosen effects are chosen", what);
+                    }
+                    for to in seats_of(&configuration) {
+                        let transition = Transition {
+                            configuration: configuration.clone(),
+                            snapshot: snapshot.clone(),
+                        };
+                        self.send(Msg::Transition { to, transition });
+                    }
+                    self.move_on(p, configuration.epoch, snapshot);
+                }
+                Effect::Superseded { epoch } => self.move_on(p, epoch, Default::default()),
             }
         }
+    }
+
+    /// Node `p` goes on with a proposer of `epoch`; replies to its old one
+    /// are dropped, as the driver drops them with the old proposer.
+    fn move_on(&mut self, p: usize, epoch: u64, known: paxos_core::Snapshot) {
+        let node = &mut self.proposers[p];
+        node.inc += 1;
+        node.seats = seats(epoch);
+        node.proposer = Proposer::resume(config_in(p, epoch), known, node.clock_ms, 0);
+        node.rebuild = None;
     }
 
     fn reply(&mut self, allocation: Allocation) {
@@ -338,6 +429,9 @@ impl State {
         }
         if self.acceptors.iter().any(|n| n.installed.is_some()) {
             self.ghost.replies_after_rebuild = true;
+        }
+        if self.ghost.applied_epoch == 1 {
+            self.ghost.replies_in_epoch_1 = true;
         }
         if self.ghost.replies.iter().any(overlaps) {
             self.break_property(
@@ -376,13 +470,17 @@ impl State {
             }
             let voters = voters | (1 << a);
             self.ghost.votes.insert(key, (value.clone(), voters));
-            if voters.count_ones() as usize >= paxos_core::quorum(ACCEPTORS) {
-                match self.ghost.chosen.get(slot) {
-                    Some(chosen) if *chosen != value => self
-                        .break_property("agreement", format!("slot {slot} chose {chosen:?} and {value:?}")),
+            let epoch = accepted.ballot.epoch;
+            let seated = seats(epoch).iter().filter(|s| voters & (1 << **s) != 0).count();
+            if seated >= paxos_core::quorum(ACCEPTORS) {
+                match self.ghost.chosen.get(&(epoch, *slot)) {
+                    Some(chosen) if *chosen != value => self.break_property(
+                        "agreement",
+                        format!("epoch {epoch} slot {slot} chose {chosen:?} and {value:?}"),
+                    ),
                     Some(_) => {}
                     None => {
-                        self.ghost.chosen.insert(*slot, value);
+                        self.ghost.chosen.insert((epoch, *slot), value);
                         self.apply_prefix();
                     }
                 }
@@ -391,8 +489,12 @@ impl State {
     }
 
     fn apply_prefix(&mut self) {
-        while let Some(value) = self.ghost.chosen.get(&self.ghost.applied_below).cloned() {
+        let at = |g: &Ghost| (g.applied_epoch, g.applied_below);
+        while let Some(value) = self.ghost.chosen.get(&at(&self.ghost)).cloned() {
             let slot = self.ghost.applied_below;
+            if value.reconfiguration().is_some() {
+                self.ghost.applied_epoch += 1;
+            }
             for allocation in self.ghost.applied.apply(&value) {
                 let misordered = self
                     .ghost
@@ -418,7 +520,8 @@ impl State {
         | Msg::Accept { to, .. }
         | Msg::Commit { to, .. }
         | Msg::RebuildPrepare { to, .. }
-        | Msg::Install { to, .. }) = &msg
+        | Msg::Install { to, .. }
+        | Msg::Transition { to, .. }) = &msg
         else {
             unreachable!("only requests reach acceptors")
         };
@@ -492,6 +595,11 @@ impl State {
                 self.persist(a, change);
                 return None;
             }
+            Msg::Transition { transition, .. } => {
+                let (change, _held) = node.acceptor.handle_transition(&transition).into_parts();
+                self.persist(a, change);
+                return None;
+            }
             other => unreachable!("an acceptor got {other:?}"),
         };
         self.persist(a, change);
@@ -543,28 +651,36 @@ impl State {
     fn proposer_receive(&mut self, p: usize, msg: Msg) {
         let node = &mut self.proposers[p];
         let now = node.clock_ms;
+        let id = |from: u8| {
+            let at = node.seats.iter().position(|s| *s == from);
+            AcceptorId(at.expect("replies of the current incarnation come from its seats"))
+        };
         match msg {
             Msg::PrepareReply { inc, .. } | Msg::AcceptReply { inc, .. } | Msg::CommitReply { inc, .. }
                 if inc != node.inc => {}
             Msg::PrepareReply {
                 from, ballot, reply, ..
-            } => node
-                .proposer
-                .handle_prepare_reply(now, AcceptorId(from as usize), ballot, reply),
+            } => {
+                let from = id(from);
+                node.proposer.handle_prepare_reply(now, from, ballot, reply)
+            }
             Msg::AcceptReply {
                 from,
                 ballot,
                 slots,
                 reply,
                 ..
-            } => node
-                .proposer
-                .handle_accept_reply(now, AcceptorId(from as usize), ballot, &slots, reply),
+            } => {
+                let from = id(from);
+                node.proposer
+                    .handle_accept_reply(now, from, ballot, &slots, reply)
+            }
             Msg::CommitReply {
                 from, ballot, reply, ..
-            } => node
-                .proposer
-                .handle_commit_reply(now, AcceptorId(from as usize), ballot, reply),
+            } => {
+                let from = id(from);
+                node.proposer.handle_commit_reply(now, from, ballot, reply)
+            }
             other => unreachable!("a proposer got {other:?}"),
         }
         node.proposer.flush(now);
@@ -589,6 +705,7 @@ impl Model for Paxid {
         vec![State {
             acceptors: (0..ACCEPTORS)
                 .map(|a| AcceptorState::founded(founder(a), founders()))
+                .chain([AcceptorState::blank(founder(SPARE))])
                 .map(|state| AcceptorNode {
                     acceptor: Acceptor::restore(state.clone()),
                     durable: state,
@@ -600,6 +717,7 @@ impl Model for Paxid {
             proposers: (0..PROPOSERS)
                 .map(|p| ProposerNode {
                     proposer: Proposer::new(config(p), 0, 0),
+                    seats: seats(0),
                     inc: 0,
                     clock_ms: 0,
                     rebuild: None,
@@ -614,6 +732,7 @@ impl Model for Paxid {
             crashes_left: self.crashes,
             disk_losses_left: self.disk_losses,
             rebuilds_left: self.rebuilds,
+            reconfigurations_left: self.reconfigurations,
             ghost: Ghost::default(),
         }]
     }
@@ -644,6 +763,11 @@ impl Model for Paxid {
             }
             if state.crashes_left > 0 {
                 actions.push(Action::CrashProposer(p as u8));
+            }
+            // Sequencer 1 (the one with a campaign in each epoch) is asked;
+            // sequencer 0 competes in either epoch.
+            if state.reconfigurations_left > 0 && p == 1 && state.proposers[p].proposer.is_leader() {
+                actions.push(Action::Reconfigure(p as u8));
             }
         }
         for a in 0..ACCEPTORS {
@@ -747,6 +871,12 @@ impl Model for Paxid {
                 |_, s: &State| s.ghost.replies_after_rebuild,
             ));
         }
+        if self.reconfigurations > 0 {
+            properties.push(Property::sometimes(
+                "a client gets IDs in epoch 1",
+                |_, s: &State| s.ghost.replies_in_epoch_1,
+            ));
+        }
         if self.disk_losses > 0 && self.rebuilds > 0 && self.second_campaign {
             // A leader above the rebuild's ballot had a rebuilt acceptor vote
             // for a chosen value that the lost disk had voted for.
@@ -766,7 +896,7 @@ impl Model for Paxid {
                                         && *value == vote.value
                                 });
                             vote.ballot > installed
-                                && s.ghost.chosen.get(slot) == Some(&vote.value)
+                                && s.ghost.chosen.get(&(vote.ballot.epoch, *slot)) == Some(&vote.value)
                                 && lost_disk_voted
                         })
                     })
@@ -840,7 +970,10 @@ impl Paxid {
                 state.crashes_left -= 1;
                 let node = &mut state.proposers[p as usize];
                 node.inc += 1;
+                // A restarted sequencer starts in epoch 0 again, as one with
+                // a stale `--acceptors` list would, and is superseded.
                 node.proposer = Proposer::new(config(p as usize), node.clock_ms, 0);
+                node.seats = seats(0);
                 node.rebuild = None;
                 if self.restart_campaigns {
                     // The new incarnation may campaign once: how a reused ballot would show.
@@ -857,11 +990,9 @@ impl Paxid {
                 let loss = self.disk_losses - state.disk_losses_left;
                 state.disk_losses_left -= 1;
                 let a = a as usize;
-                let lost_chosen_vote = state.acceptors[a]
-                    .durable
-                    .log
-                    .iter()
-                    .any(|(slot, vote)| state.ghost.chosen.get(slot) == Some(&vote.value));
+                let lost_chosen_vote = state.acceptors[a].durable.log.iter().any(|(slot, vote)| {
+                    state.ghost.chosen.get(&(vote.ballot.epoch, *slot)) == Some(&vote.value)
+                });
                 state.ghost.lost_chosen_vote |= lost_chosen_vote;
                 let blank = AcceptorState::blank(blank_member(a, loss));
                 let node = &mut state.acceptors[a];
@@ -899,8 +1030,24 @@ impl Paxid {
                 }
                 state.proposers[p].rebuild = Some(rebuild);
             }
+            Action::Reconfigure(p) => {
+                state.reconfigurations_left -= 1;
+                let p = p as usize;
+                let node = &mut state.proposers[p];
+                node.proposer
+                    .handle_reconfigure(node.clock_ms, RequestId(99), epoch_1());
+                state.drain(p);
+            }
         }
     }
+}
+
+fn seats_of(configuration: &Configuration) -> Vec<u8> {
+    configuration
+        .seats
+        .iter()
+        .map(|s| s.address[1..].parse().expect("model addresses are a<index>"))
+        .collect()
 }
 
 fn bound(name: &str, default: u8) -> u8 {
@@ -919,6 +1066,7 @@ fn model_check_two_slots() {
         disk_losses: bound("PAXID_MODEL_DISK_LOSSES", 0),
         rebuilds: bound("PAXID_MODEL_REBUILDS", bound("PAXID_MODEL_DISK_LOSSES", 0)),
         second_campaign: false,
+        reconfigurations: 0,
     });
 }
 
@@ -934,6 +1082,7 @@ fn model_check_duplicating_network() {
         disk_losses: 0,
         rebuilds: 0,
         second_campaign: false,
+        reconfigurations: 0,
     });
 }
 
@@ -965,6 +1114,7 @@ fn model_check_disk_loss() {
         disk_losses: 1,
         rebuilds: 0,
         second_campaign: false,
+        reconfigurations: 0,
     });
     check(Paxid {
         restart_campaigns: false,
@@ -975,6 +1125,26 @@ fn model_check_disk_loss() {
         disk_losses: 1,
         rebuilds: 1,
         second_campaign: bound("PAXID_MODEL_SECOND_CAMPAIGN", 0) == 1,
+        reconfigurations: 0,
+    });
+}
+
+/// Reconfiguration: sequencer 1, once leader, moves the cluster from
+/// acceptors 0-2 to 1-3 while sequencer 0 campaigns and proposes in either
+/// epoch; transitions are delivered in any order or never.
+#[test]
+fn model_check_reconfiguration() {
+    check(Paxid {
+        restart_campaigns: false,
+        duplicates: 0,
+        timeouts: 1,
+        requests: bound("PAXID_MODEL_REQUESTS", 1),
+        crashes: 0,
+        disk_losses: 0,
+        rebuilds: 0,
+        // Sequencer 1 campaigns twice: once in each epoch.
+        second_campaign: true,
+        reconfigurations: 1,
     });
 }
 

@@ -755,3 +755,193 @@ fn catch_up_accepts_are_bounded_by_their_allocations() {
     );
     assert_eq!(catch_up[0].entries.first().map(|(s, _)| *s), Some(Slot(0)));
 }
+
+fn next_configuration() -> paxos_core::Configuration {
+    paxos_core::Configuration {
+        epoch: 1,
+        seats: (0..3)
+            .map(|i| paxos_core::Seat {
+                address: format!("http://a{i}"),
+                member: MemberId(10 + i as u128),
+            })
+            .collect(),
+    }
+}
+
+/// A stop sign goes into the next slot; nothing is proposed after it, and
+/// once chosen the proposer reports the new configuration with the chosen
+/// prefix through the stop sign, then stays quiet.
+#[test]
+fn a_reconfiguration_is_a_stop_sign_and_ends_the_epoch() {
+    let mut p = leader(4);
+    let b = ballot(1, 1);
+    let now = ELECTION_MS + 1;
+    p.handle_request(now, request(1, "a", 2));
+    p.flush(now);
+    assert_eq!(
+        p.drain_effects(),
+        accepts(b, 0, &[(0, value(&[alloc("a", 1, 2)]))])
+    );
+    let next = next_configuration();
+    p.handle_reconfigure(now, RequestId(9), next.clone());
+    let stop = Value::Reconfigure(next.clone());
+    assert_eq!(p.drain_effects(), accepts(b, 0, &[(1, stop.clone())]));
+    // A request arriving now gets no slot in this epoch.
+    p.handle_request(now, request(2, "a", 1));
+    p.flush(now);
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::Reply {
+            request: RequestId(2),
+            result: Err(Refusal::Reconfiguring)
+        }]
+    );
+    // A second reconfiguration is refused while the first is under way.
+    p.handle_reconfigure(now, RequestId(10), next.clone());
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::Reply {
+            request: RequestId(10),
+            result: Err(Refusal::Reconfiguring)
+        }]
+    );
+    for from in [0, 1] {
+        p.handle_accept_reply(now, AcceptorId(from), b, &[Slot(0), Slot(1)], accepted(0));
+    }
+    let effects = p.drain_effects();
+    let snapshot = Snapshot {
+        below: Slot(2),
+        counters: Counters::from_map([(seq("a"), 3)].into()),
+    };
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Reply {
+                request: RequestId(1),
+                result: Ok(alloc("a", 1, 2))
+            },
+            Effect::Chosen {
+                slot: Slot(0),
+                value: value(&[alloc("a", 1, 2)])
+            },
+            Effect::Chosen {
+                slot: Slot(1),
+                value: stop
+            },
+            Effect::Reconfigured {
+                configuration: next,
+                snapshot,
+                request: Some(RequestId(9)),
+            },
+        ]
+    );
+    assert_eq!(p.ended(), Some(1));
+    assert_eq!(p.role(), Role::Follower);
+    p.tick(10 * ELECTION_MS, 0);
+    tick_with_no_leader_heard(&mut p, 20 * ELECTION_MS);
+    assert_eq!(p.drain_effects(), vec![], "an ended proposer never campaigns");
+}
+
+/// A leader that recovers a stop sign re-proposes it and nothing after it.
+#[test]
+fn a_recovered_stop_sign_stops_new_proposals() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
+    let b = ballot(1, 1);
+    let stop = Value::Reconfigure(next_configuration());
+    let voted = PrepareReply::Promised(Promise {
+        ballot: b,
+        member: member(0),
+        membership: founders(),
+        snapshot: Snapshot::default(),
+        entries: vec![(
+            Slot(0),
+            Accepted {
+                ballot: ballot(0, 2),
+                value: stop.clone(),
+                chosen: false,
+            },
+        )],
+    });
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, voted);
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, empty_promise(1, b));
+    let _ = p.drain_effects();
+    p.handle_request(ELECTION_MS, request(1, "a", 1));
+    p.flush(ELECTION_MS);
+    assert_eq!(
+        p.drain_effects(),
+        vec![Effect::Reply {
+            request: RequestId(1),
+            result: Err(Refusal::Reconfiguring)
+        }]
+    );
+    for from in [0, 1] {
+        p.handle_accept_reply(ELECTION_MS, AcceptorId(from), b, &[Slot(0)], accepted(0));
+    }
+    assert!(p
+        .drain_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Reconfigured { request: None, .. })));
+}
+
+/// A promise of a later epoch means this one ended: the proposer fails
+/// its clients, reports it once, and goes quiet.
+#[test]
+fn a_promise_of_a_later_epoch_supersedes_the_proposer() {
+    let mut p = leader(4);
+    let b = ballot(1, 1);
+    let now = ELECTION_MS + 1;
+    p.handle_request(now, request(1, "a", 1));
+    p.flush(now);
+    let _ = p.drain_effects();
+    let later = Ballot::opening(2);
+    p.handle_accept_reply(
+        now,
+        AcceptorId(0),
+        b,
+        &[Slot(0)],
+        AcceptReply::Rejected { promised: later },
+    );
+    assert_eq!(
+        p.drain_effects(),
+        vec![
+            Effect::Reply {
+                request: RequestId(1),
+                result: Err(Refusal::Reconfiguring)
+            },
+            Effect::Superseded { epoch: 2 },
+        ]
+    );
+    assert_eq!(p.ended(), Some(2));
+    tick_with_no_leader_heard(&mut p, 10 * ELECTION_MS);
+    assert_eq!(p.drain_effects(), vec![]);
+}
+
+/// A process started with an `--acceptors` list that is not the cluster's
+/// (two removed members and a stranger, say) must not lead with a majority
+/// of its list: it also needs a majority of the voters the promises name.
+#[test]
+fn a_majority_of_the_list_is_not_enough_when_the_promises_name_more_voters() {
+    let mut p = Proposer::new(config(4), 0, 0);
+    tick_with_no_leader_heard(&mut p, ELECTION_MS);
+    let b = ballot(1, 1);
+    let five = Membership::founding((0..5).map(member));
+    let promise = |from: usize| {
+        PrepareReply::Promised(Promise {
+            ballot: b,
+            member: member(from),
+            membership: five.clone(),
+            snapshot: Snapshot::default(),
+            entries: Vec::new(),
+        })
+    };
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, promise(0));
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, promise(1));
+    assert_eq!(
+        p.role(),
+        Role::Candidate { ballot: b },
+        "2 of 5 voters is no majority"
+    );
+    p.handle_prepare_reply(ELECTION_MS, AcceptorId(2), b, promise(2));
+    assert_eq!(p.role(), Role::Leader { ballot: b });
+}

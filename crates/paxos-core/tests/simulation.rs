@@ -1223,6 +1223,11 @@ impl Sim {
                 }
                 Effect::BecameLeader { .. } => self.stats.leaderships += 1,
                 Effect::SteppedDown { .. } => self.stats.step_downs += 1,
+                // The simulation never asks for one (the model check covers
+                // reconfiguration), so neither may happen.
+                Effect::Reconfigured { .. } | Effect::Superseded { .. } => {
+                    self.fail(format!("proposer {p} left epoch 0 unasked: {effect:?}"))
+                }
             }
         }
     }

@@ -12,16 +12,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::internal::{AcceptRequest, ChosenPush, CommitRequest, PrepareRequest, Proposal};
+use api::internal::{AcceptRequest, ChosenPush, CommitRequest, PrepareRequest, Proposal, TransitionRequest};
 use paxos_core::{
-    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Effect, IdRequest,
-    PrepareReply, Proposer, Refusal, RequestId, Role, Slot, Value,
+    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Configuration, Effect,
+    IdRequest, PrepareReply, Proposer, ProposerConfig, Refusal, RequestId, Role, Slot, Snapshot, Transition,
+    Value,
 };
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument, Span};
 
-use crate::peers::Peers;
+use crate::peers::{AcceptorTable, Peers};
 
 /// Calls to one acceptor that may be outstanding at once. Past it, a new
 /// message is dropped like a lost one: timers resend what matters, and a
@@ -34,6 +35,12 @@ const LEARNER_PUSHES_MAX: usize = 16;
 const BURST_EVENTS_MAX: usize = 4096;
 /// Granularity of the proposer's timers.
 const TICK_INTERVAL: Duration = Duration::from_millis(5);
+/// Calls counted per acceptor index: the most seats a configuration has.
+const SEATS_MAX: usize = api::internal::SEATS_MAX;
+/// A transition is sent to each new seat this often, this many times at
+/// most; a seat still behind afterwards is moved by the members task.
+const TRANSITION_RETRY: Duration = Duration::from_millis(250);
+const TRANSITION_ATTEMPTS_MAX: usize = 40;
 
 /// A client's request as the HTTP layer hands it over.
 pub struct ClientRequest {
@@ -61,16 +68,29 @@ pub enum PeerEvent {
         ballot: Ballot,
         reply: CommitReply,
     },
+    /// Polled under the acceptor table of `epoch`.
     Status {
         from: AcceptorId,
+        epoch: u64,
         status: AcceptorStatus,
     },
+    /// An acceptor reports a configuration later than ours.
+    Configuration { configuration: Configuration },
+    /// A seat took the transition into `epoch` that this driver sent.
+    Moved { epoch: u64 },
+}
+
+/// An operator's request for a new configuration, for the leader.
+pub struct ReconfigureRequest {
+    pub configuration: Configuration,
+    pub reply: oneshot::Sender<Result<Configuration, Refusal>>,
 }
 
 /// What the HTTP layer may read of the proposer.
 #[derive(Clone, Debug, Default)]
 pub struct DriverView {
     pub role: &'static str,
+    pub epoch: u64,
     pub ballot: Option<Ballot>,
     pub chosen_below: u64,
     pub slots_in_flight: usize,
@@ -84,10 +104,15 @@ impl DriverView {
 
 pub struct Driver {
     proposer: Proposer,
+    /// Limits and timings; each epoch's proposer gets these.
+    base_config: ProposerConfig,
     peers: Arc<Peers>,
     advertise_url: String,
     loopback: mpsc::UnboundedSender<PeerEvent>,
     waiting: HashMap<RequestId, (oneshot::Sender<Result<Allocation, Refusal>>, Span)>,
+    reconfiguring: HashMap<RequestId, ReconfigureRequest>,
+    /// Seats that took our transition into the current epoch.
+    moved: usize,
     next_request: u64,
     acceptor_calls: Arc<Vec<AtomicUsize>>,
     learner_pushes: Arc<AtomicUsize>,
@@ -103,6 +128,7 @@ pub struct Driver {
 #[derive(Clone)]
 pub struct DriverHandle {
     pub requests: mpsc::Sender<ClientRequest>,
+    pub reconfigure: mpsc::Sender<ReconfigureRequest>,
     pub peer_events: mpsc::UnboundedSender<PeerEvent>,
     pub view: watch::Receiver<DriverView>,
 }
@@ -130,31 +156,35 @@ impl Driver {
         request_queue_max: usize,
     ) -> DriverHandle {
         let (requests_tx, requests_rx) = mpsc::channel(request_queue_max);
+        let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
         let (view_tx, view_rx) = watch::channel(DriverView {
             role: "follower",
             ..DriverView::default()
         });
         let mut rng = rand::rngs::StdRng::from_os_rng();
-        let acceptors = config.acceptors;
-        let proposer = Proposer::new(config, 0, rng.random());
+        let proposer = Proposer::new(config.clone(), 0, rng.random());
         let driver = Driver {
             proposer,
+            base_config: config,
             peers,
             advertise_url,
             loopback: peer_tx.clone(),
             waiting: HashMap::new(),
+            reconfiguring: HashMap::new(),
+            moved: 0,
             next_request: 0,
-            acceptor_calls: Arc::new((0..acceptors).map(|_| AtomicUsize::new(0)).collect()),
+            acceptor_calls: Arc::new((0..SEATS_MAX).map(|_| AtomicUsize::new(0)).collect()),
             learner_pushes: Arc::new(AtomicUsize::new(0)),
             view: view_tx,
             started: Instant::now(),
             rng,
             burst_span: None,
         };
-        tokio::spawn(driver.run(requests_rx, peer_rx));
+        tokio::spawn(driver.run(requests_rx, reconfigure_rx, peer_rx));
         DriverHandle {
             requests: requests_tx,
+            reconfigure: reconfigure_tx,
             peer_events: peer_tx,
             view: view_rx,
         }
@@ -163,12 +193,14 @@ impl Driver {
     async fn run(
         mut self,
         mut requests: mpsc::Receiver<ClientRequest>,
+        mut reconfigure: mpsc::Receiver<ReconfigureRequest>,
         mut peers: mpsc::UnboundedReceiver<PeerEvent>,
     ) {
         let mut next_tick = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 Some(request) = requests.recv() => self.on_request(request),
+                Some(request) = reconfigure.recv() => self.on_reconfigure(request),
                 Some(event) = peers.recv() => self.on_peer_event(event),
                 _ = tokio::time::sleep_until(next_tick) => {}
             }
@@ -223,8 +255,32 @@ impl Driver {
         );
     }
 
+    fn on_reconfigure(&mut self, request: ReconfigureRequest) {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        let configuration = request.configuration.clone();
+        self.reconfiguring.insert(id, request);
+        self.proposer.handle_reconfigure(self.now_ms(), id, configuration);
+    }
+
+    /// The epoch a peer event belongs to, when it tells: answers to an
+    /// earlier epoch's proposer are dropped with it.
+    fn epoch_of(event: &PeerEvent) -> Option<u64> {
+        match event {
+            PeerEvent::Prepared { ballot, .. }
+            | PeerEvent::Accepted { ballot, .. }
+            | PeerEvent::Committed { ballot, .. } => Some(ballot.epoch),
+            PeerEvent::Status { epoch, .. } | PeerEvent::Moved { epoch } => Some(*epoch),
+            PeerEvent::Configuration { .. } => None,
+        }
+    }
+
     fn on_peer_event(&mut self, event: PeerEvent) {
         let now = self.now_ms();
+        let epoch = self.base_config.epoch;
+        if Self::epoch_of(&event).is_some_and(|e| e != epoch) {
+            return;
+        }
         match event {
             PeerEvent::Prepared { from, ballot, reply } => {
                 self.proposer.handle_prepare_reply(now, from, ballot, reply)
@@ -240,11 +296,75 @@ impl Driver {
             PeerEvent::Committed { from, ballot, reply } => {
                 self.proposer.handle_commit_reply(now, from, ballot, Ok(reply))
             }
-            PeerEvent::Status { from, status } => self.proposer.handle_status(now, from, status),
+            PeerEvent::Status { from, status, .. } => self.proposer.handle_status(now, from, status),
+            PeerEvent::Configuration { configuration } if configuration.epoch > epoch => {
+                info!(
+                    epoch = configuration.epoch,
+                    "an acceptor moved to a later configuration; following it"
+                );
+                self.switch(configuration, Snapshot::default());
+            }
+            PeerEvent::Configuration { .. } => {}
+            PeerEvent::Moved { .. } => {
+                // We ended the last epoch: once a majority of the new seats
+                // moved, nobody can lead there yet, so campaign at once.
+                self.moved += 1;
+                if self.moved == paxos_core::quorum(self.base_config.acceptors) {
+                    self.proposer.campaign_now(now);
+                }
+            }
+        }
+    }
+
+    /// Goes on in `configuration` with a new proposer that knows
+    /// `known_chosen`. Clients the old one still held get a retryable
+    /// refusal: it can no longer get anything chosen.
+    fn switch(&mut self, configuration: Configuration, known_chosen: Snapshot) {
+        self.peers.set_acceptors(AcceptorTable::of(&configuration));
+        self.base_config.epoch = configuration.epoch;
+        self.base_config.acceptors = configuration.seats.len();
+        self.moved = 0;
+        let (now, random) = (self.now_ms(), self.rng.random());
+        self.proposer = Proposer::resume(self.base_config.clone(), known_chosen, now, random);
+        for request in self.waiting.keys().copied().collect::<Vec<_>>() {
+            self.reply(request, Err(Refusal::Reconfiguring));
+        }
+        for (_, request) in self.reconfiguring.drain() {
+            let _ = request.reply.send(Err(Refusal::Reconfiguring));
+        }
+        metrics::gauge!("paxid_sequencer_epoch").set(configuration.epoch as f64);
+    }
+
+    /// Moves every seat of the new configuration into it; seats that miss
+    /// every attempt are moved later by the members task.
+    fn send_transitions(&self, transition: &Transition) {
+        let body = Arc::new(TransitionRequest::from_core(transition));
+        let epoch = transition.configuration.epoch;
+        for seat in &transition.configuration.seats {
+            let (peers, body, url) = (self.peers.clone(), body.clone(), seat.address.clone());
+            let loopback = self.loopback.clone();
+            tokio::spawn(async move {
+                for _ in 0..TRANSITION_ATTEMPTS_MAX {
+                    match peers.transition(&url, &body).await {
+                        Ok(_) => {
+                            let _ = loopback.send(PeerEvent::Moved { epoch });
+                            return info!(acceptor = %url, "acceptor moved to the new configuration");
+                        }
+                        // Moved already (by us or another sequencer): done.
+                        Err(crate::peers::PeerError::Status { status: 409, .. }) => return,
+                        Err(error) => tracing::debug!(acceptor = %url, "transition failed: {error}"),
+                    }
+                    tokio::time::sleep(TRANSITION_RETRY).await;
+                }
+                warn!(acceptor = %url, "transition not taken; the members task will retry");
+            });
         }
     }
 
     fn execute(&mut self) {
+        // Chosen slots go to learners tagged with the epoch they were chosen
+        // in, even when a stop sign among them moves us to the next one.
+        let epoch = self.base_config.epoch;
         let mut chosen = Vec::new();
         let mut answered = 0usize;
         for effect in self.proposer.drain_effects() {
@@ -264,13 +384,49 @@ impl Driver {
                 Effect::SteppedDown { ballot, seen } => {
                     warn!(%ballot, seen = ?seen, "stepped down");
                 }
+                Effect::Reconfigured {
+                    configuration,
+                    snapshot,
+                    request,
+                } => self.reconfigured(configuration, snapshot, request),
+                Effect::Superseded { epoch } => {
+                    info!(
+                        epoch,
+                        "a later configuration exists; waiting to learn it from the acceptors"
+                    );
+                }
             }
         }
         record_batching(answered, chosen.len());
-        self.push_to_learners(chosen);
+        self.push_to_learners(epoch, chosen);
+    }
+
+    /// The stop sign was chosen: move the seats, go on in the new epoch,
+    /// and answer the operator who asked for it.
+    fn reconfigured(&mut self, configuration: Configuration, snapshot: Snapshot, request: Option<RequestId>) {
+        info!(
+            epoch = configuration.epoch,
+            seats = configuration.seats.len(),
+            below = snapshot.below.0,
+            "stop sign chosen; moving to the new configuration"
+        );
+        metrics::counter!("paxid_sequencer_reconfigurations_total").increment(1);
+        self.send_transitions(&Transition {
+            configuration: configuration.clone(),
+            snapshot: snapshot.clone(),
+        });
+        let asked = request.and_then(|id| self.reconfiguring.remove(&id));
+        self.switch(configuration.clone(), snapshot);
+        if let Some(asked) = asked {
+            let _ = asked.reply.send(Ok(configuration));
+        }
     }
 
     fn reply(&mut self, request: RequestId, result: Result<Allocation, Refusal>) {
+        if let Some(asked) = self.reconfiguring.remove(&request) {
+            let _ = asked.reply.send(result.map(|_| asked.configuration));
+            return;
+        }
         let Some((reply, span)) = self.waiting.remove(&request) else {
             return;
         };
@@ -379,7 +535,7 @@ impl Driver {
         );
     }
 
-    fn push_to_learners(&self, chosen: Vec<(Slot, Value)>) {
+    fn push_to_learners(&self, epoch: u64, chosen: Vec<(Slot, Value)>) {
         if chosen.is_empty() || self.peers.learner_count() == 0 {
             return;
         }
@@ -388,6 +544,7 @@ impl Driver {
         }
         let push = Arc::new(ChosenPush {
             slots: chosen.iter().map(|(s, v)| Proposal::from_core(*s, v)).collect(),
+            epoch,
         });
         for learner in 0..self.peers.learner_count() {
             let (peers, push, pushes) = (self.peers.clone(), push.clone(), self.learner_pushes.clone());
@@ -409,6 +566,7 @@ impl Driver {
         };
         let view = DriverView {
             role,
+            epoch: self.base_config.epoch,
             ballot,
             chosen_below: self.proposer.chosen_below().0,
             slots_in_flight: self.proposer.slots_in_flight(),
@@ -416,7 +574,8 @@ impl Driver {
         metrics::gauge!("paxid_sequencer_slots_in_flight").set(view.slots_in_flight as f64);
         metrics::gauge!("paxid_sequencer_is_leader").set(if view.is_leader() { 1.0 } else { 0.0 });
         self.view.send_if_modified(|current| {
-            let changed = current.role != view.role || current.ballot != view.ballot;
+            let changed =
+                current.role != view.role || current.ballot != view.ballot || current.epoch != view.epoch;
             let moved =
                 current.chosen_below != view.chosen_below || current.slots_in_flight != view.slots_in_flight;
             if changed || moved {

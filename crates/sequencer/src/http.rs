@@ -7,20 +7,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::{NextIdRequest, NextIdResponse, SequencerStatus};
+use api::client::{NextIdRequest, NextIdResponse, ReconfigureRequest, SequencerStatus};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use paxos_core::{quorum, Refusal, SequenceName};
-use service::{ApiError, OptionalJsonBody};
+use service::{ApiError, JsonBody, OptionalJsonBody};
 use tokio::sync::{oneshot, watch};
 use tracing::Span;
 
 use crate::driver::{ClientRequest, DriverHandle};
 use crate::peers::Peers;
 use crate::poller::ClusterView;
+use crate::reconfigure::{self, Rejected};
 
 /// Marks a request a follower forwarded, so that it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-paxid-forwarded";
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
     let state: Shared = Arc::new(state);
     let internal = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/acceptors", post(change_acceptors))
         .route_layer(service::require_bearer(state.cluster_token.clone()));
     let ready_state = state.clone();
     Router::new()
@@ -181,6 +183,7 @@ fn refused(refusal: Refusal) -> ApiError {
                 .with_extension("field", "sequence".into())
         }
         Refusal::Exhausted => ApiError::conflict("this sequence would pass 2^64 - 1"),
+        Refusal::Reconfiguring => no_leader("the cluster is moving to a new configuration; retry"),
     }
 }
 
@@ -192,9 +195,34 @@ fn overloaded() -> ApiError {
     ApiError::unavailable("too many requests waiting; retry", RETRY_AFTER_S)
 }
 
+/// `POST /v1/acceptors` on the leader: puts the configuration that seats
+/// these acceptors into the log, and answers with it once chosen.
+async fn change_acceptors(
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody<ReconfigureRequest>,
+) -> Result<Json<api::internal::Configuration>, ApiError> {
+    if !state.driver.view.borrow().is_leader() {
+        let leader = state.cluster.borrow().leader.clone().map(|(_, url)| url);
+        let detail = match leader {
+            Some(url) => format!("this replica is not the leader; send the change to {url}"),
+            None => "this replica is not the leader, and no leader is known yet".to_owned(),
+        };
+        return Err(ApiError::unavailable(detail, RETRY_AFTER_S));
+    }
+    match reconfigure::propose(&state.peers, &state.driver, body.acceptors).await {
+        Ok(configuration) => Ok(Json((&configuration).into())),
+        Err(Rejected::Invalid(detail)) => {
+            Err(ApiError::unprocessable(detail).with_extension("field", "acceptors".into()))
+        }
+        Err(Rejected::Unfit(detail)) => Err(ApiError::conflict(detail)),
+        Err(Rejected::Unavailable(detail)) => Err(ApiError::unavailable(detail, RETRY_AFTER_S)),
+    }
+}
+
 async fn status(State(state): State<Shared>) -> Json<SequencerStatus> {
     let view = state.driver.view.borrow().clone();
     let cluster = state.cluster.borrow().clone();
+    let table = state.peers.acceptors();
     Json(SequencerStatus {
         node_id: state.node_id,
         role: view.role.to_owned(),
@@ -204,7 +232,9 @@ async fn status(State(state): State<Shared>) -> Json<SequencerStatus> {
         chosen_below: view.chosen_below,
         slots_in_flight: view.slots_in_flight,
         acceptors_reachable: cluster.reachable,
-        acceptors: state.peers.acceptor_count(),
+        acceptors: table.urls.len(),
+        epoch: table.epoch,
+        acceptor_urls: table.urls.clone(),
     })
 }
 

@@ -3,7 +3,8 @@
 //! `driver` owns the `paxos_core::Proposer` and talks to acceptors over
 //! HTTP (`peers`); `poller` watches acceptor status for elections and
 //! leader discovery; `http` serves `POST /next-id`, forwarding to the leader
-//! from followers.
+//! from followers; `members` founds the cluster and keeps its acceptors
+//! voting, `reconfigure` plans membership changes.
 
 pub mod config;
 pub mod driver;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod members;
 pub mod peers;
 pub mod poller;
+pub mod reconfigure;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,7 +58,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         paxos_core::NodeId(config.node_id),
         MEMBERSHIP_INTERVAL,
         config.found_floor.iter().cloned().collect(),
-        driver.view.clone(),
+        driver.clone(),
     );
     // The driver owns the request channel's receiver and the poller the
     // cluster view's sender: either closes when its task ends.

@@ -15,29 +15,38 @@
 //!   `replace`, then `install`). Anything less clear-cut waits and is
 //!   reported: guessing wrong would retire a member that is only down.
 //!
+//! All of that is epoch 0, the cluster as founded. Once a configuration
+//! was chosen (see `reconfigure`), upkeep follows it instead
+//! ([`keep_configuration`]): a seat that has not moved into it yet is
+//! moved (its `transition` fetched from a seat that has), and a seat that
+//! answers blank under a new identity (its disk was lost) is seated again
+//! by the leader through the next configuration, as an operator's
+//! `replace` would.
+//!
 //! A cluster whose acceptors are *all* wiped looks like a first start:
 //! Paxos cannot tell. So a founding starts every sequence above a floor:
 //! `--found-floor`, raised to the counters of every `--learners` learner,
 //! and no cluster is founded while one of those learners does not answer
 //! (it may remember IDs the new cluster must not hand out again).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::internal::{AcceptorStatus, InstallRequest, JoinRequest, PrepareRequest};
 use futures::stream::{FuturesUnordered, StreamExt};
 use paxos_core::{AcceptorId, Ballot, MemberId, Membership, NodeId, Rebuild, RebuildStep, Replace};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::driver::DriverView;
-use crate::peers::Peers;
+use crate::driver::DriverHandle;
+use crate::peers::{AcceptorTable, Peers};
 
 /// What one acceptor said in its status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
     pub member: MemberId,
+    /// The epoch of the configuration it is in (0: as founded).
+    pub epoch: u64,
     /// None while blank.
     pub membership: Option<Membership>,
     pub promised_round: u64,
@@ -135,16 +144,26 @@ pub fn spawn(
     node: NodeId,
     interval: Duration,
     floor: BTreeMap<String, u64>,
-    driver: watch::Receiver<DriverView>,
+    driver: DriverHandle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut identities: Vec<Option<MemberId>> = vec![None; peers.acceptor_count()];
+        let mut identities: HashMap<String, MemberId> = HashMap::new();
         loop {
             ticker.tick().await;
-            let statuses = observe(&peers, interval).await;
-            report_identity_changes(&mut identities, &statuses);
+            let table = peers.acceptors();
+            let statuses = observe(&peers, &table, interval).await;
+            report_identity_changes(&mut identities, &table, &statuses);
+            if table.epoch > 0 {
+                keep_configuration(&peers, &driver, &table, &statuses).await;
+                continue;
+            }
+            if statuses.iter().flatten().any(|s| s.epoch > 0) {
+                // A later configuration exists: the driver moves to it on
+                // its next poll, and upkeep goes on there.
+                continue;
+            }
             match plan(&statuses) {
                 Plan::Wait => {}
                 Plan::Join {
@@ -161,7 +180,7 @@ pub fn spawn(
                         join(&peers, &acceptors, &membership, floor).await;
                     }
                 }
-                Plan::Rebuild { .. } if !driver.borrow().is_leader() => {}
+                Plan::Rebuild { .. } if !driver.view.borrow().is_leader() => {}
                 Plan::Rebuild {
                     target,
                     replace,
@@ -172,10 +191,72 @@ pub fn spawn(
     })
 }
 
-async fn observe(peers: &Peers, timeout: Duration) -> Vec<Option<Observed>> {
-    let calls = (0..peers.acceptor_count())
-        .map(AcceptorId)
-        .map(|to| async move { peers.status(to, timeout).await.ok().and_then(|s| observed(&s)) });
+/// Upkeep in an epoch after 0: moves seats that lag behind into it, and
+/// (on the leader) re-seats a seat whose disk was lost.
+async fn keep_configuration(
+    peers: &Peers,
+    driver: &DriverHandle,
+    table: &AcceptorTable,
+    statuses: &[Option<Observed>],
+) {
+    let Some(configuration) = &table.configuration else {
+        return;
+    };
+    let mut lagging = Vec::new();
+    let mut source = None;
+    let mut lost = false;
+    for (seat, status) in configuration.seats.iter().zip(statuses) {
+        let Some(status) = status else { continue };
+        if status.member != seat.member {
+            lost |= status.membership.is_none();
+        } else if status.epoch < table.epoch {
+            lagging.push(seat.address.clone());
+        } else if status.epoch == table.epoch && source.is_none() {
+            source = Some(seat.address.clone());
+        }
+    }
+    if let (false, Some(source)) = (lagging.is_empty(), source) {
+        move_lagging(peers, &source, &lagging).await;
+    }
+    if lost && driver.view.borrow().is_leader() {
+        info!("a seat answers blank under a new identity (lost disk); seating it again");
+        match crate::reconfigure::propose(peers, driver, table.urls.clone()).await {
+            Ok(next) => {
+                info!(epoch = next.epoch, "lost seat re-seated");
+                outcome("reseated");
+            }
+            Err(error) => {
+                warn!("re-seating a lost seat failed: {error:?}");
+                outcome("reseat_failed");
+            }
+        }
+    }
+}
+
+/// Sends each lagging seat what moves it to where `source` is.
+async fn move_lagging(peers: &Peers, source: &str, lagging: &[String]) {
+    let transition = match peers.transition_from(source).await {
+        Ok(transition) => transition,
+        Err(error) => return warn!(%source, "cannot read the transition of a moved seat: {error}"),
+    };
+    for url in lagging {
+        match peers.transition(url, &transition).await {
+            Ok(_) => {
+                info!(acceptor = %url, epoch = transition.configuration.epoch, "moved a lagging seat into the configuration")
+            }
+            Err(error) => warn!(acceptor = %url, "moving a lagging seat failed: {error}"),
+        }
+    }
+}
+
+async fn observe(peers: &Peers, table: &AcceptorTable, timeout: Duration) -> Vec<Option<Observed>> {
+    let calls = table.urls.iter().map(|url| async move {
+        peers
+            .status_at(url, timeout)
+            .await
+            .ok()
+            .and_then(|s| observed(&s))
+    });
     futures::future::join_all(calls).await
 }
 
@@ -186,27 +267,29 @@ fn observed(status: &AcceptorStatus) -> Option<Observed> {
     };
     Some(Observed {
         member: api::internal::member_id(&status.node_uuid).ok()?,
+        epoch: status.configuration.as_ref().map_or(0, |c| c.epoch),
         membership,
         promised_round: status.promised.round,
     })
 }
 
-/// A URL that answers with another identity than before: a wiped or
-/// replaced disk, or a misconfigured URL. Logged and counted.
-fn report_identity_changes(identities: &mut [Option<MemberId>], statuses: &[Option<Observed>]) {
-    for (i, status) in statuses.iter().enumerate() {
+/// Logs and counts an acceptor URL that answers under a new identity.
+fn report_identity_changes(
+    identities: &mut HashMap<String, MemberId>,
+    table: &AcceptorTable,
+    statuses: &[Option<Observed>],
+) {
+    for (url, status) in table.urls.iter().zip(statuses) {
         let Some(status) = status else { continue };
-        if let Some(before) = identities[i].replace(status.member) {
+        if let Some(before) = identities.insert(url.clone(), status.member) {
             if before != status.member {
-                warn!(acceptor = i, %before, now = %status.member, "an acceptor answers with a new identity (lost or replaced disk?)");
+                warn!(acceptor = %url, %before, now = %status.member, "an acceptor answers with a new identity (lost or replaced disk?)");
                 metrics::counter!("paxid_sequencer_acceptor_identity_changes_total").increment(1);
             }
         }
     }
 }
 
-/// The floor of a new cluster: the flag, raised to every learner's
-/// counters; None (do not found) while a learner does not answer.
 async fn founding_floor(peers: &Peers, flag: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
     let mut floor = flag.clone();
     for learner in 0..peers.learner_count() {
@@ -308,6 +391,7 @@ mod tests {
     fn blank(i: u128) -> Option<Observed> {
         Some(Observed {
             member: member(i),
+            epoch: 0,
             membership: None,
             promised_round: 0,
         })
@@ -316,6 +400,7 @@ mod tests {
     fn voting(i: u128, membership: &Membership, round: u64) -> Option<Observed> {
         Some(Observed {
             member: member(i),
+            epoch: 0,
             membership: Some(membership.clone()),
             promised_round: round,
         })

@@ -1,10 +1,11 @@
 //! HTTP calls to acceptors and learners over the internal `/v1` API.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use api::internal::{
     AcceptRequest, AcceptResponse, AcceptorStatus, ChosenPush, CommitRequest, CommitResponse, InstallRequest,
-    JoinRequest, JoinResponse, PrepareRequest, PrepareResponse,
+    JoinRequest, JoinResponse, PrepareRequest, PrepareResponse, TransitionRequest,
 };
 use paxos_core::AcceptorId;
 use reqwest::Url;
@@ -21,11 +22,32 @@ pub enum PeerError {
     Status { url: String, status: u16, body: String },
 }
 
+/// The acceptors of the configuration this sequencer works in:
+/// `AcceptorId(i)` is `urls[i]`. Epoch 0 is the `--acceptors` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptorTable {
+    pub epoch: u64,
+    pub urls: Vec<String>,
+    /// Who sits where; None in epoch 0, which no configuration records.
+    pub configuration: Option<paxos_core::Configuration>,
+}
+
+impl AcceptorTable {
+    pub fn of(configuration: &paxos_core::Configuration) -> AcceptorTable {
+        AcceptorTable {
+            epoch: configuration.epoch,
+            urls: configuration.seats.iter().map(|s| s.address.clone()).collect(),
+            configuration: Some(configuration.clone()),
+        }
+    }
+}
+
 /// Keep-alive clients for every peer, with the cluster token.
 #[derive(Debug)]
 pub struct Peers {
     client: reqwest::Client,
-    acceptors: Vec<String>,
+    /// Replaced when the cluster moves to a new configuration.
+    acceptors: RwLock<Arc<AcceptorTable>>,
     learners: Vec<String>,
     token: Option<String>,
 }
@@ -41,16 +63,46 @@ impl Peers {
             .build()
             .expect("a reqwest client with no TLS always builds");
         let base = |url: &Url| url.as_str().trim_end_matches('/').to_owned();
+        let table = AcceptorTable {
+            epoch: 0,
+            urls: acceptors.iter().map(base).collect(),
+            configuration: None,
+        };
         Peers {
             client,
-            acceptors: acceptors.iter().map(base).collect(),
+            acceptors: RwLock::new(Arc::new(table)),
             learners: learners.iter().map(base).collect(),
             token,
         }
     }
 
+    /// The current configuration's acceptors.
+    pub fn acceptors(&self) -> Arc<AcceptorTable> {
+        self.acceptors
+            .read()
+            .expect("never poisoned: no panics under it")
+            .clone()
+    }
+
+    /// Moves to the acceptors of a later configuration.
+    pub fn set_acceptors(&self, table: AcceptorTable) {
+        let mut current = self
+            .acceptors
+            .write()
+            .expect("never poisoned: no panics under it");
+        if table.epoch > current.epoch {
+            *current = Arc::new(table);
+        }
+    }
+
     pub fn acceptor_count(&self) -> usize {
-        self.acceptors.len()
+        self.acceptors().urls.len()
+    }
+
+    /// The URL behind `to` in the current table (empty if out of range:
+    /// the call then fails like a lost message).
+    fn url(&self, to: AcceptorId) -> String {
+        self.acceptors().urls.get(to.0).cloned().unwrap_or_default()
     }
 
     pub fn learner_count(&self) -> usize {
@@ -62,28 +114,45 @@ impl Peers {
     }
 
     pub async fn prepare(&self, to: AcceptorId, body: &PrepareRequest) -> Result<PrepareResponse, PeerError> {
-        self.post(&self.acceptors[to.0], "/v1/prepare", body).await
+        self.post(&self.url(to), "/v1/prepare", body).await
     }
 
     pub async fn accept(&self, to: AcceptorId, body: &AcceptRequest) -> Result<AcceptResponse, PeerError> {
-        self.post(&self.acceptors[to.0], "/v1/accept", body).await
+        self.post(&self.url(to), "/v1/accept", body).await
     }
 
     pub async fn commit(&self, to: AcceptorId, body: &CommitRequest) -> Result<CommitResponse, PeerError> {
-        self.post(&self.acceptors[to.0], "/v1/commit", body).await
+        self.post(&self.url(to), "/v1/commit", body).await
     }
 
     pub async fn join(&self, to: AcceptorId, body: &JoinRequest) -> Result<JoinResponse, PeerError> {
-        self.post(&self.acceptors[to.0], "/v1/join", body).await
+        self.post(&self.url(to), "/v1/join", body).await
     }
 
     pub async fn install(&self, to: AcceptorId, body: &InstallRequest) -> Result<JoinResponse, PeerError> {
-        self.post(&self.acceptors[to.0], "/v1/install", body).await
+        self.post(&self.url(to), "/v1/install", body).await
     }
 
     pub async fn status(&self, to: AcceptorId, timeout: Duration) -> Result<AcceptorStatus, PeerError> {
-        let url = format!("{}/v1/status", self.acceptors[to.0]);
+        self.status_at(&self.url(to), timeout).await
+    }
+
+    /// The status of the acceptor at `base`, in the table or not.
+    pub async fn status_at(&self, base: &str, timeout: Duration) -> Result<AcceptorStatus, PeerError> {
+        let url = format!("{base}/v1/status");
         let request = self.authorized(self.client.get(&url)).timeout(timeout);
+        Self::decode(url, request.send().await).await
+    }
+
+    /// Moves the acceptor at `base` into a configuration.
+    pub async fn transition(&self, base: &str, body: &TransitionRequest) -> Result<JoinResponse, PeerError> {
+        self.post(base, "/v1/transition", body).await
+    }
+
+    /// What moves another acceptor to where the one at `base` is.
+    pub async fn transition_from(&self, base: &str) -> Result<TransitionRequest, PeerError> {
+        let url = format!("{base}/v1/transition");
+        let request = self.authorized(self.client.get(&url));
         Self::decode(url, request.send().await).await
     }
 

@@ -49,9 +49,12 @@ async fn poll_once(
     timeout: Duration,
     events: &mpsc::UnboundedSender<PeerEvent>,
 ) -> ClusterView {
-    let calls = (0..peers.acceptor_count())
-        .map(AcceptorId)
-        .map(|to| async move { (to, peers.status(to, timeout).await) });
+    let table = peers.acceptors();
+    let calls = table
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| async move { (AcceptorId(i), peers.status_at(url, timeout).await) });
     let answers = futures::future::join_all(calls).await;
     let mut view = ClusterView {
         polled_at: Some(Instant::now()),
@@ -60,6 +63,15 @@ async fn poll_once(
     for (from, answer) in answers {
         let Ok(status) = answer else { continue };
         view.reachable += 1;
+        // An acceptor moved to a later configuration: ours has ended.
+        if let Some(configuration) = status.configuration.as_ref().filter(|c| c.epoch > table.epoch) {
+            match paxos_core::Configuration::try_from(configuration) {
+                Ok(configuration) => {
+                    let _ = events.send(PeerEvent::Configuration { configuration });
+                }
+                Err(bad) => tracing::warn!(acceptor = from.0, "unreadable configuration: {bad}"),
+            }
+        }
         let promised: Ballot = status.promised.into();
         let leader = status
             .leader
@@ -80,6 +92,7 @@ async fn poll_once(
         let leader_heard_ago_ms = leader.map(|(_, _, ago)| ago);
         let _ = events.send(PeerEvent::Status {
             from,
+            epoch: table.epoch,
             status: AcceptorStatus {
                 promised,
                 leader_heard_ago_ms,

@@ -18,6 +18,8 @@ use api::learner::{LearnerStatus, SubscriptionCreated};
 /// The two sequencer services, in the order of their published ports.
 pub const SEQUENCERS: [&str; 2] = ["sequencer-1", "sequencer-2"];
 pub const ACCEPTORS: [&str; 3] = ["acceptor-0", "acceptor-1", "acceptor-2"];
+/// A blank acceptor the suite seats in `acceptor-1`'s place at the end.
+pub const SPARE_ACCEPTOR: &str = "acceptor-3";
 pub const LEARNER: &str = "learner";
 pub const SUBSCRIBER: &str = "subscriber";
 /// The network every acceptor is on, and the only one (compose file).
@@ -212,6 +214,31 @@ impl Compose {
             Some(status) => serde_json::from_value(status.clone()).map_err(|e| format!("{e}: {status}")),
             None => Err(probe["error"].as_str().unwrap_or("no answer").to_owned()),
         }
+    }
+
+    /// `paxid --json <args>` inside `service`'s container (with its
+    /// environment, so with the cluster token), against its own port.
+    pub async fn paxid(&self, service: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+        let container = self.container(service);
+        let mut command = vec![
+            "exec",
+            &container,
+            "/usr/local/bin/paxid",
+            "--json",
+            "--url",
+            INSIDE_URL,
+        ];
+        command.extend_from_slice(args);
+        let output = run("docker", &command).await;
+        if !output.status.success() {
+            return Err(format!(
+                "paxid {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                stderr(&output)
+            ));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("paxid {}: {e}", args.join(" ")))
     }
 
     /// `running`, `paused`, `exited (137)`, ... as docker reports it.
@@ -542,6 +569,7 @@ impl Drop for Compose {
 pub fn all_services() -> impl Iterator<Item = &'static str> {
     ACCEPTORS
         .into_iter()
+        .chain([SPARE_ACCEPTOR])
         .chain(SEQUENCERS)
         .chain([LEARNER, SUBSCRIBER])
 }
