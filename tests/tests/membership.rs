@@ -311,3 +311,68 @@ async fn serve_once(cluster: &Cluster, url: &str, within: Duration) -> Duration 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 11, identities: a sequencer of another cluster (`--cluster-id`)
+/// pointed at these acceptors counts none of them (each refuses it with
+/// 409 `wrong-cluster`), serves nothing, and says why in its log; the
+/// cluster's own sequencer goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequencer_of_another_cluster_counts_no_acceptor() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(ClusterSpec {
+        acceptors: 3,
+        sequencers: 1,
+        ..ClusterSpec::default()
+    });
+    cluster.wait_serving(SERVE_WITHIN).await;
+    let port = free_port();
+    let stranger = cluster.spawn(
+        "sequencer-other-cluster",
+        "paxid-sequencer",
+        port,
+        vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--node-id".into(),
+            "7".into(),
+            "--cluster-id".into(),
+            "other".into(),
+            "--acceptors".into(),
+            cluster.acceptor_urls().join(","),
+            "--advertise-url".into(),
+            format!("http://127.0.0.1:{port}"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    while !stranger.log_text().contains("belongs to another cluster") {
+        assert!(
+            started.elapsed() < RESUME_WITHIN,
+            "no wrong-cluster report:\n{}",
+            stranger.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        let status: api::client::SequencerStatus = cluster
+            .http
+            .get(format!("{}/v1/status", stranger.url()))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status json");
+        assert_eq!(status.acceptors_reachable, 0, "{status:?}");
+        assert_ne!(status.role, "leader");
+        let answer = cluster
+            .http
+            .post(format!("{}/next-id", stranger.url()))
+            .send()
+            .await
+            .expect("next-id");
+        assert_eq!(answer.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let own = serve_once(&cluster, &cluster.sequencer_urls()[0], RESUME_WITHIN).await;
+    println!("the cluster's own sequencer still serves (after {own:?})");
+}

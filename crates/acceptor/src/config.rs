@@ -26,11 +26,6 @@ pub struct Config {
     #[arg(long, env = "PAXID_DATA_DIR", value_name = "DIR")]
     pub data_dir: PathBuf,
 
-    /// Cluster this acceptor belongs to: recorded in the data dir on first
-    /// start, and a data dir of another cluster is refused.
-    #[arg(long, env = "PAXID_CLUSTER_ID", default_value = "paxid", value_parser = parse_cluster_id)]
-    pub cluster_id: String,
-
     /// Most chosen slots kept below the chosen point for lagging learners;
     /// compaction passes a learner that lags by more.
     #[arg(
@@ -67,23 +62,15 @@ impl Config {
                 listen: listen.to_owned(),
                 log_format: telemetry::LogFormat::Pretty,
                 cluster_token: None,
+                cluster_id: "paxid".to_owned(),
                 body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
                 request_timeout_ms: 10_000,
             },
             data_dir: data_dir.into(),
-            cluster_id: "paxid".to_owned(),
             retain_slots: 1_000_000,
             compact_interval_ms: 1000,
         }
     }
-}
-
-/// 1..=64 characters of `[A-Za-z0-9_.-]`, like a sequence name: it shows up
-/// in logs, status and error messages.
-fn parse_cluster_id(id: &str) -> Result<String, String> {
-    paxos_core::SequenceName::parse(id)
-        .map(|_| id.to_owned())
-        .map_err(|e| e.to_string().replace("sequence name", "cluster id"))
 }
 
 #[cfg(test)]
@@ -98,7 +85,7 @@ mod tests {
             Config::try_parse_from(["paxid-acceptor", "--listen", "127.0.0.1:0", "--data-dir", "/d"])
                 .expect("parses");
         assert_eq!(config.common.body_limit_bytes, BODY_LIMIT_BYTES_DEFAULT);
-        assert_eq!(config.cluster_id, "paxid");
+        assert_eq!(config.common.cluster_id, "paxid");
         assert_eq!(config.retain_slots, 1_000_000);
         assert_eq!(config.compact_interval_ms, 1000);
         assert_eq!(config.common.request_timeout_ms, 10_000);

@@ -50,8 +50,33 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/learners/{learner_id}/progress", post(learner_progress))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), same_cluster))
         .route_layer(service::require_bearer(state.cluster_token.clone()))
         .with_state(state)
+}
+
+/// A caller that names another cluster (a sequencer or learner pointed at
+/// the wrong acceptors) gets nothing from this one: no promise, no vote,
+/// no log. Callers that name none (the CLI, curl) pass.
+async fn same_cluster(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ours = state.identity.cluster_id.as_str();
+    match request.headers().get(api::CLUSTER_ID_HEADER) {
+        Some(theirs) if theirs.as_bytes() != ours.as_bytes() => {
+            let theirs = String::from_utf8_lossy(theirs.as_bytes()).into_owned();
+            ::metrics::counter!("paxid_acceptor_wrong_cluster_total").increment(1);
+            axum::response::IntoResponse::into_response(
+                ApiError::new(StatusCode::CONFLICT, api::problem::WRONG_CLUSTER, "Wrong cluster")
+                    .with_detail(format!(
+                        "this acceptor belongs to cluster {ours:?}; the caller names cluster {theirs:?}"
+                    )),
+            )
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn prepare(

@@ -81,7 +81,7 @@ pub fn app(state: AppState) -> Router {
 /// Opens the data dir, checks its identity, loads the state, and starts the
 /// driver and the periodic compaction. Call inside a Tokio runtime.
 pub fn start(config: &Config) -> Result<Started, RunError> {
-    let (store, identity) = store::open_data_dir(&config.data_dir, &config.cluster_id, new_node_uuid)?;
+    let (store, identity) = store::open_data_dir(&config.data_dir, &config.common.cluster_id, new_node_uuid)?;
     let state = paxos_core::AcceptorStore::load(&store)?;
     let learners = store.learners()?;
     let acceptor = paxos_core::Acceptor::restore(state);

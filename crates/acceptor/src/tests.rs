@@ -789,13 +789,13 @@ async fn a_data_dir_of_another_cluster_is_refused() {
     let mut h = Harness::new(|_| {}).await;
     h.started.take().expect("running").stop().await;
     let mut other = Config::new("127.0.0.1:0", h.dir.path());
-    other.cluster_id = "other".to_owned();
+    other.common.cluster_id = "other".to_owned();
     let error = start(&other).err().expect("refused").to_string();
     assert!(
         error.contains("\"paxid\"") && error.contains("\"other\""),
         "{error}"
     );
-    h.config.cluster_id = "paxid".to_owned();
+    h.config.common.cluster_id = "paxid".to_owned();
     h.restart().await;
 }
 
@@ -1351,4 +1351,50 @@ async fn a_stop_sign_is_stored_as_a_vote_and_survives_a_restart() {
     h.post("/v1/accept", accept_body(ballot(2, 1), 0, &[(4, bad)]))
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, api::problem::INVALID_REQUEST);
+}
+
+/// Issue 11: a sequencer or learner of another cluster pointed at this
+/// acceptor gets nothing from it (so it never counts it); callers that name
+/// no cluster, or this one, are served.
+#[tokio::test]
+async fn callers_naming_another_cluster_are_refused_and_change_nothing() {
+    let h = seeded().await;
+    let before = h.observable_state().await;
+    let prepare = json!({ "ballot": ballot(9, 1), "from": 0 });
+    let response = h
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/v1/prepare")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "application/json")
+                .header(api::CLUSTER_ID_HEADER, "other")
+                .body(Body::from(prepare.to_string()))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let problem: Value = serde_json::from_slice(&body).expect("problem");
+    assert_eq!(problem["type"], api::problem::WRONG_CLUSTER, "{problem}");
+    assert!(problem["detail"].as_str().expect("detail").contains("\"other\""));
+    assert_eq!(h.observable_state().await, before, "nothing changed");
+    // Naming this cluster, or none, is served.
+    let response = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/v1/status")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header(api::CLUSTER_ID_HEADER, "paxid")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(h.status().await["cluster_id"], "paxid");
 }

@@ -24,3 +24,8 @@ pub fn install_tls_provider() {
 
 /// Prefix of every internal endpoint.
 pub const INTERNAL_PREFIX: &str = "/v1";
+
+/// Sequencers and learners name their cluster (`--cluster-id`) on every
+/// call to an acceptor; an acceptor of another cluster answers 409
+/// `wrong-cluster` and so is never counted.
+pub const CLUSTER_ID_HEADER: &str = "x-paxid-cluster-id";

@@ -35,6 +35,8 @@ pub const UNAVAILABLE: &str = "https://paxid.dev/problems/unavailable";
 /// An acceptor that does not vote: blank (a new cluster not founded yet, or
 /// a lost disk not rebuilt yet) or retired. 503: retry another acceptor.
 pub const NOT_VOTING: &str = "https://paxid.dev/problems/not-voting";
+/// 409: the caller names another cluster than this acceptor's.
+pub const WRONG_CLUSTER: &str = "https://paxid.dev/problems/wrong-cluster";
 /// 503: the request did not complete within the server's time limit. IDs
 /// may have been consumed (a gap), never handed out twice.
 pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";

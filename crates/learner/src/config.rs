@@ -89,6 +89,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub acceptors: Vec<String>,
     pub cluster_token: Option<String>,
+    /// Named on every call to an acceptor; one of another cluster refuses.
+    pub cluster_id: String,
     pub limits: HttpLimits,
     pub allow_private_webhooks: bool,
     pub webhook_timeout: Duration,
@@ -120,6 +122,7 @@ impl Config {
             data_dir: data_dir.into(),
             acceptors,
             cluster_token: None,
+            cluster_id: "paxid".to_owned(),
             limits: HttpLimits {
                 body_bytes_max: BODY_BYTES_MAX_DEFAULT,
                 ..HttpLimits::default()
@@ -151,6 +154,7 @@ impl From<Args> for Config {
     fn from(args: Args) -> Config {
         let mut config = Config::new(args.common.listen.clone(), args.data_dir, args.acceptors);
         config.cluster_token = args.common.cluster_token.clone();
+        config.cluster_id = args.common.cluster_id.clone();
         config.limits = args.common.limits();
         if args.common.body_limit_bytes == HttpLimits::default().body_bytes_max {
             config.limits.body_bytes_max = BODY_BYTES_MAX_DEFAULT;

@@ -100,9 +100,14 @@ impl AppState {
         let store = Store::open(&config.data_dir)?;
         let learner_id = store.learner_id(new_learner_id)?;
         let (learning, actor) = Learning::start(store.clone(), config.acceptors.clone())?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        let cluster = reqwest::header::HeaderValue::from_str(&config.cluster_id)
+            .expect("a parsed cluster id (--cluster-id) is a valid header value");
+        headers.insert(api::CLUSTER_ID_HEADER, cluster);
         let acceptors = AcceptorClient {
             token: config.cluster_token.clone(),
             client: reqwest::Client::builder()
+                .default_headers(headers)
                 .no_proxy()
                 .connect_timeout(learn::ACCEPTOR_TIMEOUT)
                 .build()?,

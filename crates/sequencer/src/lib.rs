@@ -41,6 +41,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         &config.acceptors,
         &config.learners,
         config.common.cluster_token.clone(),
+        &config.common.cluster_id,
         timeout,
     ));
     let advertise_url = config.advertise_url.as_str().trim_end_matches('/').to_owned();

@@ -150,10 +150,11 @@ pub fn spawn(
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut identities: HashMap<String, MemberId> = HashMap::new();
+        let mut foreign: BTreeSet<String> = BTreeSet::new();
         loop {
             ticker.tick().await;
             let table = peers.acceptors();
-            let statuses = observe(&peers, &table, interval).await;
+            let statuses = observe(&peers, &table, interval, &mut foreign).await;
             report_identity_changes(&mut identities, &table, &statuses);
             if table.epoch > 0 {
                 keep_configuration(&peers, &driver, &table, &statuses).await;
@@ -249,15 +250,41 @@ async fn move_lagging(peers: &Peers, source: &str, lagging: &[String]) {
     }
 }
 
-async fn observe(peers: &Peers, table: &AcceptorTable, timeout: Duration) -> Vec<Option<Observed>> {
-    let calls = table.urls.iter().map(|url| async move {
-        peers
-            .status_at(url, timeout)
-            .await
-            .ok()
-            .and_then(|s| observed(&s))
-    });
-    futures::future::join_all(calls).await
+async fn observe(
+    peers: &Peers,
+    table: &AcceptorTable,
+    timeout: Duration,
+    foreign: &mut BTreeSet<String>,
+) -> Vec<Option<Observed>> {
+    let calls = table
+        .urls
+        .iter()
+        .map(|url| async move { (url, peers.status_at(url, timeout).await) });
+    let mut statuses = Vec::with_capacity(table.urls.len());
+    for (url, answer) in futures::future::join_all(calls).await {
+        report_foreign(foreign, url, &answer);
+        statuses.push(answer.ok().and_then(|s| observed(&s)));
+    }
+    statuses
+}
+
+/// Logs once (and counts each time) an acceptor URL that belongs to
+/// another cluster: it refuses every call, so it is never counted.
+fn report_foreign(
+    foreign: &mut BTreeSet<String>,
+    url: &str,
+    answer: &Result<AcceptorStatus, crate::peers::PeerError>,
+) {
+    let refused = matches!(answer, Err(crate::peers::PeerError::Status { status: 409, body, .. })
+        if body.contains(api::problem::WRONG_CLUSTER));
+    if !refused {
+        foreign.remove(url);
+        return;
+    }
+    metrics::counter!("paxid_sequencer_wrong_cluster_total").increment(1);
+    if foreign.insert(url.to_owned()) {
+        tracing::error!(acceptor = %url, "this acceptor belongs to another cluster (--cluster-id); it is never counted: fix --acceptors or --cluster-id");
+    }
 }
 
 fn observed(status: &AcceptorStatus) -> Option<Observed> {

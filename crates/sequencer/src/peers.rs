@@ -53,9 +53,22 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(acceptors: &[Url], learners: &[Url], token: Option<String>, timeout: Duration) -> Peers {
+    /// Every call names `cluster_id` (an acceptor of another cluster
+    /// refuses it, so it is never counted).
+    pub fn new(
+        acceptors: &[Url],
+        learners: &[Url],
+        token: Option<String>,
+        cluster_id: &str,
+        timeout: Duration,
+    ) -> Peers {
         api::install_tls_provider();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let cluster = reqwest::header::HeaderValue::from_str(cluster_id)
+            .expect("a parsed cluster id is a valid header value");
+        headers.insert(api::CLUSTER_ID_HEADER, cluster);
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_millis(500)))
             .pool_max_idle_per_host(64)

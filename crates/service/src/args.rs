@@ -30,6 +30,13 @@ pub struct CommonArgs {
     )]
     pub cluster_token: Option<String>,
 
+    /// The cluster this process belongs to. An acceptor records it in its
+    /// data dir on first start and refuses a data dir of another cluster;
+    /// sequencers and learners name it on every call to an acceptor, and
+    /// an acceptor of another cluster refuses them (409 `wrong-cluster`).
+    #[arg(long, env = "PAXID_CLUSTER_ID", default_value = "paxid", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(
         long,
@@ -48,6 +55,18 @@ pub struct CommonArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub request_timeout_ms: u64,
+}
+
+/// 1..=64 characters of `[A-Za-z0-9_.-]`: it shows up in logs, status,
+/// headers and error messages.
+pub fn parse_cluster_id(id: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+        return Err(format!(
+            "cluster id {id:?}: give 1 to 64 characters of A-Z a-z 0-9 _ . -"
+        ));
+    }
+    Ok(id.to_owned())
 }
 
 impl CommonArgs {
