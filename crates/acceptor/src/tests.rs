@@ -982,6 +982,19 @@ async fn seeded_for_transition() -> Harness {
     h
 }
 
+/// Seeded, then moved alone into epoch 1 from the snapshot below slot 2.
+async fn moved_to_epoch_1() -> Harness {
+    let h = seeded_for_transition().await;
+    let me = h.uuid();
+    h.post(
+        "/v1/transition",
+        transition_body(configuration(1, &[&me]), 2, json!({ "default": 6, "orders": 3 })),
+    )
+    .await
+    .ok();
+    h
+}
+
 #[tokio::test]
 async fn a_transition_drops_the_void_tail_and_survives_a_restart() {
     // Slot 1 holds the stop sign; 2 and 5 are the void tail (2 even marked
@@ -1132,14 +1145,8 @@ async fn a_blank_acceptor_seated_by_a_configuration_votes() {
 
 #[tokio::test]
 async fn a_second_transition_to_the_same_epoch_is_refused_and_changes_nothing() {
-    let h = seeded_for_transition().await;
+    let h = moved_to_epoch_1().await;
     let me = h.uuid();
-    h.post(
-        "/v1/transition",
-        transition_body(configuration(1, &[&me]), 2, json!({ "default": 6, "orders": 3 })),
-    )
-    .await
-    .ok();
     h.post(
         "/v1/accept",
         accept_body(epoch_ballot(1, 1, 1), 2, &[(2, alloc("default", 6, 4))]),
@@ -1210,14 +1217,7 @@ async fn ballots_of_a_later_epoch_are_not_voted_on_before_the_transition() {
 
 #[tokio::test]
 async fn ballots_of_an_older_epoch_are_fenced_after_the_transition() {
-    let h = seeded_for_transition().await;
-    let me = h.uuid();
-    h.post(
-        "/v1/transition",
-        transition_body(configuration(1, &[&me]), 2, json!({ "default": 6, "orders": 3 })),
-    )
-    .await
-    .ok();
+    let h = moved_to_epoch_1().await;
     let before = h.observable_state().await;
     let opening = epoch_ballot(1, 0, 0);
     for b in [ballot(2, 1), ballot(99, 9)] {
