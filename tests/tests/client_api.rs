@@ -183,3 +183,84 @@ async fn internal_endpoints_require_the_cluster_token() {
         .expect("answer");
     assert_eq!(forged.status(), 401);
 }
+
+/// Issue 15, scoped credentials: with `--client-token` (a list, for
+/// rotation) and `--client-token-file` (re-read when it changes), `POST
+/// /next-id` needs one of those tokens, through any replica (a follower
+/// forwards the caller's credential); the cluster token is no client token,
+/// and a client token opens no internal route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_id_takes_only_client_tokens_and_a_rotated_file_takes_effect() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("client-tokens");
+    std::fs::write(&file, "from-file-1\n").expect("write");
+    let spec = ClusterSpec {
+        sequencers: 2,
+        cluster_token: Some("internal".into()),
+        sequencer_args: vec![
+            "--client-token".into(),
+            "c-new,c-old".into(),
+            "--client-token-file".into(),
+            file.to_str().expect("utf-8").into(),
+        ],
+        ..ClusterSpec::default()
+    };
+    let cluster = Cluster::start(spec);
+    let http = cluster.http.clone();
+    let call = |url: String, token: Option<&'static str>| {
+        let mut request = http.post(format!("{url}/next-id"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    // Serving: every replica answers a caller with a client token.
+    let started = std::time::Instant::now();
+    for url in cluster.sequencer_urls() {
+        while call(url.clone(), Some("c-new")).await != 200 {
+            assert!(started.elapsed() < Duration::from_secs(20), "{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for url in cluster.sequencer_urls() {
+        assert_eq!(call(url.clone(), None).await, 401, "no token");
+        assert_eq!(
+            call(url.clone(), Some("internal")).await,
+            401,
+            "the cluster token"
+        );
+        for token in ["c-new", "c-old", "from-file-1"] {
+            assert_eq!(call(url.clone(), Some(token)).await, 200, "{token}");
+        }
+        let status = http
+            .get(format!("{url}/v1/status"))
+            .bearer_auth("c-new")
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(status.status(), 401, "a client token opens no internal route");
+    }
+    // The mounted Secret is rotated: the file's new token works within
+    // seconds, the one it replaced no longer does; no restart.
+    std::fs::write(&file, "from-file-2,from-file-3\n").expect("rotate");
+    let url = cluster.sequencer_urls()[1].clone();
+    let started = std::time::Instant::now();
+    while call(url.clone(), Some("from-file-2")).await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rotated file was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = cluster.sequencer_urls()[0].clone();
+    let started = std::time::Instant::now();
+    while call(leader.clone(), Some("from-file-1")).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the old file token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call(leader, Some("from-file-3")).await, 200);
+}

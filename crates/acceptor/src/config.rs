@@ -62,6 +62,7 @@ impl Config {
                 listen: listen.to_owned(),
                 log_format: telemetry::LogFormat::Pretty,
                 cluster_token: None,
+                cluster_token_file: None,
                 cluster_id: "paxid".to_owned(),
                 body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
                 request_timeout_ms: 10_000,

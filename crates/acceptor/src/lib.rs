@@ -35,7 +35,7 @@ pub use store::{Identity, RocksStore, StoreError};
 pub struct AppState {
     pub driver: DriverHandle,
     pub identity: Arc<Identity>,
-    pub cluster_token: Option<String>,
+    pub cluster_token: service::Tokens,
     pub limits: HttpLimits,
 }
 
@@ -107,7 +107,7 @@ pub fn start(config: &Config) -> Result<Started, RunError> {
     let state = AppState {
         driver: handle,
         identity: Arc::new(identity),
-        cluster_token: config.common.cluster_token.clone(),
+        cluster_token: config.common.cluster_tokens(),
         limits: config.limits(),
     };
     Ok(Started {

@@ -205,12 +205,15 @@ impl Load {
 
     /// One request; its first ID and how many IDs it brought.
     async fn call(&self) -> Result<(u64, u64), CliError> {
-        let request = self
+        let mut request = self
             .api
             .client()
             .post(self.parsed_url.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(self.body.clone());
+        if let Some(token) = self.api.client_token() {
+            request = request.bearer_auth(token);
+        }
         let response = check(Method::POST, &self.url, send(&self.url, request).await?).await?;
         let body = response
             .bytes()

@@ -37,6 +37,9 @@ pub enum CliError {
 pub struct Api {
     client: reqwest::Client,
     token: Option<String>,
+    /// For `POST /next-id` and for the subscription API (scoped tokens).
+    client_token: Option<String>,
+    subscription_token: Option<String>,
 }
 
 impl Api {
@@ -57,11 +60,30 @@ impl Api {
             .pool_max_idle_per_host(pool_idle_per_host)
             .build()
             .map_err(|e| CliError::Usage(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Api { client, token })
+        Ok(Api {
+            client,
+            token,
+            client_token: None,
+            subscription_token: None,
+        })
+    }
+
+    /// The tokens of the client and subscription scopes (the first of a
+    /// comma-separated list is sent).
+    pub fn scoped(mut self, client_token: Option<String>, subscription_token: Option<String>) -> Api {
+        let first = |t: Option<String>| t.and_then(|t| t.split(',').next().map(|f| f.trim().to_owned()));
+        self.client_token = first(client_token);
+        self.subscription_token = first(subscription_token);
+        self
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The token `POST /next-id` carries, if any.
+    pub fn client_token(&self) -> Option<&str> {
+        self.client_token.as_deref()
     }
 
     /// `GET base + path`, decoded as `T`.
@@ -87,15 +109,22 @@ impl Api {
         decode(&url, check(Method::POST, &url, send(&url, request).await?).await?).await
     }
 
-    /// Internal `/v1` endpoints carry the cluster token; the public client
-    /// API does not need it.
+    /// Each scope's token on its own routes: the subscription API, the
+    /// client API, and every other internal `/v1` endpoint (the cluster's).
     fn request(&self, method: Method, url: &str, path: &str) -> RequestBuilder {
         let request = self.client.request(method, url);
-        match &self.token {
-            Some(token) if path.starts_with(api::INTERNAL_PREFIX) => {
-                request.header(AUTHORIZATION, format!("Bearer {token}"))
-            }
-            _ => request,
+        let token = if path.starts_with("/v1/subscriptions") {
+            &self.subscription_token
+        } else if path.starts_with("/next-id") {
+            &self.client_token
+        } else if path.starts_with(api::INTERNAL_PREFIX) {
+            &self.token
+        } else {
+            &None
+        };
+        match token {
+            Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
+            None => request,
         }
     }
 }

@@ -45,6 +45,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "PAXID_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 
+    /// Token for `POST /next-id`, when the sequencers require one.
+    #[arg(long, global = true, env = "PAXID_CLIENT_TOKEN", hide_env_values = true)]
+    pub client_token: Option<String>,
+
+    /// Token for the learner's subscription API, when it requires one.
+    #[arg(long, global = true, env = "PAXID_SUBSCRIPTION_TOKEN", hide_env_values = true)]
+    pub subscription_token: Option<String>,
+
     /// Longest any one HTTP request may take, in milliseconds.
     #[arg(long, global = true, env = "PAXID_TIMEOUT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -166,17 +174,21 @@ pub struct BenchArgs {
     pub target: Target,
 }
 
+/// An HTTP client with every scope's token from the flags.
+fn api(cli: &Cli, timeout: Duration, pool_idle_per_host: usize) -> Result<Api, CliError> {
+    Ok(Api::new(timeout, cli.cluster_token.clone(), pool_idle_per_host)?
+        .scoped(cli.client_token.clone(), cli.subscription_token.clone()))
+}
+
 /// Runs one command and prints its result on stdout.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let timeout = Duration::from_millis(cli.timeout_ms);
     match &cli.command {
-        Command::NextId(args) => next_id(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
-        Command::Status(args) => status(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await,
-        Command::Subscribe(args) => {
-            subscribe(&cli, args, &Api::new(timeout, cli.cluster_token.clone(), 1)?).await
-        }
+        Command::NextId(args) => next_id(&cli, args, &api(&cli, timeout, 1)?).await,
+        Command::Status(args) => status(&cli, args, &api(&cli, timeout, 1)?).await,
+        Command::Subscribe(args) => subscribe(&cli, args, &api(&cli, timeout, 1)?).await,
         Command::Acceptors(AcceptorsCommand::List(args)) => {
-            let api = Api::new(timeout, cli.cluster_token.clone(), 1)?;
+            let api = api(&cli, timeout, 1)?;
             let acceptors = if args.acceptors.is_empty() {
                 members::current(&api, &cli.url).await?.acceptor_urls
             } else {
@@ -188,18 +200,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Acceptors(change) => {
             // The stop sign may take a few seconds to be chosen.
             let timeout = timeout.max(members::CHANGE_TIMEOUT);
-            let api = Api::new(timeout, cli.cluster_token.clone(), 1)?;
+            let api = api(&cli, timeout, 1)?;
             let chosen = members::change(&api, &cli.url, change).await?;
             print(cli.json, &chosen, || members::render_configuration(&chosen))
         }
         Command::Bench(args) => {
             let clients = usize::try_from(args.clients).unwrap_or(CLIENTS_MAX);
-            bench(
-                &cli,
-                args,
-                &Api::new(timeout, cli.cluster_token.clone(), clients)?,
-            )
-            .await
+            bench(&cli, args, &api(&cli, timeout, clients)?).await
         }
     }
 }

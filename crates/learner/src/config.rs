@@ -18,6 +18,22 @@ pub struct Args {
     #[arg(long, env = "PAXID_DATA_DIR", value_name = "DIR")]
     pub data_dir: PathBuf,
 
+    /// Tokens the subscription API requires (`Authorization: Bearer`),
+    /// comma-separated for rotation; none: open. Consumers need only this,
+    /// never the cluster token.
+    #[arg(
+        long,
+        env = "PAXID_SUBSCRIPTION_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub subscription_token: Vec<String>,
+
+    /// A file of subscription tokens (comma- or line-separated), read again
+    /// when it changes.
+    #[arg(long, env = "PAXID_SUBSCRIPTION_TOKEN_FILE", value_name = "PATH")]
+    pub subscription_token_file: Option<PathBuf>,
+
     /// Base URLs of every acceptor, comma-separated.
     #[arg(
         long,
@@ -88,7 +104,11 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub acceptors: Vec<String>,
-    pub cluster_token: Option<String>,
+    /// Internal routes (`/v1/chosen`, `/v1/status`); the current one is sent
+    /// to acceptors.
+    pub cluster_token: service::Tokens,
+    /// The subscription API; open when none is configured.
+    pub subscription_token: service::Tokens,
     /// Named on every call to an acceptor; one of another cluster refuses.
     pub cluster_id: String,
     pub limits: HttpLimits,
@@ -121,7 +141,8 @@ impl Config {
             listen: listen.into(),
             data_dir: data_dir.into(),
             acceptors,
-            cluster_token: None,
+            cluster_token: service::Tokens::open(),
+            subscription_token: service::Tokens::open(),
             cluster_id: "paxid".to_owned(),
             limits: HttpLimits {
                 body_bytes_max: BODY_BYTES_MAX_DEFAULT,
@@ -153,7 +174,9 @@ const BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
 impl From<Args> for Config {
     fn from(args: Args) -> Config {
         let mut config = Config::new(args.common.listen.clone(), args.data_dir, args.acceptors);
-        config.cluster_token = args.common.cluster_token.clone();
+        config.cluster_token = args.common.cluster_tokens();
+        config.subscription_token =
+            service::Tokens::new(&args.subscription_token, args.subscription_token_file.clone());
         config.cluster_id = args.common.cluster_id.clone();
         config.limits = args.common.limits();
         if args.common.body_limit_bytes == HttpLimits::default().body_bytes_max {

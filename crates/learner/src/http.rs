@@ -29,17 +29,21 @@ pub struct ReplaySubscription {
 /// Most recent gaps listed by `GET /v1/status`.
 pub const STATUS_GAPS_MAX: usize = 16;
 
-/// The `/v1` routes of the learner, with the bearer check applied.
-pub fn routes(state: AppState, cluster_token: Option<String>) -> Router {
-    Router::new()
+/// The `/v1` routes of the learner: the internal ones behind the cluster
+/// token, the subscription API behind the subscription token (so that a
+/// consuming team never needs the cluster's credential).
+pub fn routes(state: AppState) -> Router {
+    let internal = Router::new()
         .route("/v1/chosen", post(chosen))
         .route("/v1/status", get(status))
+        .route_layer(service::require_bearer(state.config().cluster_token.clone()));
+    let subscriptions = Router::new()
         .route("/v1/subscriptions", post(create).get(list))
         .route("/v1/subscriptions/{id}", get(show).delete(remove))
         .route("/v1/subscriptions/{id}/enable", post(enable))
         .route("/v1/subscriptions/{id}/replay", post(replay))
-        .route_layer(service::require_bearer(cluster_token))
-        .with_state(state)
+        .route_layer(service::require_bearer(state.config().subscription_token.clone()));
+    internal.merge(subscriptions).with_state(state)
 }
 
 /// The leader's push of chosen slots: 204 once queued for learning.

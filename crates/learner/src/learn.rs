@@ -214,7 +214,8 @@ impl Coverage {
 /// How to talk to the acceptors (their URLs come from the [`AcceptorSet`]).
 #[derive(Clone)]
 pub struct AcceptorClient {
-    pub token: Option<String>,
+    /// The cluster tokens; the current one is sent.
+    pub token: service::Tokens,
     pub client: reqwest::Client,
 }
 
@@ -1000,7 +1001,7 @@ fn parse_entries(url: &str, response: &LogResponse) -> Vec<(Slot, Accepted)> {
 
 fn get(client: &AcceptorClient, url: String) -> reqwest::RequestBuilder {
     let mut request = client.client.get(url).timeout(ACCEPTOR_TIMEOUT);
-    if let Some(token) = &client.token {
+    if let Some(token) = client.token.current() {
         request = request.bearer_auth(token);
     }
     request
@@ -1041,7 +1042,7 @@ async fn report_progress(
         .post(url)
         .timeout(ACCEPTOR_TIMEOUT)
         .json(&LearnerProgress { learned_below: below });
-    if let Some(token) = &client.token {
+    if let Some(token) = client.token.current() {
         request = request.bearer_auth(token);
     }
     request.send().await?.error_for_status()?;

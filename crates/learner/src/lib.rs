@@ -264,7 +264,7 @@ pub fn app(state: AppState) -> Router {
         async move { state.ready() }
     };
     let limits = state.config().limits;
-    let routes = http::routes(state.clone(), state.config().cluster_token.clone());
+    let routes = http::routes(state.clone());
     let router = Router::new().merge(routes).merge(service::health_routes(ready));
     service::with_standard_layers(router, &limits)
 }

@@ -617,28 +617,32 @@ async fn a_name_resolving_to_loopback_is_refused_at_connect_time() {
     learner.stop().await;
 }
 
+/// Issue 15, scoped credentials: the cluster token guards the internal
+/// routes only; the subscription API is open until a subscription token is
+/// set, and then takes any of its tokens (rotation) and never the cluster's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cluster_token_guards_every_v1_route_but_not_the_probes() {
+async fn each_scope_takes_its_own_tokens_and_the_probes_none() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path(), no_acceptors());
-    config.cluster_token = Some("s3cret".to_owned());
-    let learner = start_learner(config).await;
+    config.cluster_token = service::Tokens::new(&["s3cret,older".into()], None);
+    let learner = start_learner(config.clone()).await;
     let http = client();
-    for path in ["/v1/subscriptions", "/v1/status"] {
-        let response = http
-            .get(format!("{}{path}", learner.url))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(response.status(), 401, "{path}");
-        let response = http
-            .get(format!("{}{path}", learner.url))
-            .bearer_auth("s3cret")
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(response.status(), 200, "{path}");
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", learner.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(get("/v1/status", None).await.expect("get").status(), 401);
+    for token in ["s3cret", "older"] {
+        assert_eq!(get("/v1/status", Some(token)).await.expect("get").status(), 200);
     }
+    assert_eq!(
+        get("/v1/subscriptions", None).await.expect("get").status(),
+        200,
+        "no subscription token: that scope is open"
+    );
     let push = http
         .post(format!("{}/v1/chosen", learner.url))
         .json(&json!({"slots": []}))
@@ -652,6 +656,29 @@ async fn the_cluster_token_guards_every_v1_route_but_not_the_probes() {
             .await
             .expect("get");
         assert_eq!(response.status(), 200, "{path}");
+    }
+    learner.stop().await;
+
+    // With subscription tokens: any of them, and not the cluster's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path(), no_acceptors());
+    config.cluster_token = service::Tokens::new(&["s3cret".into()], None);
+    config.subscription_token = service::Tokens::new(&["sub-new".into(), "sub-old".into()], None);
+    let learner = start_learner(config).await;
+    let get = |token: Option<&str>| {
+        let mut request = http.get(format!("{}/v1/subscriptions", learner.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for (token, expected) in [
+        (None, 401),
+        (Some("s3cret"), 401),
+        (Some("sub-new"), 200),
+        (Some("sub-old"), 200),
+    ] {
+        assert_eq!(get(token).await.expect("get").status(), expected, "{token:?}");
     }
     learner.stop().await;
 }
@@ -1377,7 +1404,7 @@ async fn learns_from_a_majority_of_one_ballot_or_a_chosen_mark_and_reports_progr
     stubs[2].vote(2, 2, value("a", 4), true);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path(), urls);
-    config.cluster_token = Some("tok".to_owned());
+    config.cluster_token = service::Tokens::new(&["tok".into()], None);
     let learner = start_learner(config).await;
     learner.wait_learned(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

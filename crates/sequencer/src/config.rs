@@ -26,6 +26,21 @@ pub struct Config {
     #[arg(long, env = "PAXID_ACCEPTORS", value_delimiter = ',', required = true, value_parser = parse_url)]
     pub acceptors: Vec<Url>,
 
+    /// Tokens a client of `POST /next-id` must present
+    /// (`Authorization: Bearer`), comma-separated for rotation; none: open.
+    #[arg(
+        long,
+        env = "PAXID_CLIENT_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub client_token: Vec<String>,
+
+    /// A file of client tokens (comma- or line-separated), read again when
+    /// it changes.
+    #[arg(long, env = "PAXID_CLIENT_TOKEN_FILE", value_name = "PATH")]
+    pub client_token_file: Option<std::path::PathBuf>,
+
     /// How peers reach this replica (followers forward client requests here).
     #[arg(long, env = "PAXID_ADVERTISE_URL", value_parser = parse_url)]
     pub advertise_url: Url,

@@ -36,7 +36,9 @@ pub struct AppState {
     pub node_id: u32,
     pub advertise_url: String,
     pub count_max: u64,
-    pub cluster_token: Option<String>,
+    pub cluster_token: service::Tokens,
+    /// Guards `POST /next-id`; open when no client token is configured.
+    pub client_token: service::Tokens,
     /// A leader the acceptors have not heard for this long is presumed
     /// gone: requests are refused at once rather than forwarded into a hang.
     pub leader_silence_max_ms: u64,
@@ -57,8 +59,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/acceptors", post(change_acceptors))
         .route_layer(service::require_bearer(state.cluster_token.clone()));
     let ready_state = state.clone();
-    Router::new()
+    let client = Router::new()
         .route("/next-id", post(next_id))
+        .route_layer(service::require_bearer(state.client_token.clone()));
+    Router::new()
+        .merge(client)
         .merge(internal)
         .with_state(state)
         .merge(service::health_routes(move || ready(ready_state.clone())))
@@ -79,7 +84,7 @@ async fn next_id(
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(no_leader("this replica is not the leader (forwarded request)"));
     }
-    forward(&state, &sequence, count).await
+    forward(&state, &headers, &sequence, count).await
 }
 
 /// Parses the body; bad input is refused here, before anything is consumed.
@@ -126,7 +131,13 @@ async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Resul
 }
 
 /// Sends the request to the leader the acceptors name and relays its answer.
-async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Result<Response, ApiError> {
+/// The client's own credential goes with it: the leader checks it again.
+async fn forward(
+    state: &AppState,
+    headers: &HeaderMap,
+    sequence: &SequenceName,
+    count: u64,
+) -> Result<Response, ApiError> {
     let (leader, heard_ago_ms) = {
         let cluster = state.cluster.borrow();
         (cluster.leader.clone(), cluster.leader_heard_ago_ms)
@@ -144,10 +155,11 @@ async fn forward(state: &AppState, sequence: &SequenceName, count: u64) -> Resul
         sequence: Some(sequence.as_str().to_owned()),
     };
     let target = format!("{}/next-id", url.trim_end_matches('/'));
-    let sent = state
-        .peers
-        .client()
-        .post(&target)
+    let mut request = state.peers.client().post(&target);
+    if let Some(credential) = headers.get(axum::http::header::AUTHORIZATION) {
+        request = request.header(reqwest::header::AUTHORIZATION, credential.as_bytes());
+    }
+    let sent = request
         .header(FORWARDED_HEADER, "1")
         .headers(telemetry::trace_headers())
         .timeout(state.forward_timeout)

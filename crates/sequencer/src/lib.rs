@@ -40,7 +40,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let peers = Arc::new(peers::Peers::new(
         &config.acceptors,
         &config.learners,
-        config.common.cluster_token.clone(),
+        config.common.cluster_tokens(),
         &config.common.cluster_id,
         timeout,
     ));
@@ -83,7 +83,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         node_id: config.node_id,
         advertise_url,
         count_max: config.count_max,
-        cluster_token: config.common.cluster_token.clone(),
+        cluster_token: config.common.cluster_tokens(),
+        client_token: service::Tokens::new(&config.client_token, config.client_token_file.clone()),
         leader_silence_max_ms: config.election_timeout_min_ms,
         forward_timeout: Duration::from_millis(config.id_timeout_ms + config.peer_timeout_ms),
     };

@@ -49,7 +49,9 @@ pub struct Peers {
     /// Replaced when the cluster moves to a new configuration.
     acceptors: RwLock<Arc<AcceptorTable>>,
     learners: Vec<String>,
-    token: Option<String>,
+    /// The cluster token sent is the scope's current one (its file may be
+    /// rotated while running).
+    token: service::Tokens,
 }
 
 impl Peers {
@@ -58,7 +60,7 @@ impl Peers {
     pub fn new(
         acceptors: &[Url],
         learners: &[Url],
-        token: Option<String>,
+        token: service::Tokens,
         cluster_id: &str,
         timeout: Duration,
     ) -> Peers {
@@ -207,7 +209,7 @@ impl Peers {
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
+        match self.token.current() {
             Some(token) => request.bearer_auth(token),
             None => request,
         }

@@ -30,6 +30,12 @@ pub struct CommonArgs {
     )]
     pub cluster_token: Option<String>,
 
+    /// A file of cluster tokens (comma- or line-separated), read again when
+    /// it changes: a mounted Secret can be rotated without a restart. The
+    /// first token (of the flag, else of the file) is the one sent.
+    #[arg(long, env = "PAXID_CLUSTER_TOKEN_FILE", value_name = "PATH")]
+    pub cluster_token_file: Option<std::path::PathBuf>,
+
     /// The cluster this process belongs to. An acceptor records it in its
     /// data dir on first start and refuses a data dir of another cluster;
     /// sequencers and learners name it on every call to an acceptor, and
@@ -70,6 +76,12 @@ pub fn parse_cluster_id(id: &str) -> Result<String, String> {
 }
 
 impl CommonArgs {
+    /// The cluster tokens internal routes accept (a comma-separated list,
+    /// for rotation, and the file); the first is the one this process sends.
+    pub fn cluster_tokens(&self) -> crate::Tokens {
+        crate::Tokens::new(self.cluster_token.as_slice(), self.cluster_token_file.clone())
+    }
+
     /// The HTTP limits these flags describe.
     pub fn limits(&self) -> HttpLimits {
         HttpLimits {

@@ -40,6 +40,7 @@ mod extract;
 mod health;
 mod layers;
 mod server;
+mod tokens;
 
 pub use args::CommonArgs;
 pub use auth::{require_bearer, RequireBearer, RequireBearerService};
@@ -52,6 +53,7 @@ pub use layers::{
     REQUEST_TIMEOUT_RETRY_AFTER_S,
 };
 pub use server::{serve, shutdown_signal};
+pub use tokens::Tokens;
 
 #[cfg(test)]
 mod tests;
