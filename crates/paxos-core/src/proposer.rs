@@ -263,6 +263,10 @@ struct Leader {
     stop: Option<(Slot, Option<RequestId>)>,
     /// Set when the stop sign was applied.
     reconfigured: Option<(Configuration, Snapshot)>,
+    /// Acknowledgements that choose a slot: a majority of the acceptors
+    /// addressed and of the voters the promises named (see
+    /// `Proposer::phase1_quorum`), fixed at election.
+    quorum: usize,
     catchup: CatchUp,
     /// Per acceptor: its chosen point as last reported, and when it last
     /// answered under our ballot.
@@ -496,7 +500,7 @@ impl Proposer {
                 }
                 leader.note_answer(now_ms, from, chosen_below);
                 for slot in slots {
-                    leader.ack(*slot, from, self.config.acceptors);
+                    leader.ack(*slot, from);
                 }
                 leader.advance_chosen(self.config.catchup_slots_max, &mut self.effects);
                 if leader.reconfigured.is_some() {
@@ -647,7 +651,8 @@ impl Proposer {
             .into_keys()
             .collect();
         candidate.promises.retain(|id, _| counted.contains(id));
-        let leader = Leader::recover(candidate, &self.known_chosen, now_ms, self.config.acceptors);
+        let mut leader = Leader::recover(candidate, &self.known_chosen, now_ms, self.config.acceptors);
+        leader.quorum = self.phase1_quorum();
         let ballot = leader.ballot;
         let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
         self.effects.push(Effect::BecameLeader { ballot });
@@ -815,6 +820,7 @@ impl Leader {
             applied: base.counters.clone(),
             stop,
             reconfigured: None,
+            quorum: quorum(acceptors),
             catchup: CatchUp {
                 base,
                 values: VecDeque::new(),
@@ -955,12 +961,12 @@ impl Leader {
         }
     }
 
-    fn ack(&mut self, slot: Slot, from: AcceptorId, acceptors: usize) {
+    fn ack(&mut self, slot: Slot, from: AcceptorId) {
         let Some(flight) = self.in_flight.get_mut(&slot) else {
             return;
         };
         flight.acks[from.0] = true;
-        if flight.acks.iter().filter(|a| **a).count() < quorum(acceptors) {
+        if flight.acks.iter().filter(|a| **a).count() < self.quorum {
             return;
         }
         let flight = self.in_flight.remove(&slot).expect("present above");
@@ -1017,7 +1023,7 @@ impl Leader {
             .iter()
             .filter(|at| matches!(at, Some(t) if now_ms.saturating_sub(*t) < config.quorum_contact_ms))
             .count();
-        recent >= quorum(config.acceptors)
+        recent >= self.quorum.max(quorum(config.acceptors))
     }
 
     fn time_out_requests(&mut self, now_ms: u64, timeout_ms: u64, effects: &mut Vec<Effect>) {

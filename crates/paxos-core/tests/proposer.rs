@@ -944,4 +944,16 @@ fn a_majority_of_the_list_is_not_enough_when_the_promises_name_more_voters() {
     );
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(2), b, promise(2));
     assert_eq!(p.role(), Role::Leader { ballot: b });
+    // Phase 2 likewise: two acknowledgements are a majority of the list,
+    // not of the five voters; the third chooses the slot.
+    let _ = p.drain_effects();
+    p.handle_request(ELECTION_MS, request(1, "a", 1));
+    p.flush(ELECTION_MS);
+    let _ = p.drain_effects();
+    for from in [0, 1] {
+        p.handle_accept_reply(ELECTION_MS, AcceptorId(from), b, &[Slot(0)], accepted(0));
+    }
+    assert_eq!(p.chosen_below(), Slot(0), "2 of 5 voters chose nothing");
+    p.handle_accept_reply(ELECTION_MS, AcceptorId(2), b, &[Slot(0)], accepted(0));
+    assert_eq!(p.chosen_below(), Slot(1));
 }

@@ -113,6 +113,8 @@ pub struct Driver {
     reconfiguring: HashMap<RequestId, ReconfigureRequest>,
     /// Seats that took our transition into the current epoch.
     moved: usize,
+    /// The list-against-membership error was logged (once per epoch).
+    warned_list: bool,
     next_request: u64,
     acceptor_calls: Arc<Vec<AtomicUsize>>,
     learner_pushes: Arc<AtomicUsize>,
@@ -173,6 +175,7 @@ impl Driver {
             waiting: HashMap::new(),
             reconfiguring: HashMap::new(),
             moved: 0,
+            warned_list: false,
             next_request: 0,
             acceptor_calls: Arc::new((0..SEATS_MAX).map(|_| AtomicUsize::new(0)).collect()),
             learner_pushes: Arc::new(AtomicUsize::new(0)),
@@ -283,7 +286,8 @@ impl Driver {
         }
         match event {
             PeerEvent::Prepared { from, ballot, reply } => {
-                self.proposer.handle_prepare_reply(now, from, ballot, reply)
+                self.proposer.handle_prepare_reply(now, from, ballot, reply);
+                self.check_list_against_membership();
             }
             PeerEvent::Accepted {
                 from,
@@ -316,6 +320,24 @@ impl Driver {
         }
     }
 
+    /// Says once, loudly, when the acceptors reached name more voters than
+    /// this sequencer addresses: its `--acceptors` is not the cluster's (a
+    /// subset, or members a change removed), and it cannot lead with it.
+    fn check_list_against_membership(&mut self) {
+        let voters = self.proposer.membership().voters().count();
+        if voters > self.base_config.acceptors && !self.warned_list {
+            self.warned_list = true;
+            tracing::error!(
+                voters,
+                addressed = self.base_config.acceptors,
+                epoch = self.base_config.epoch,
+                "the acceptors name more voting members than this sequencer addresses: its --acceptors \
+                 is not the cluster's configuration (a subset, or removed members); it cannot lead. \
+                 Give it the acceptors of `paxid acceptors list`"
+            );
+        }
+    }
+
     /// Goes on in `configuration` with a new proposer that knows
     /// `known_chosen`. Clients the old one still held get a retryable
     /// refusal: it can no longer get anything chosen.
@@ -324,6 +346,7 @@ impl Driver {
         self.base_config.epoch = configuration.epoch;
         self.base_config.acceptors = configuration.seats.len();
         self.moved = 0;
+        self.warned_list = false;
         let (now, random) = (self.now_ms(), self.rng.random());
         self.proposer = Proposer::resume(self.base_config.clone(), known_chosen, now, random);
         for request in self.waiting.keys().copied().collect::<Vec<_>>() {
