@@ -145,6 +145,19 @@ async fn grow_shrink_and_replace_under_load_with_no_duplicate() {
         .map(|r| r["state"].as_str().expect("state"))
         .collect();
     assert_eq!(states, vec!["voting"; 5], "after growing: {listed}");
+    // A change computed from an older configuration is refused and
+    // changes nothing (two operators cannot undo each other's change).
+    let leader = cluster.sequencer_urls()[cluster.wait_leader(RESUME_WITHIN).await].clone();
+    let stale = cluster
+        .http
+        .post(format!("{leader}/v1/acceptors"))
+        .json(&serde_json::json!({ "acceptors": founders, "epoch": 0 }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(stale.status(), 409, "{:?}", stale.text().await);
+    let after = paxid(&sequencer, &["list"]).expect("list");
+    assert_eq!(after["acceptors"].as_array().map(Vec::len), Some(5), "{after}");
 
     for url in &founders[..2] {
         let configuration = change(&sequencer, &["remove", url]).await;

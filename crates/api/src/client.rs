@@ -49,4 +49,10 @@ pub struct SequencerStatus {
 #[serde(deny_unknown_fields)]
 pub struct ReconfigureRequest {
     pub acceptors: Vec<String>,
+    /// The epoch the list was computed from: when given, the leader makes
+    /// the change only if that is still the configuration in force (409
+    /// otherwise), so that two changes computed from one list cannot
+    /// undo each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }

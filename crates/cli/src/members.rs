@@ -14,9 +14,17 @@ use crate::AcceptorsCommand;
 /// its stop sign to be chosen).
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The status of the sequencer at `url`: its configuration and leader.
+/// The status of the leader, found through the sequencer at `url`: the
+/// configuration in force is the leader's (a follower learns a new one a
+/// poll later).
 pub async fn current(api: &Api, url: &str) -> Result<SequencerStatus, CliError> {
-    api.get_json(url, "/v1/status").await
+    let status: SequencerStatus = api.get_json(url, "/v1/status").await?;
+    match &status.leader_url {
+        Some(leader) if status.role != "leader" && *leader != status.advertise_url => {
+            api.get_json(leader, "/v1/status").await
+        }
+        _ => Ok(status),
+    }
 }
 
 /// The acceptor list after `change`, from the current one.
@@ -53,14 +61,17 @@ pub fn wanted(current: &[String], change: &AcceptorsCommand) -> Result<Vec<Strin
 pub async fn change(api: &Api, url: &str, change: &AcceptorsCommand) -> Result<Configuration, CliError> {
     let status = current(api, url).await?;
     let acceptors = wanted(&status.acceptor_urls, change)?;
-    let leader = if status.role == "leader" {
-        status.advertise_url
-    } else {
-        status
-            .leader_url
-            .ok_or_else(|| CliError::Usage("no leader is known yet; retry in a moment".into()))?
+    if status.role != "leader" {
+        return Err(CliError::Usage(
+            "no leader is known yet; retry in a moment".into(),
+        ));
+    }
+    // The change applies only to the configuration it was computed from.
+    let request = ReconfigureRequest {
+        acceptors,
+        epoch: Some(status.epoch),
     };
-    let request = ReconfigureRequest { acceptors };
+    let leader = status.advertise_url;
     api.post_json(&leader, "/v1/acceptors", Some(&request)).await
 }
 

@@ -221,7 +221,7 @@ async fn change_acceptors(
         };
         return Err(ApiError::unavailable(detail, RETRY_AFTER_S));
     }
-    match reconfigure::propose(&state.peers, &state.driver, body.acceptors).await {
+    match reconfigure::propose(&state.peers, &state.driver, body.acceptors, body.epoch).await {
         Ok(configuration) => Ok(Json((&configuration).into())),
         Err(Rejected::Invalid(detail)) => {
             Err(ApiError::unprocessable(detail).with_extension("field", "acceptors".into()))

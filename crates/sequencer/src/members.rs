@@ -221,7 +221,7 @@ async fn keep_configuration(
     }
     if lost && driver.view.borrow().is_leader() {
         info!("a seat answers blank under a new identity (lost disk); seating it again");
-        match crate::reconfigure::propose(peers, driver, table.urls.clone()).await {
+        match crate::reconfigure::propose(peers, driver, table.urls.clone(), Some(table.epoch)).await {
             Ok(next) => {
                 info!(epoch = next.epoch, "lost seat re-seated");
                 outcome("reseated");

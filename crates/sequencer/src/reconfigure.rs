@@ -132,6 +132,7 @@ pub async fn propose(
     peers: &Peers,
     driver: &DriverHandle,
     wanted: Vec<String>,
+    from_epoch: Option<u64>,
 ) -> Result<Configuration, Rejected> {
     let wanted: Vec<String> = wanted
         .iter()
@@ -139,6 +140,12 @@ pub async fn propose(
         .collect();
     check_list(&wanted)?;
     let current = peers.acceptors();
+    if let Some(epoch) = from_epoch.filter(|e| *e != current.epoch) {
+        return Err(Rejected::Unfit(format!(
+            "the list was computed from epoch {epoch}, but epoch {} is in force: list the acceptors again",
+            current.epoch
+        )));
+    }
     let calls = wanted
         .iter()
         .map(|url| async move { peers.status_at(url, STATUS_TIMEOUT).await.ok() });
