@@ -225,6 +225,9 @@ pub struct AcceptorClient {
 struct AcceptorEpoch {
     #[serde(default)]
     configuration: Option<api::internal::Configuration>,
+    /// Who answers at that URL (a new one: its disk was lost or replaced).
+    #[serde(default)]
+    node_uuid: Option<String>,
 }
 
 impl Learning {
@@ -381,6 +384,33 @@ impl Learning {
                     Err(error) => {
                         tracing::debug!(acceptor = %url, %error, "progress report failed")
                     }
+                }
+            }
+        }
+    }
+
+    /// Watches who answers at each acceptor URL of the followed
+    /// configuration, and reports a new identity there (a lost or replaced
+    /// disk): log line and `paxid_learner_acceptor_identity_changes_total`.
+    pub async fn identity_loop(self, client: AcceptorClient, interval: Duration) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        loop {
+            tokio::time::sleep(interval).await;
+            let set = self.acceptor_set();
+            let calls = set.urls.iter().map(|url| {
+                let client = &client;
+                async move { (url, fetch_status(client, url).await) }
+            });
+            for (url, answer) in futures::future::join_all(calls).await {
+                let Some(now) = answer.ok().and_then(|status| status.node_uuid) else {
+                    continue;
+                };
+                match seen.insert(url.clone(), now.clone()) {
+                    Some(before) if before != now => {
+                        tracing::warn!(acceptor = %url, %before, %now, "an acceptor answers with a new identity (lost or replaced disk?)");
+                        metrics::counter!("paxid_learner_acceptor_identity_changes_total").increment(1);
+                    }
+                    _ => {}
                 }
             }
         }

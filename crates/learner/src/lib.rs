@@ -138,10 +138,16 @@ impl AppState {
                 config.acceptors_silent_max,
             )),
             tokio::spawn(learning.clone().progress_loop(
-                acceptors,
+                acceptors.clone(),
                 learner_id.clone(),
                 config.progress_interval,
             )),
+            // Identities change rarely; a look every few progress rounds.
+            tokio::spawn(
+                learning
+                    .clone()
+                    .identity_loop(acceptors, config.progress_interval * 4),
+            ),
         ];
         tracing::info!(
             %learner_id,

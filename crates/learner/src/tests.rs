@@ -1191,6 +1191,8 @@ struct StubAcceptor {
     snapshot: Arc<Mutex<wire::Snapshot>>,
     /// `/v1/status` answers 503 while set.
     status_fails: Arc<std::sync::atomic::AtomicBool>,
+    /// What `/v1/status` reports as `node_uuid`, if anything.
+    node_uuid: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -1220,6 +1222,7 @@ impl StubAcceptor {
                 counters: BTreeMap::new(),
             })),
             status_fails: Arc::default(),
+            node_uuid: Arc::default(),
         };
         let router = Router::new()
             .route("/v1/log", get(stub_log))
@@ -1291,6 +1294,9 @@ async fn stub_status(State(stub): State<StubAcceptor>) -> Response {
     let mut status = json!({"state": "voting", "compacted_below": compacted_below});
     if let Some(configuration) = stub.configuration.lock().expect("lock").clone() {
         status["configuration"] = serde_json::to_value(configuration).expect("json");
+    }
+    if let Some(node_uuid) = stub.node_uuid.lock().expect("lock").clone() {
+        status["node_uuid"] = json!(node_uuid);
     }
     Json(status).into_response()
 }
@@ -2103,5 +2109,36 @@ async fn backlog_drain_figures() {
         subscriber.count(),
         total as f64 / elapsed.as_secs_f64()
     );
+    learner.stop().await;
+}
+
+/// Issue 11: the learner reports an acceptor URL that answers under a new
+/// identity (its disk was lost or replaced): a log line and a counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_identity_at_an_acceptor_url_is_reported() {
+    let (stubs, urls) = stub_acceptors(3).await;
+    for (i, stub) in stubs.iter().enumerate() {
+        *stub.node_uuid.lock().expect("lock") = Some(format!("00000000-0000-0000-0000-00000000000{i}"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), urls)).await;
+    let changes = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("paxid_learner_acceptor_identity_changes_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Seen at least once as it was: nothing to report.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = changes(&metrics_text(&learner).await);
+    *stubs[1].node_uuid.lock().expect("lock") = Some("00000000-0000-0000-0000-0000000000ff".into());
+    let started = Instant::now();
+    while changes(&metrics_text(&learner).await) < before + 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no identity change reported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     learner.stop().await;
 }
