@@ -49,7 +49,8 @@ impl Tokens {
                 from_file: Mutex::new(FileTokens::default()),
             }),
         };
-        tokens.refresh();
+        // Reads the file now, so that an unreadable one is logged at start.
+        tokens.with_tokens(|_| ());
         tokens
     }
 
@@ -67,30 +68,27 @@ impl Tokens {
     /// Whether `presented` is one of the scope's tokens, compared in
     /// constant time against each.
     pub fn accepts(&self, presented: &[u8]) -> bool {
-        let from_file = self.refresh();
-        let mut accepted = false;
-        for token in self.inner.listed.iter().chain(&from_file) {
-            accepted |= constant_time_eq(presented, token);
-        }
-        accepted
+        self.with_tokens(|tokens| {
+            let mut accepted = false;
+            for token in tokens {
+                accepted |= constant_time_eq(presented, token);
+            }
+            accepted
+        })
     }
 
     /// The token a client of this scope presents: the first listed, else
     /// the first in the file.
     pub fn current(&self) -> Option<String> {
-        let from_file = self.refresh();
-        self.inner
-            .listed
-            .iter()
-            .chain(&from_file)
-            .next()
-            .map(|t| String::from_utf8_lossy(t).into_owned())
+        self.with_tokens(|tokens| tokens.next().map(|t| String::from_utf8_lossy(t).into_owned()))
     }
 
-    /// The file's tokens, read again if it changed since the last look.
-    fn refresh(&self) -> Vec<Vec<u8>> {
+    /// Runs `f` over the listed tokens, then the file's (read again if it
+    /// changed since the last look), without copying them: this is on the
+    /// path of every request.
+    fn with_tokens<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Vec<u8>>) -> R) -> R {
         let Some(path) = &self.inner.file else {
-            return Vec::new();
+            return f(&mut self.inner.listed.iter());
         };
         let mut cache = self.inner.from_file.lock().unwrap_or_else(|p| p.into_inner());
         let due = cache
@@ -112,7 +110,7 @@ impl Tokens {
                 };
             }
         }
-        cache.tokens.clone()
+        f(&mut self.inner.listed.iter().chain(&cache.tokens))
     }
 }
 
