@@ -215,8 +215,42 @@ fn assert_linearizable(cluster: &Cluster, history: &[Op], what: &str) {
     }
 }
 
+/// How B loses its state in step 2 of the scenario.
+#[derive(Clone, Copy, Debug)]
+enum Loss {
+    /// The data dir is emptied, as after a disk replacement.
+    Wiped,
+    /// The data dir is replaced by a copy taken (with `cp -a`, B stopped)
+    /// before step 1: an old backup restored as an operator would.
+    RestoredFromOldCopy,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
+    lost_state_scenario(Loss::Wiped).await;
+}
+
+/// The same four steps with B restored from an old copy of its own data
+/// dir instead of wiped: the copy holds B's identity, its membership and an
+/// old promise, but none of the votes of step 1. (Before copy detection the
+/// new leader handed out 2..=21 again, as with the wipe.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptor_restored_from_an_old_copy_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
+    lost_state_scenario(Loss::RestoredFromOldCopy).await;
+}
+
+/// `cp -a SRC DST`, as an operator takes and restores a file-level backup.
+fn copy_dir(src: &Path, dst: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp -a {} {} failed", src.display(), dst.display());
+}
+
+async fn lost_state_scenario(loss: Loss) {
     let _serial = serial();
     let spec = ClusterSpec {
         acceptors: 3,
@@ -245,6 +279,17 @@ async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
     // Let C receive the accept of that slot too.
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("step 0: first ID {}", id_span(&client.history));
+    let b_dir = cluster.data_dir().join(format!("acceptor-{B}"));
+    let b_backup = cluster.data_dir().join(format!("acceptor-{B}.backup"));
+    if let Loss::RestoredFromOldCopy = loss {
+        // An operator's backup of B, taken with B stopped so that the copy is
+        // consistent; B then serves on as before.
+        cluster.acceptors[B].terminate();
+        copy_dir(&b_dir, &b_backup);
+        cluster.acceptors[B].start();
+        wait_live(&cluster, &cluster.acceptors[B].url()).await;
+        println!("step 0: copied {} to {}", b_dir.display(), b_backup.display());
+    }
 
     // Step 1: C is stopped; clients take IDs 2..=501, chosen by A and B.
     cluster.acceptors[C].terminate();
@@ -279,9 +324,15 @@ async fn a_wiped_acceptor_and_a_lagging_one_do_not_make_a_leader_reissue_ids() {
     // C only lags (it missed every slot of step 1).
     cluster.sequencers[0].terminate();
     cluster.acceptors[B].terminate();
-    let b_dir = cluster.data_dir().join(format!("acceptor-{B}"));
     wipe(&b_dir);
-    println!("step 2: wiped {}", b_dir.display());
+    match loss {
+        Loss::Wiped => println!("step 2: wiped {}", b_dir.display()),
+        Loss::RestoredFromOldCopy => {
+            std::fs::remove_dir(&b_dir).expect("remove the emptied dir");
+            copy_dir(&b_backup, &b_dir);
+            println!("step 2: restored {} from the copy of step 0", b_dir.display());
+        }
+    }
     cluster.acceptors[B].start();
     cluster.acceptors[C].start();
     wait_live(&cluster, &cluster.acceptors[B].url()).await;
