@@ -3,7 +3,9 @@
 //! and a lagging acceptor must not hand out IDs that were already issued.
 //! (Before the fix, step 4 handed out 2..=21 a second time.) Then the
 //! README's lost-disk procedure: nothing but starting the wiped acceptor
-//! again; the leader rebuilds it, and it carries a quorum afterwards.
+//! again; the leader rebuilds it, and it carries a quorum afterwards. The
+//! same steps run with B restored from an old copy of its own data dir
+//! instead of wiped (an operator restoring a backup).
 //!
 //! Real processes: acceptors A, B, C, one sequencer, no learner. Every call
 //! of every step goes into one history, checked by the linearizability
@@ -247,7 +249,12 @@ fn copy_dir(src: &Path, dst: &Path) {
         .arg(dst)
         .status()
         .expect("run cp");
-    assert!(status.success(), "cp -a {} {} failed", src.display(), dst.display());
+    assert!(
+        status.success(),
+        "cp -a {} {} failed",
+        src.display(),
+        dst.display()
+    );
 }
 
 async fn lost_state_scenario(loss: Loss) {
@@ -333,10 +340,24 @@ async fn lost_state_scenario(loss: Loss) {
             println!("step 2: restored {} from the copy of step 0", b_dir.display());
         }
     }
+    let set_aside = || {
+        std::fs::read_dir(&b_dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("acceptor.copied-"))
+                .count()
+        })
+    };
     cluster.acceptors[B].start();
     cluster.acceptors[C].start();
     wait_live(&cluster, &cluster.acceptors[B].url()).await;
     wait_live(&cluster, &cluster.acceptors[C].url()).await;
+    let copies_set_aside = set_aside();
+    println!("step 2: copies set aside in B's data dir: {copies_set_aside}");
+    match loss {
+        Loss::Wiped => assert_eq!(copies_set_aside, 0),
+        Loss::RestoredFromOldCopy => assert_eq!(copies_set_aside, 1, "B must set the restored copy aside"),
+    }
 
     // Step 3: A is stopped and the sequencer starts again: its phase 1 can
     // only hear B (blank) and C (lagging).

@@ -12,6 +12,16 @@
 //! The data directory holds the database in `acceptor/`. A new database is
 //! built in `acceptor.init/`, given its identity, and renamed into place,
 //! so a database without an identity can only be a foreign or damaged one.
+//!
+//! `meta/place` records where the database was created: the inode and birth
+//! time of `acceptor/`. A file-level copy (`cp -a`, `rsync`, `tar`, a
+//! restored backup) gets a new directory, so on open a database that is not
+//! in its place is an old copy of some member's state: voting with it could
+//! forget promises and votes given since. It is set aside
+//! (`acceptor.copied-<unix ms>/`) and the acceptor starts blank under a new
+//! identity, to be rebuilt like a lost disk. (A block-level snapshot of the
+//! volume keeps inode and birth time and is not detected; see
+//! docs/operations.md.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +41,9 @@ const KEY_MEMBERSHIP: &[u8] = b"meta/membership";
 const KEY_CONFIGURATION: &[u8] = b"meta/configuration";
 const KEY_BASE: &[u8] = b"meta/base";
 const KEY_PROBE: &[u8] = b"meta/probe";
+const KEY_PLACE: &[u8] = b"meta/place";
+/// Prefix of a copied database set aside by [`open_data_dir`].
+pub const COPIED_DIR_PREFIX: &str = "acceptor.copied-";
 const LOG_PREFIX: &[u8] = b"log/";
 /// The first key after every `log/` key (`'/' + 1`): the end of a range
 /// delete that reaches the last slot.
@@ -82,6 +95,29 @@ impl RocksStore {
         };
         d.finish()?;
         Ok(Some(identity))
+    }
+
+    /// Where this database was created, if it says (data dirs made before
+    /// the record existed do not).
+    fn place(&self) -> Result<Option<Place>, StoreError> {
+        let Some(record) = self.db.get(KEY_PLACE)? else {
+            return Ok(None);
+        };
+        let mut d = Decoder::open(KEY_PLACE, &record)?;
+        let place = Place {
+            inode: d.u64()?,
+            birth_ns: d.u64()?,
+        };
+        d.finish()?;
+        Ok(Some(place))
+    }
+
+    fn write_place(&mut self, place: Place) -> Result<(), StoreError> {
+        let record = Encoder::default()
+            .u64(place.inode)
+            .u64(place.birth_ns)
+            .seal(KEY_PLACE);
+        self.write_synced(KEY_PLACE, record)
     }
 
     /// Every learner's last reported `learned_below`.
@@ -156,8 +192,12 @@ impl RocksStore {
             .str(&identity.cluster_id)
             .str(&identity.node_uuid)
             .seal(KEY_IDENTITY);
+        self.write_synced(KEY_IDENTITY, record)
+    }
+
+    fn write_synced(&mut self, key: &[u8], record: Vec<u8>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.put(KEY_IDENTITY, record);
+        batch.put(key, record);
         let mut options = WriteOptions::default();
         options.set_sync(true);
         Ok(self.db.write_opt(batch, &options)?)
@@ -248,9 +288,39 @@ impl AcceptorStore for RocksStore {
     }
 }
 
+/// Where a database directory lives on its file system: a copy of it
+/// anywhere (even onto the same path) has another inode or birth time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Place {
+    inode: u64,
+    /// 0 where the file system records no birth time.
+    birth_ns: u64,
+}
+
+impl Place {
+    fn of(dir: &Path) -> Result<Place, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let birth_ns = metadata
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(Place {
+            inode: metadata.ino(),
+            birth_ns,
+        })
+    }
+}
+
 /// Opens the acceptor database in `data_dir`, creating it with a fresh
 /// identity on first start. Refuses a database of another cluster, and one
-/// without an identity record (wiped or foreign).
+/// without an identity record (wiped or foreign). A database that is not
+/// where it was created (a restored copy) is set aside, and a blank one with
+/// a new identity takes its place.
 pub fn open_data_dir(
     data_dir: &Path,
     cluster_id: &str,
@@ -265,14 +335,50 @@ pub fn open_data_dir(
                 node_uuid: new_node_uuid(),
             },
         )?;
+        return open_database(&db_dir, cluster_id);
     }
+    let (mut store, identity) = open_database(&db_dir, cluster_id)?;
+    let here = Place::of(&db_dir)?;
+    match store.place()? {
+        Some(recorded) if recorded == here => Ok((store, identity)),
+        // Made before places were recorded: trust it once and record it.
+        None => {
+            store.write_place(here)?;
+            Ok((store, identity))
+        }
+        Some(recorded) => {
+            drop(store);
+            let aside = set_aside(data_dir, &db_dir)?;
+            tracing::error!(
+                node_uuid = %identity.node_uuid,
+                ?recorded,
+                ?here,
+                set_aside = %aside.display(),
+                "this acceptor database is a copy (restored backup or copied data dir), not the one it was created as: \
+                 it may lack promises and votes given since, so it never votes; it was set aside and the acceptor \
+                 starts blank under a new identity, to be rebuilt by the leader"
+            );
+            create_database(
+                data_dir,
+                Identity {
+                    cluster_id: cluster_id.to_owned(),
+                    node_uuid: new_node_uuid(),
+                },
+            )?;
+            open_database(&db_dir, cluster_id)
+        }
+    }
+}
+
+/// Opens an existing database and checks its identity.
+fn open_database(db_dir: &Path, cluster_id: &str) -> Result<(RocksStore, Identity), StoreError> {
     if !db_dir.join("CURRENT").exists() {
         return Err(StoreError::Refused(format!(
             "{} exists but holds no RocksDB database; refusing to start on a damaged or foreign data dir",
             db_dir.display()
         )));
     }
-    let store = RocksStore::open_with(&db_dir, false)?;
+    let store = RocksStore::open_with(db_dir, false)?;
     let Some(identity) = store.identity()? else {
         return Err(StoreError::Refused(format!(
             "{} holds a database without an identity record (wiped or foreign); refusing to vote with it",
@@ -291,8 +397,33 @@ pub fn open_data_dir(
     Ok((store, identity))
 }
 
-/// Builds a database with its identity aside, then renames it into place,
-/// so a crash half way leaves only a scratch directory, removed on the next try.
+/// Renames `db_dir` to `acceptor.copied-<unix ms>` beside it (durably), and
+/// returns the new path. Nothing is deleted: the operator decides.
+fn set_aside(data_dir: &Path, db_dir: &Path) -> Result<PathBuf, StoreError> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let aside = data_dir.join(format!("{COPIED_DIR_PREFIX}{now_ms}"));
+    std::fs::rename(db_dir, &aside).map_err(|source| StoreError::Io {
+        path: aside.clone(),
+        source,
+    })?;
+    sync_dir(data_dir)?;
+    Ok(aside)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// Builds a database with its identity and place aside, then renames it
+/// into place (a rename keeps the inode), so a crash half way leaves only a
+/// scratch directory, removed on the next try.
 fn create_database(data_dir: &Path, identity: Identity) -> Result<(), StoreError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -306,13 +437,12 @@ fn create_database(data_dir: &Path, identity: Identity) -> Result<(), StoreError
     {
         let mut store = RocksStore::open_with(&init_dir, true)?;
         store.write_identity(&identity)?;
+        store.write_place(Place::of(&init_dir)?)?;
     }
     let db_dir = data_dir.join(DB_DIR_NAME);
     std::fs::rename(&init_dir, &db_dir).map_err(io(&db_dir))?;
     // The rename is durable only once the directory holding it is synced.
-    std::fs::File::open(data_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io(data_dir))?;
+    sync_dir(data_dir)?;
     tracing::info!(cluster_id = %identity.cluster_id, node_uuid = %identity.node_uuid, dir = %db_dir.display(), "created a new acceptor database");
     Ok(())
 }
@@ -377,7 +507,7 @@ fn learner_key(id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos_core::{Accepted, Configuration, NodeId, Seat, Value};
+    use paxos_core::{Accepted, Configuration, Membership, NodeId, Seat, Value};
 
     fn uuid() -> String {
         "00000000-0000-4000-8000-000000000001".to_owned()
@@ -404,6 +534,90 @@ mod tests {
         drop(store);
         let (_, again) = open_data_dir(dir.path(), "alpha", || unreachable!("no new uuid")).expect("restart");
         assert_eq!(again, identity);
+    }
+
+    /// A restored copy of a member's database must not vote with what it
+    /// holds: it is set aside whole and a blank one takes its place.
+    #[test]
+    fn a_copied_database_is_set_aside_and_the_acceptor_starts_blank_as_a_new_member() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let (mut store, founder) = open_data_dir(original.path(), "alpha", uuid).expect("first start");
+        let member = Membership {
+            members: [MemberId(7)].into(),
+            retired: Default::default(),
+        };
+        store
+            .write(&[Change {
+                membership: Some(member),
+                ..Change::default()
+            }])
+            .expect("write");
+        drop(store);
+        let copy = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(original.path().join(DB_DIR_NAME))
+            .arg(copy.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+
+        let (store, identity) = open_data_dir(copy.path(), "alpha", || {
+            "0f0f0f0f-0000-4000-8000-000000000002".into()
+        })
+        .expect("start on the copy");
+        assert_ne!(
+            identity.node_uuid, founder.node_uuid,
+            "a copy comes back as a new member"
+        );
+        assert_eq!(
+            store.load().expect("load").membership,
+            None,
+            "and blank: it never votes"
+        );
+        let aside: Vec<String> = std::fs::read_dir(copy.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(COPIED_DIR_PREFIX))
+            .collect();
+        assert_eq!(aside.len(), 1, "the copy is kept aside, not deleted: {aside:?}");
+        drop(store);
+
+        // The original, never copied, is still itself.
+        let (store, again) =
+            open_data_dir(original.path(), "alpha", || unreachable!("no new uuid")).expect("restart");
+        assert_eq!(again, founder);
+        assert!(store.load().expect("load").membership.is_some());
+    }
+
+    /// Renaming the data dir (same file system) is not a copy.
+    #[test]
+    fn a_moved_data_dir_is_still_the_same_member() {
+        let parent = tempfile::tempdir().expect("temp dir");
+        let (first, second) = (parent.path().join("one"), parent.path().join("two"));
+        let (_, founder) = open_data_dir(&first, "alpha", uuid).expect("first start");
+        std::fs::rename(&first, &second).expect("mv");
+        let (_, again) = open_data_dir(&second, "alpha", || unreachable!("no new uuid")).expect("restart");
+        assert_eq!(again, founder);
+    }
+
+    /// A database made before places were recorded is trusted once, then
+    /// held to the place it has.
+    #[test]
+    fn a_database_without_a_place_record_gets_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(open_data_dir(dir.path(), "alpha", uuid).expect("first start"));
+        {
+            let db = DB::open_default(dir.path().join(DB_DIR_NAME)).expect("open raw");
+            db.delete(KEY_PLACE).expect("delete place");
+        }
+        let (store, identity) =
+            open_data_dir(dir.path(), "alpha", || unreachable!("no new uuid")).expect("upgrade");
+        assert_eq!(identity.node_uuid, uuid());
+        assert!(
+            store.place().expect("read").is_some(),
+            "recorded on the first open"
+        );
     }
 
     #[test]
