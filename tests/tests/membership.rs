@@ -389,3 +389,79 @@ async fn a_sequencer_of_another_cluster_counts_no_acceptor() {
     let own = serve_once(&cluster, &cluster.sequencer_urls()[0], RESUME_WITHIN).await;
     println!("the cluster's own sequencer still serves (after {own:?})");
 }
+
+/// A sequencer given one acceptor at two URLs (`127.0.0.1:P` and
+/// `localhost:P`) beside a second one: while both acceptors answer it
+/// leads; once the second stops, the one acceptor left is one vote, not two,
+/// so nothing is chosen (before votes were counted per member, this
+/// sequencer went on serving IDs chosen by a single acceptor of three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_acceptor_listed_twice_is_one_vote() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(ClusterSpec {
+        acceptors: 3,
+        sequencers: 1,
+        ..ClusterSpec::default()
+    });
+    cluster.wait_serving(SERVE_WITHIN).await;
+    cluster.sequencers[0].terminate();
+    let urls = cluster.acceptor_urls();
+    let alias = urls[0].replace("127.0.0.1", "localhost");
+    let port = free_port();
+    let aliased = cluster.spawn(
+        "sequencer-aliased-list",
+        "paxid-sequencer",
+        port,
+        vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--node-id".into(),
+            "7".into(),
+            "--acceptors".into(),
+            [urls[0].clone(), alias, urls[1].clone()].join(","),
+            "--advertise-url".into(),
+            format!("http://127.0.0.1:{port}"),
+            "--id-timeout-ms".into(),
+            "1000".into(),
+        ],
+    );
+    let took = serve_once(&cluster, &aliased.url(), RESUME_WITHIN).await;
+    println!("the aliased sequencer serves with acceptors 0 and 1 up (after {took:?})");
+    let started = std::time::Instant::now();
+    while !aliased.log_text().contains("answers at several URLs") {
+        assert!(
+            started.elapsed() < RESUME_WITHIN,
+            "no alias report:\n{}",
+            aliased.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    cluster.acceptors[1].terminate();
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..15 {
+        let answer = cluster
+            .http
+            .post(format!("{}/next-id", aliased.url()))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status().is_success() => {
+                served.push(response.text().await.unwrap_or_default())
+            }
+            _ => refused += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "with acceptor 1 down: {} served, {refused} refused or timed out",
+        served.len()
+    );
+    assert!(
+        served.is_empty(),
+        "IDs chosen by one acceptor of three: {served:?}\n{}",
+        aliased.log_tail(30)
+    );
+}

@@ -260,6 +260,7 @@ async fn log(
             .iter()
             .map(|(slot, accepted)| Entry::from_core(*slot, accepted))
             .collect(),
+        node_uuid: Some(state.identity.node_uuid.clone()),
     }))
 }
 

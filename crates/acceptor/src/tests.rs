@@ -319,7 +319,13 @@ async fn accept_above_the_promise_raises_it_and_carries_chosen_marks() {
         )
         .await
         .ok();
-    assert_eq!(answer, json!({ "outcome": "accepted", "chosen_below": 1 }));
+    let me = h.status().await["node_uuid"].clone();
+    assert!(me.is_string(), "the status names the acceptor");
+    assert_eq!(
+        answer,
+        json!({ "outcome": "accepted", "chosen_below": 1, "node_uuid": me }),
+        "the answer names who voted"
+    );
     assert_eq!(h.status().await["promised"], ballot(4, 2));
     let answer = h
         .post(
@@ -334,7 +340,7 @@ async fn accept_above_the_promise_raises_it_and_carries_chosen_marks() {
         .ok();
     assert_eq!(
         answer,
-        json!({ "outcome": "accepted", "chosen_below": 4 }),
+        json!({ "outcome": "accepted", "chosen_below": 4, "node_uuid": me }),
         "slots 1-3 are now of ballot 4.2 and chosen"
     );
 }

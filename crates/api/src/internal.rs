@@ -179,11 +179,21 @@ pub struct AcceptRequest {
     pub leader_url: Option<String>,
 }
 
+/// Fields unknown to this version are ignored (an answer from a newer
+/// acceptor), unlike in requests, whose shape is checked strictly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AcceptResponse {
-    Accepted { chosen_below: u64 },
-    Rejected { promised: Ballot },
+    /// `node_uuid`: the member that voted; absent from acceptors before it
+    /// existed (their votes count per URL).
+    Accepted {
+        chosen_below: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_uuid: Option<String>,
+    },
+    Rejected {
+        promised: Ballot,
+    },
 }
 
 /// `POST /v1/commit`: the leader's heartbeat and chosen point.
@@ -205,14 +215,20 @@ pub struct CommitResponse {
 }
 
 /// `GET /v1/log?from=S&limit=N`: votes from slot S on, for learners.
+/// Fields unknown to this version are ignored (an answer from a newer
+/// acceptor).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogResponse {
     /// Slots below this were compacted away.
     pub compacted_below: u64,
     /// Every slot below this is chosen.
     pub chosen_below: u64,
     pub entries: Vec<Entry>,
+    /// Who answers: a learner counts a vote once per member, so one
+    /// acceptor listed at two URLs is one vote. Absent from acceptors
+    /// before it existed (their votes count per URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_uuid: Option<String>,
 }
 
 /// The leader an acceptor last heard under its promised ballot.
@@ -659,8 +675,9 @@ impl AcceptResponse {
     /// conflict (409) and a blank or retired acceptor (503).
     pub fn from_core(reply: &core::AcceptReply) -> Option<AcceptResponse> {
         Some(match reply {
-            core::AcceptReply::Accepted { chosen_below } => AcceptResponse::Accepted {
+            core::AcceptReply::Accepted { chosen_below, member } => AcceptResponse::Accepted {
                 chosen_below: chosen_below.0,
+                node_uuid: member.map(node_uuid),
             },
             core::AcceptReply::Rejected { promised } => AcceptResponse::Rejected {
                 promised: (*promised).into(),
@@ -671,8 +688,13 @@ impl AcceptResponse {
 
     pub fn to_core(&self) -> core::AcceptReply {
         match self {
-            AcceptResponse::Accepted { chosen_below } => core::AcceptReply::Accepted {
+            AcceptResponse::Accepted {
+                chosen_below,
+                node_uuid,
+            } => core::AcceptReply::Accepted {
                 chosen_below: core::Slot(*chosen_below),
+                // An unreadable uuid names no member: the vote counts per URL.
+                member: node_uuid.as_deref().and_then(|uuid| member_id(uuid).ok()),
             },
             AcceptResponse::Rejected { promised } => core::AcceptReply::Rejected {
                 promised: (*promised).into(),

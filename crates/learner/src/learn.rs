@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use api::internal::{LearnerProgress, LogResponse};
 use paxos_core::learner::Conflict;
-use paxos_core::{Accepted, AcceptorId, Configuration, Counters, Learner, Slot, Value};
+use paxos_core::{Accepted, AcceptorId, Configuration, Counters, Learner, MemberId, Slot, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::store::Store;
@@ -70,6 +70,8 @@ enum Input {
         /// The epoch of the [`AcceptorSet`] `acceptor` indexes.
         epoch: u64,
         acceptor: AcceptorId,
+        /// Who answered, where it said: votes count once per member.
+        member: Option<MemberId>,
         entries: Vec<(Slot, Accepted)>,
     },
     /// Every acceptor compacted above `from`: start again at this snapshot.
@@ -463,12 +465,17 @@ impl Learning {
                 later_only &= first.ballot.epoch > set.epoch;
             }
             let entries = parse_entries(url, &response);
+            let member = response
+                .node_uuid
+                .as_deref()
+                .and_then(|uuid| api::internal::member_id(uuid).ok());
             if !entries.is_empty()
                 && self
                     .inputs
                     .send(Input::Pulled {
                         epoch: set.epoch,
                         acceptor: AcceptorId(i),
+                        member,
                         entries,
                     })
                     .await
@@ -952,12 +959,16 @@ fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
         Input::Pulled {
             epoch,
             acceptor,
+            member,
             entries,
         } => {
             if epoch != learner.epoch() {
                 // Read from the acceptors of another configuration: the
                 // index does not name a seat of this one.
                 return None;
+            }
+            if let Some(member) = member {
+                learner.identify(acceptor, member);
             }
             for (slot, accepted) in &entries {
                 if accepted.ballot.epoch == learner.epoch() {
@@ -1135,6 +1146,7 @@ mod tests {
             let input = Input::Pulled {
                 epoch: 0,
                 acceptor: AcceptorId(acceptor),
+                member: None,
                 entries,
             };
             learning.inputs.send(input).await.expect("the actor runs");

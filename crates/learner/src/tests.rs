@@ -1213,6 +1213,7 @@ impl StubAcceptor {
                 compacted_below: 0,
                 chosen_below: 0,
                 entries: vec![],
+                node_uuid: None,
             })),
             progress: Arc::default(),
             polls: Arc::default(),

@@ -106,9 +106,12 @@ pub struct Accept {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AcceptReply {
-    /// Every entry of the request was accepted.
+    /// Every entry of the request was accepted. `member` is who voted, so
+    /// that a proposer counts a vote once per member even when it reaches
+    /// one acceptor at two addresses (None from an acceptor too old to say).
     Accepted {
         chosen_below: Slot,
+        member: Option<MemberId>,
     },
     Rejected {
         promised: Ballot,
@@ -412,7 +415,8 @@ impl Acceptor {
         self.apply(&marks);
         change.put.extend(marks.put);
         let chosen_below = self.chosen_below;
-        Step::new(change, AcceptReply::Accepted { chosen_below })
+        let member = Some(self.state.member);
+        Step::new(change, AcceptReply::Accepted { chosen_below, member })
     }
 
     pub fn handle_commit(&mut self, commit: &Commit) -> Step<Result<CommitReply, NotVoting>> {
@@ -795,7 +799,8 @@ mod tests {
         assert_eq!(
             reply,
             AcceptReply::Accepted {
-                chosen_below: Slot(0)
+                chosen_below: Slot(0),
+                member: Some(ME),
             }
         );
     }
@@ -942,7 +947,8 @@ mod tests {
         assert_eq!(
             reply,
             AcceptReply::Accepted {
-                chosen_below: Slot(2)
+                chosen_below: Slot(2),
+                member: Some(ME),
             }
         );
     }

@@ -10,10 +10,10 @@
 //! the learner keeps the first value and goes on. Only a faulty or forged
 //! peer, or a broken agreement, can cause one; the caller logs and counts it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::types::{quorum, Accepted, AcceptorId, Ballot, Configuration, Slot, Value};
+use crate::types::{quorum, Accepted, AcceptorId, Ballot, Configuration, MemberId, Slot, Value};
 
 /// A report the learner refused because it contradicts one it already
 /// took: `kept` stays, `refused` is dropped.
@@ -68,6 +68,9 @@ pub struct Learner {
     /// Slots beyond `next + window_slots_max` are ignored until the window moves.
     window_slots_max: u64,
     votes: BTreeMap<Slot, Vec<Option<Ballot>>>,
+    /// Who answers at each acceptor index, where it said
+    /// ([`Learner::identify`]): votes count once per member.
+    members: Vec<Option<MemberId>>,
     values: BTreeMap<(Slot, Ballot), Value>,
     chosen: BTreeMap<Slot, Value>,
     /// Set once it released a stop sign: it releases nothing more, and the
@@ -90,8 +93,23 @@ impl Learner {
             next,
             window_slots_max,
             votes: BTreeMap::new(),
+            members: vec![None; acceptors],
             values: BTreeMap::new(),
             chosen: BTreeMap::new(),
+        }
+    }
+
+    /// `member` answers at `from`. Votes count once per member, so one
+    /// acceptor reached at two addresses is one vote; a new member at an
+    /// index (a lost disk) brings none of the old one's votes.
+    pub fn identify(&mut self, from: AcceptorId, member: MemberId) {
+        let Some(known) = self.members.get_mut(from.0) else {
+            return;
+        };
+        if known.replace(member).is_some_and(|before| before != member) {
+            for votes in self.votes.values_mut() {
+                votes[from.0] = None;
+            }
         }
     }
 
@@ -179,7 +197,7 @@ impl Learner {
             .entry(slot)
             .or_insert_with(|| vec![None; self.acceptors]);
         votes[from.0] = Some(accepted.ballot);
-        let same = votes.iter().filter(|v| **v == Some(accepted.ballot)).count();
+        let same = voters(&self.members, votes, accepted.ballot);
         self.values
             .entry((slot, accepted.ballot))
             .or_insert_with(|| accepted.value.clone());
@@ -207,6 +225,22 @@ impl Learner {
         }
         ready
     }
+}
+
+/// How many distinct members voted `ballot` among `votes`, indexed like
+/// `members` (an index that never said who it is counts as one of its own).
+fn voters(members: &[Option<MemberId>], votes: &[Option<Ballot>], ballot: Ballot) -> usize {
+    let mut distinct = BTreeSet::new();
+    let mut anonymous = 0;
+    for (member, _) in members.iter().zip(votes).filter(|(_, v)| **v == Some(ballot)) {
+        match member {
+            Some(member) => {
+                distinct.insert(*member);
+            }
+            None => anonymous += 1,
+        }
+    }
+    distinct.len() + anonymous
 }
 
 #[cfg(test)]
@@ -250,6 +284,30 @@ mod tests {
         let ready: Vec<Slot> = l.take_ready().into_iter().map(|(s, _)| s).collect();
         assert_eq!(ready, vec![Slot(0), Slot(1)]);
         assert_eq!(l.next(), Slot(2));
+    }
+
+    /// One acceptor read at two URLs is one vote; a new identity at an
+    /// index (a lost disk) does not keep the old one's votes.
+    #[test]
+    fn votes_count_once_per_member_and_a_new_identity_drops_the_old_votes() {
+        let mut l = Learner::new(3, Slot(0), 100);
+        l.identify(AcceptorId(0), MemberId(7));
+        l.identify(AcceptorId(1), MemberId(7));
+        assert_eq!(l.observe(AcceptorId(0), Slot(0), &vote(1, Value::Noop)), Ok(()));
+        assert_eq!(l.observe(AcceptorId(1), Slot(0), &vote(1, Value::Noop)), Ok(()));
+        assert!(
+            l.take_ready().is_empty(),
+            "one member at two URLs is not a majority"
+        );
+
+        l.identify(AcceptorId(2), MemberId(8));
+        assert_eq!(l.observe(AcceptorId(2), Slot(1), &vote(1, Value::Noop)), Ok(()));
+        l.identify(AcceptorId(2), MemberId(9));
+        assert_eq!(l.observe(AcceptorId(0), Slot(1), &vote(1, Value::Noop)), Ok(()));
+        assert!(l.take_ready().is_empty(), "member 8's vote left with it");
+
+        assert_eq!(l.observe(AcceptorId(2), Slot(0), &vote(1, Value::Noop)), Ok(()));
+        assert_eq!(l.take_ready().len(), 1, "members 7 and 9 choose slot 0");
     }
 
     #[test]

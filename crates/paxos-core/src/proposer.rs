@@ -7,12 +7,12 @@
 //! back, answers clients from `Reply` effects and pushes `Chosen` ones to
 //! learners.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::acceptor::{Accept, AcceptReply, Commit, CommitReply, NotVoting, Prepare, PrepareReply, Promise};
 use crate::types::{
-    quorum, AcceptorId, Allocation, Ballot, Configuration, Counters, Membership, NodeId, SequenceName, Slot,
-    Snapshot, Value,
+    quorum, AcceptorId, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId,
+    SequenceName, Slot, Snapshot, Value,
 };
 
 /// Limits and timings, each with its unit in its name.
@@ -278,10 +278,66 @@ struct Leader {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct InFlight {
     value: Value,
-    acks: Vec<bool>,
+    acks: Acks,
     sent_at_ms: u64,
     /// Clients waiting on this slot, with their part of its allocations.
     waiting: Vec<Waiting>,
+}
+
+impl InFlight {
+    fn new(value: Value, acceptors: usize, now_ms: u64, waiting: Vec<Waiting>) -> InFlight {
+        InFlight {
+            value,
+            acks: Acks::new(acceptors),
+            sent_at_ms: now_ms,
+            waiting,
+        }
+    }
+}
+
+/// Who accepted one slot. A slot is chosen by a majority of *members*: an
+/// acceptor reached at two URLs (an alias such as `localhost` beside
+/// `127.0.0.1`) is one vote, however many addresses answer for it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Acks {
+    by_acceptor: Vec<bool>,
+    members: BTreeSet<MemberId>,
+    /// Votes from acceptors that did not say who they are (older versions).
+    anonymous: usize,
+}
+
+impl Acks {
+    fn new(acceptors: usize) -> Acks {
+        Acks {
+            by_acceptor: vec![false; acceptors],
+            members: BTreeSet::new(),
+            anonymous: 0,
+        }
+    }
+
+    fn add(&mut self, from: AcceptorId, member: Option<MemberId>) {
+        if std::mem::replace(&mut self.by_acceptor[from.0], true) {
+            return;
+        }
+        match member {
+            Some(member) => {
+                self.members.insert(member);
+            }
+            None => self.anonymous += 1,
+        }
+    }
+
+    fn votes(&self) -> usize {
+        self.members.len() + self.anonymous
+    }
+
+    fn missing(&self) -> impl Iterator<Item = AcceptorId> + '_ {
+        self.by_acceptor
+            .iter()
+            .enumerate()
+            .filter(|(_, acked)| !**acked)
+            .map(|(to, _)| AcceptorId(to))
+    }
 }
 
 /// A client waiting for its slot: its part of the slot's allocation, and
@@ -491,7 +547,7 @@ impl Proposer {
             // No vote: as if the message was lost. A conflict means a bug on
             // one side; the driver logs it, and the slot waits for others.
             AcceptReply::Conflict { .. } | AcceptReply::NotVoting => {}
-            AcceptReply::Accepted { chosen_below } => {
+            AcceptReply::Accepted { chosen_below, member } => {
                 let State::Leader(leader) = &mut self.state else {
                     return;
                 };
@@ -500,7 +556,7 @@ impl Proposer {
                 }
                 leader.note_answer(now_ms, from, chosen_below);
                 for slot in slots {
-                    leader.ack(*slot, from);
+                    leader.ack(*slot, from, member);
                 }
                 leader.advance_chosen(self.config.catchup_slots_max, &mut self.effects);
                 if leader.reconfigured.is_some() {
@@ -790,15 +846,7 @@ impl Leader {
                 },
                 |v| v,
             );
-            in_flight.insert(
-                slot,
-                InFlight {
-                    value,
-                    acks: vec![false; acceptors],
-                    sent_at_ms: now_ms,
-                    waiting: Vec::new(),
-                },
-            );
+            in_flight.insert(slot, InFlight::new(value, acceptors, now_ms, Vec::new()));
             slot = slot.next();
         }
         let stop = in_flight
@@ -883,17 +931,9 @@ impl Leader {
         }
         let slot = self.next_slot;
         self.next_slot = slot.next();
-        let acks = vec![false; config.acceptors];
         let value = Value::Allocations(allocations);
-        self.in_flight.insert(
-            slot,
-            InFlight {
-                value,
-                acks,
-                sent_at_ms: now_ms,
-                waiting,
-            },
-        );
+        self.in_flight
+            .insert(slot, InFlight::new(value, config.acceptors, now_ms, waiting));
         Some(slot)
     }
 
@@ -908,12 +948,7 @@ impl Leader {
         let slot = self.next_slot;
         self.next_slot = slot.next();
         self.stop = Some((slot, Some(request)));
-        let flight = InFlight {
-            value: Value::Reconfigure(configuration),
-            acks: vec![false; acceptors],
-            sent_at_ms: now_ms,
-            waiting: Vec::new(),
-        };
+        let flight = InFlight::new(Value::Reconfigure(configuration), acceptors, now_ms, Vec::new());
         self.in_flight.insert(slot, flight);
         slot
     }
@@ -961,12 +996,12 @@ impl Leader {
         }
     }
 
-    fn ack(&mut self, slot: Slot, from: AcceptorId) {
+    fn ack(&mut self, slot: Slot, from: AcceptorId, member: Option<MemberId>) {
         let Some(flight) = self.in_flight.get_mut(&slot) else {
             return;
         };
-        flight.acks[from.0] = true;
-        if flight.acks.iter().filter(|a| **a).count() < self.quorum {
+        flight.acks.add(from, member);
+        if flight.acks.votes() < self.quorum {
             return;
         }
         let flight = self.in_flight.remove(&slot).expect("present above");
@@ -1063,10 +1098,8 @@ impl Leader {
                 continue;
             }
             flight.sent_at_ms = now_ms;
-            for (to, acked) in flight.acks.iter().enumerate() {
-                if !acked {
-                    per_acceptor[to].push((*slot, flight.value.clone()));
-                }
+            for to in flight.acks.missing() {
+                per_acceptor[to.0].push((*slot, flight.value.clone()));
             }
         }
         for (to, entries) in per_acceptor.into_iter().enumerate() {

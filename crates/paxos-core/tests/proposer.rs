@@ -122,9 +122,12 @@ fn empty_promise(from: usize, ballot: Ballot) -> PrepareReply {
     })
 }
 
+/// An acceptor's vote that does not say who voted (as acceptors before
+/// `member` existed): counted once per acceptor.
 fn accepted(chosen_below: u64) -> AcceptReply {
     AcceptReply::Accepted {
         chosen_below: Slot(chosen_below),
+        member: None,
     }
 }
 
@@ -428,6 +431,38 @@ fn majority_acks_answer_clients_and_report_chosen_in_slot_order() {
     // A late ack for a chosen slot changes nothing.
     p.handle_accept_reply(505, AcceptorId(0), b, &[Slot(0)], accepted(2));
     assert_eq!(p.drain_effects(), vec![]);
+}
+
+/// A sequencer given one acceptor at two URLs (say `127.0.0.1:7001` and
+/// `localhost:7001`) must not count its vote twice: the slot is chosen by
+/// a majority of members, not of addresses.
+#[test]
+fn one_member_answering_at_two_addresses_is_one_vote() {
+    let mut p = leader(2);
+    let b = ballot(1, 1);
+    p.handle_request(500, request(1, "default", 1));
+    p.flush(500);
+    let _ = p.drain_effects();
+    let vote_of = |m: usize| AcceptReply::Accepted {
+        chosen_below: Slot(0),
+        member: Some(member(m)),
+    };
+    // Acceptors 0 and 1 are the same member (an alias).
+    p.handle_accept_reply(501, AcceptorId(0), b, &[Slot(0)], vote_of(0));
+    p.handle_accept_reply(501, AcceptorId(1), b, &[Slot(0)], vote_of(0));
+    assert_eq!(
+        p.drain_effects(),
+        vec![],
+        "one member at two addresses is one vote"
+    );
+    assert_eq!(p.chosen_below(), Slot(0));
+    // A second member makes the majority.
+    p.handle_accept_reply(502, AcceptorId(2), b, &[Slot(0)], vote_of(2));
+    assert_eq!(p.chosen_below(), Slot(1));
+    assert!(p.drain_effects().contains(&Effect::Reply {
+        request: RequestId(1),
+        result: Ok(alloc("default", 1, 1))
+    }));
 }
 
 #[test]

@@ -36,7 +36,7 @@ use std::time::Duration;
 use api::internal::{AcceptorStatus, InstallRequest, JoinRequest, PrepareRequest};
 use futures::stream::{FuturesUnordered, StreamExt};
 use paxos_core::{AcceptorId, Ballot, MemberId, Membership, NodeId, Rebuild, RebuildStep, Replace};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::driver::DriverHandle;
 use crate::peers::{AcceptorTable, Peers};
@@ -95,8 +95,10 @@ pub fn plan(statuses: &[Option<Observed>]) -> Plan {
         }
     }
     if known.members.is_empty() {
-        // Nobody is a member yet: a first start, once every acceptor answered.
-        if answered.len() < statuses.len() {
+        // Nobody is a member yet: a first start, once every acceptor answered
+        // and as itself (two URLs of one acceptor would found a smaller
+        // cluster than the list says; `report_aliases` names them).
+        if answered.len() < statuses.len() || !aliases(statuses).is_empty() {
             return Plan::Wait;
         }
         return Plan::Join {
@@ -151,11 +153,13 @@ pub fn spawn(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut identities: HashMap<String, MemberId> = HashMap::new();
         let mut foreign: BTreeSet<String> = BTreeSet::new();
+        let mut aliased: BTreeSet<MemberId> = BTreeSet::new();
         loop {
             ticker.tick().await;
             let table = peers.acceptors();
             let statuses = observe(&peers, &table, interval, &mut foreign).await;
             report_identity_changes(&mut identities, &table, &statuses);
+            report_aliases(&mut aliased, &table, &statuses);
             if table.epoch > 0 {
                 keep_configuration(&peers, &driver, &table, &statuses).await;
                 continue;
@@ -317,6 +321,34 @@ fn report_identity_changes(
     }
 }
 
+/// Members that answer at more than one of the addresses, with those
+/// addresses' positions. Votes count once per member whatever the list
+/// says (the core counts members), but such a list holds fewer acceptors
+/// than it seems to.
+fn aliases(statuses: &[Option<Observed>]) -> BTreeMap<MemberId, Vec<usize>> {
+    let mut at: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+    for (i, status) in statuses.iter().enumerate() {
+        if let Some(status) = status {
+            at.entry(status.member).or_default().push(i);
+        }
+    }
+    at.retain(|_, positions| positions.len() > 1);
+    at
+}
+
+/// Logs once per member, and shows in a gauge, acceptors that answer at
+/// two or more URLs of the list.
+fn report_aliases(reported: &mut BTreeSet<MemberId>, table: &AcceptorTable, statuses: &[Option<Observed>]) {
+    let aliases = aliases(statuses);
+    metrics::gauge!("paxid_sequencer_acceptor_aliases").set(aliases.len() as f64);
+    for (member, positions) in &aliases {
+        if reported.insert(*member) {
+            let urls: Vec<&str> = positions.iter().map(|&i| table.urls[i].as_str()).collect();
+            error!(%member, ?urls, "one acceptor answers at several URLs of the list: its vote counts once, so the list holds fewer acceptors than it names; give every acceptor once");
+        }
+    }
+}
+
 async fn founding_floor(peers: &Peers, flag: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
     let mut floor = flag.clone();
     for learner in 0..peers.learner_count() {
@@ -444,6 +476,16 @@ mod tests {
                 founding: true,
             }
         );
+    }
+
+    /// `127.0.0.1:7001` and `localhost:7001` in one list: founding would
+    /// make a two-member cluster of what the operator thinks are three.
+    #[test]
+    fn no_founding_while_one_acceptor_answers_at_two_urls() {
+        let statuses = [blank(1), blank(1), blank(2)];
+        assert_eq!(plan(&statuses), Plan::Wait);
+        assert_eq!(aliases(&statuses), BTreeMap::from([(member(1), vec![0, 1])]));
+        assert!(aliases(&[blank(1), None, blank(2)]).is_empty());
     }
 
     #[test]
