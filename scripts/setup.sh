@@ -39,4 +39,8 @@ if [ ${#pip_missing[@]} -gt 0 ]; then
   python3 -m pip install -q "${pip_missing[@]}" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "${pip_missing[@]}"
 fi
+# promtool (Debian's prometheus package, unpacked only: installing it would
+# start a Prometheus server) checks the alert rules in k8s/validate.sh.
+"$(dirname "${BASH_SOURCE[0]}")/k8s/install-promtool.sh" >/dev/null
+
 echo "setup: ok"
