@@ -178,5 +178,10 @@ async fn next_id(http: &reqwest::Client, url: &str, count: u64, sequence: Option
         return Outcome::Unreachable;
     };
     assert_eq!(answer.count, count, "the answer's count is the request's");
+    assert_eq!(
+        answer.sequence,
+        sequence.unwrap_or("default"),
+        "the answer's sequence is the request's"
+    );
     Outcome::Ids((answer.sequence, answer.id, answer.count))
 }

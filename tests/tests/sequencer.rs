@@ -129,21 +129,45 @@ async fn a_paused_leader_hands_out_nothing_from_its_old_ballot() {
     let _serial = serial();
     let mut cluster = Cluster::start(ClusterSpec::default());
     cluster.wait_serving(SERVE_WITHIN).await;
-    let load = run_load(mixed_load(&cluster));
+    // Clients wait longer than the pause, so the calls held by the paused
+    // leader get their answers when it wakes up under its old ballot: a
+    // late answer with IDs would be a reversal or a duplicate the checker
+    // sees (fencing at the process level, not only in the core).
+    let load = run_load(LoadSpec {
+        call_timeout: PAUSE * 3,
+        ..mixed_load(&cluster)
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let leader = cluster.wait_leader(SERVE_WITHIN).await;
     let paused_at = load.now_ns();
     cluster.sequencers[leader].pause();
     let failover = load.wait_success_after(paused_at, SERVE_WITHIN).await;
     println!("SIGSTOP of the leader: first success after {failover:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(PAUSE.saturating_sub(failover)).await;
+    let resumed_at = load.now_ns();
     cluster.sequencers[leader].resume();
     // The old leader wakes up with requests in flight under its old ballot;
     // clients keep calling it directly too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let history = load.stop().await;
+    let held: Vec<_> = history
+        .iter()
+        .filter(|op| op.invoked_ns < paused_at + 1_000_000 && op.completed_ns > resumed_at)
+        .collect();
+    let held_with_ids = held.iter().filter(|op| op.result.is_some()).count();
+    println!(
+        "calls held through the pause: {} ({held_with_ids} answered with IDs, the rest refused)",
+        held.len()
+    );
+    assert!(
+        !held.is_empty(),
+        "no call spanned the pause: the old leader's late answers were not exercised"
+    );
     assert_linearizable(&cluster, &history);
 }
+
+/// How long the leader stays stopped in the SIGSTOP test.
+const PAUSE: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_process_keeps_ids_increasing() {

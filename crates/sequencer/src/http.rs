@@ -84,7 +84,49 @@ async fn next_id(
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(no_leader("this replica is not the leader (forwarded request)"));
     }
-    forward(&state, &headers, &sequence, count).await
+    match forward(&state, &headers, &sequence, count).await? {
+        Forwarded::Answer(response) => Ok(response),
+        // Elected while the old leader kept the request (paused, or cut
+        // off): serve it here. The old leader is deposed, so whatever it
+        // does with its copy can only leave a gap, never a duplicate.
+        Forwarded::LeaderMoved if state.driver.view.borrow().is_leader() => allocate(&state, sequence, count)
+            .await
+            .map(|r| Json(r).into_response()),
+        Forwarded::LeaderMoved => Err(no_leader(
+            "leadership moved while the request was forwarded; retry",
+        )),
+    }
+}
+
+/// What became of a forwarded request.
+enum Forwarded {
+    /// The leader's answer, relayed.
+    Answer(Response),
+    /// Another replica leads now (possibly this one); the old leader's
+    /// answer is no longer awaited.
+    LeaderMoved,
+}
+
+/// Returns once this replica leads or the acceptors name a leader other
+/// than `url`; never while `url` is still the leader they name.
+async fn leadership_moved_from(state: &AppState, url: &str) {
+    let mut cluster = state.cluster.clone();
+    let mut view = state.driver.view.clone();
+    loop {
+        let moved = view.borrow_and_update().is_leader()
+            || cluster
+                .borrow_and_update()
+                .leader
+                .as_ref()
+                .is_some_and(|(_, leader)| leader != url);
+        if moved {
+            return;
+        }
+        tokio::select! {
+            changed = cluster.changed() => if changed.is_err() { return std::future::pending().await },
+            changed = view.changed() => if changed.is_err() { return std::future::pending().await },
+        }
+    }
 }
 
 /// Parses the body; bad input is refused here, before anything is consumed.
@@ -130,14 +172,15 @@ async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Resul
     }
 }
 
-/// Sends the request to the leader the acceptors name and relays its answer.
-/// The client's own credential goes with it: the leader checks it again.
+/// Sends the request to the leader the acceptors name and relays its answer,
+/// unless leadership moves first. The client's own credential goes with
+/// it: the leader checks it again.
 async fn forward(
     state: &AppState,
     headers: &HeaderMap,
     sequence: &SequenceName,
     count: u64,
-) -> Result<Response, ApiError> {
+) -> Result<Forwarded, ApiError> {
     let (leader, heard_ago_ms) = {
         let cluster = state.cluster.borrow();
         (cluster.leader.clone(), cluster.leader_heard_ago_ms)
@@ -159,14 +202,16 @@ async fn forward(
     if let Some(credential) = headers.get(axum::http::header::AUTHORIZATION) {
         request = request.header(reqwest::header::AUTHORIZATION, credential.as_bytes());
     }
-    let sent = request
+    let sending = request
         .header(FORWARDED_HEADER, "1")
         .headers(telemetry::trace_headers())
         .timeout(state.forward_timeout)
         .json(&body)
-        .send()
-        .await
-        .map_err(|e| no_leader(&format!("the leader at {url} is unreachable: {e}")))?;
+        .send();
+    let sent = tokio::select! {
+        sent = sending => sent.map_err(|e| no_leader(&format!("the leader at {url} is unreachable: {e}")))?,
+        () = leadership_moved_from(state, &url) => return Ok(Forwarded::LeaderMoved),
+    };
     let status = StatusCode::from_u16(sent.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     for name in ["content-type", "retry-after"] {
@@ -182,7 +227,7 @@ async fn forward(
         .bytes()
         .await
         .map_err(|e| no_leader(&format!("the leader's answer was cut: {e}")))?;
-    Ok((status, headers, bytes).into_response())
+    Ok(Forwarded::Answer((status, headers, bytes).into_response()))
 }
 
 fn refused(refusal: Refusal) -> ApiError {
