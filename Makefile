@@ -8,7 +8,11 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/paxid-target
 CARGO ?= cargo
 BIN_DIR := $(CARGO_TARGET_DIR)/release
 SEEDS ?= 2000
-COMPOSE := docker-compose -p paxid -f deploy/docker-compose.yml
+# Compose v2 (`docker compose`) when the Docker CLI has it, else the v1
+# `docker-compose`; override with COMPOSE_CMD=... Evaluated only when used.
+COMPOSE_CMD ?= $(shell if docker compose version >/dev/null 2>&1; then echo docker compose; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; else echo docker compose; fi)
+COMPOSE = $(COMPOSE_CMD) -p paxid -f deploy/docker-compose.yml
 
 .PHONY: setup build test verify fix run sim bench image image-test compose-up compose-down k8s-validate soak clean-data
 
@@ -54,8 +58,10 @@ image-test:
 compose-up: image
 	$(COMPOSE) up -d
 
+## Stops the compose cluster and keeps its data volumes (the acceptors'
+## votes); `make compose-down VOLUMES=1` removes them too.
 compose-down:
-	$(COMPOSE) down -v
+	$(COMPOSE) down$(if $(filter 1 yes true,$(VOLUMES)), -v)
 
 k8s-validate:
 	k8s/validate.sh

@@ -22,7 +22,9 @@
 #   7. start a small real cluster from the release binaries and check that
 #      every metric the rules and the dashboard query is exported
 #      (k8s/check_metrics.py, about 5 s; PAXID_SKIP_METRICS=1 skips it where
-#      no binaries are built).
+#      no binaries are built);
+#   8. deploy/check-artifacts.sh: the Makefile's compose targets,
+#      deploy/Dockerfile.registry, LICENSE and CHANGELOG.md.
 #
 # Renders: the base, every overlays/*, and tests/overlays/* (overlays with
 # every optional component, so each component is rendered and validated).
@@ -113,6 +115,11 @@ elif ! "$python" "$k8s_dir/check_metrics.py" \
     --plant 'paxid_sequencer_is_leadr' \
     --plant 'sum(rate(http_requests_total{rout="/next-id"}[5m]))' \
     --plant 'paxid_learner_delivery_attempts_total{reason="gone"}'; then
+    status=1
+fi
+
+echo "== deploy artifacts (compose targets, Dockerfile.registry, LICENSE, CHANGELOG)"
+if ! "$k8s_dir/../deploy/check-artifacts.sh"; then
     status=1
 fi
 
