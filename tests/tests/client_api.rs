@@ -264,3 +264,46 @@ async fn next_id_takes_only_client_tokens_and_a_rotated_file_takes_effect() {
     }
     assert_eq!(call(leader, Some("from-file-3")).await, 200);
 }
+
+/// `--sequences` closes the set of names: a client cannot use up
+/// `--sequences-max` with random names. Any other valid name gets 422 and
+/// creates nothing: with `--sequences-max 3`, `default` and the two listed
+/// names still serve after the refused ones (through a follower too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_outside_the_configured_list_are_refused_and_create_nothing() {
+    let _serial = serial();
+    let spec = ClusterSpec {
+        sequencers: 2,
+        sequencer_args: vec![
+            "--sequences".into(),
+            "orders,users.v2".into(),
+            "--sequences-max".into(),
+            "3".into(),
+        ],
+        ..ClusterSpec::default()
+    };
+    let mut cluster = Cluster::start(spec);
+    cluster.wait_serving(Duration::from_secs(20)).await;
+    let http = cluster.http.clone();
+    for url in cluster.sequencer_urls() {
+        for name in ["x1", "orders2", "Orders", "random-9f3a"] {
+            let body = format!(r#"{{"sequence": "{name}"}}"#);
+            let (status, content_type, problem) = next_id(&http, &url, Some(&body)).await;
+            assert_eq!(status, 422, "{name} at {url}: {problem}");
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+            assert_eq!(problem["field"], "sequence", "{problem}");
+        }
+    }
+    for (i, url) in cluster.sequencer_urls().iter().enumerate() {
+        for (body, name) in [
+            (None, "default"),
+            (Some(r#"{"sequence": "orders"}"#), "orders"),
+            (Some(r#"{"sequence": "users.v2"}"#), "users.v2"),
+        ] {
+            let (status, _, answer) = next_id(&http, url, body).await;
+            assert_eq!(status, 200, "{name} at {url}: {answer}");
+            assert_eq!(answer["sequence"], name);
+            assert!(answer["id"].as_u64() > Some(i as u64), "{answer}");
+        }
+    }
+}

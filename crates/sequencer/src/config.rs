@@ -1,7 +1,7 @@
 //! Flags of `paxid-sequencer`; each also reads `PAXID_<FLAG>`.
 
 use clap::Parser;
-use paxos_core::{NodeId, ProposerConfig};
+use paxos_core::{NodeId, ProposerConfig, SequenceName};
 use reqwest::Url;
 use service::CommonArgs;
 
@@ -57,6 +57,13 @@ pub struct Config {
     #[arg(long, env = "PAXID_SEQUENCES_MAX", default_value_t = 1024)]
     pub sequences_max: usize,
 
+    /// The only sequence names clients may use besides `default`, comma
+    /// separated; others get 422 and create nothing. Unset: any valid name
+    /// is created on first use (up to --sequences-max, for good: a client
+    /// that may call POST /next-id may use them all up).
+    #[arg(long, env = "PAXID_SEQUENCES", value_delimiter = ',', value_parser = parse_sequence)]
+    pub sequences: Vec<SequenceName>,
+
     /// Slots proposed and not yet chosen, at most. Requests that arrive
     /// while the pipeline is full share the next slot, so a short pipeline
     /// means bigger batches and fewer acceptor round trips per ID: on two
@@ -110,6 +117,10 @@ pub struct Config {
 }
 
 /// `name=ID`, with a valid sequence name and ID >= 1.
+fn parse_sequence(name: &str) -> Result<SequenceName, String> {
+    SequenceName::parse(name).map_err(|e| e.to_string())
+}
+
 fn parse_floor(item: &str) -> Result<(String, u64), String> {
     let (name, id) = item
         .split_once('=')
@@ -148,6 +159,13 @@ impl Config {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if self.sequences.len() >= self.sequences_max {
+            return Err(format!(
+                "--sequences names {} sequences; with `default` that is more than --sequences-max {}",
+                self.sequences.len(),
+                self.sequences_max
+            ));
         }
         let mut config = ProposerConfig::new(NodeId(self.node_id), self.acceptors.len());
         config.pipeline_slots_max = self.pipeline_slots_max;

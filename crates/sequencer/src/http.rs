@@ -4,6 +4,7 @@
 // problem document) but built only on the error path.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub node_id: u32,
     pub advertise_url: String,
     pub count_max: u64,
+    /// `--sequences`: when not empty, the only names besides `default`.
+    pub sequences_allowed: BTreeSet<SequenceName>,
     pub cluster_token: service::Tokens,
     /// Guards `POST /next-id`; open when no client token is configured.
     pub client_token: service::Tokens,
@@ -74,7 +77,7 @@ async fn next_id(
     headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<NextIdRequest>,
 ) -> Result<Response, ApiError> {
-    let (sequence, count) = validate(body.unwrap_or_default(), state.count_max)?;
+    let (sequence, count) = validate(body.unwrap_or_default(), &state)?;
     metrics::counter!("paxid_sequencer_requests_total").increment(1);
     if state.driver.view.borrow().is_leader() {
         return allocate(&state, sequence, count)
@@ -130,7 +133,8 @@ async fn leadership_moved_from(state: &AppState, url: &str) {
 }
 
 /// Parses the body; bad input is refused here, before anything is consumed.
-fn validate(body: NextIdRequest, count_max: u64) -> Result<(SequenceName, u64), ApiError> {
+fn validate(body: NextIdRequest, state: &AppState) -> Result<(SequenceName, u64), ApiError> {
+    let count_max = state.count_max;
     let count = body.count.unwrap_or(1);
     if count == 0 || count > count_max {
         return Err(
@@ -143,6 +147,16 @@ fn validate(body: NextIdRequest, count_max: u64) -> Result<(SequenceName, u64), 
         Some(name) => SequenceName::parse(&name)
             .map_err(|e| ApiError::unprocessable(e.to_string()).with_extension("field", "sequence".into()))?,
     };
+    let allowed = state.sequences_allowed.is_empty()
+        || sequence == SequenceName::default_sequence()
+        || state.sequences_allowed.contains(&sequence);
+    if !allowed {
+        return Err(ApiError::unprocessable(format!(
+            "sequence {:?} is not one this cluster serves (--sequences)",
+            sequence.as_str()
+        ))
+        .with_extension("field", "sequence".into()));
+    }
     Ok((sequence, count))
 }
 

@@ -83,6 +83,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         node_id: config.node_id,
         advertise_url,
         count_max: config.count_max,
+        sequences_allowed: config.sequences.iter().cloned().collect(),
         cluster_token: config.common.cluster_tokens(),
         client_token: service::Tokens::new(&config.client_token, config.client_token_file.clone()),
         leader_silence_max_ms: config.election_timeout_min_ms,
