@@ -14,7 +14,7 @@ COMPOSE_CMD ?= $(shell if docker compose version >/dev/null 2>&1; then echo dock
 	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; else echo docker compose; fi)
 COMPOSE = $(COMPOSE_CMD) -p paxid -f deploy/docker-compose.yml
 
-.PHONY: setup build test verify fix run sim bench image image-test compose-up compose-down k8s-validate soak clean-data
+.PHONY: setup build test verify fix run sim planted-bugs bench image image-test compose-up compose-down k8s-validate soak clean-data
 
 setup:
 	@scripts/setup.sh
@@ -45,6 +45,10 @@ run: build
 ## More simulation seeds: make sim SEEDS=20000
 sim:
 	PAXID_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p paxos-core --test simulation -- --nocapture
+
+## Plants each known bug (core and drivers) and shows the check that catches it.
+planted-bugs: setup
+	scripts/planted-bugs.sh
 
 bench: build
 	scripts/bench/run.sh

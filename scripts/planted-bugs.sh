@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Plants each known bug in paxos-core (a `--cfg paxid_bug="..."`, never a
-# feature, so no product build can switch one on), then runs the simulation,
-# the model check and the unit tests, and expects each bug to be caught.
-# Prints "bug | caught by | seed/steps" and fails if a bug goes unnoticed.
+# Plants each known bug and shows which check catches it; fails if one goes
+# unnoticed. Prints "bug | caught by".
 #
-#   scripts/planted-bugs.sh            # every bug
-#   scripts/planted-bugs.sh ballot_reuse
+# - Core bugs (paxos-core, a `--cfg paxid_bug="..."`, never a feature, so no
+#   product build can switch one on): the simulation, the model check and
+#   the unit tests run against each.
+# - Driver bugs (acceptor, learner: `PAXID_PLANTED_BUG=<name>` at build
+#   time, see crates/service/src/planted.rs): the test named for each runs
+#   against a build that carries it; the normal binaries are rebuilt after.
+#
+#   scripts/planted-bugs.sh            # every bug (make planted-bugs)
+#   scripts/planted-bugs.sh ballot_reuse acceptor_unsynced_write
 #   SEEDS=5000 scripts/planted-bugs.sh  # more simulation seeds per bug
 set -u
 cd "$(dirname "$0")/.."
 
+core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored)
+# Each driver bug and the test that must catch it (cargo test arguments).
+declare -A driver_test=(
+    [acceptor_unsynced_write]="-p paxid-acceptor --test fsync_order"
+    [acceptor_reply_before_fsync]="-p paxid-acceptor --test fsync_order"
+    [learner_cursor_before_2xx]="-p paxid-learner --lib tests::a_failed_message_is_retried_with_the_same_id_and_body"
+    [learner_delivers_void]="-p paxid-learner --lib store::tests::void_allocations_are_dropped_and_counters_persist"
+)
+driver_bugs=(acceptor_unsynced_write acceptor_reply_before_fsync learner_cursor_before_2xx learner_delivers_void)
 bugs=("$@")
 if [ ${#bugs[@]} -eq 0 ]; then
-    bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored)
+    bugs=("${core_bugs[@]}" "${driver_bugs[@]}")
 fi
+normal_target="${CARGO_TARGET_DIR:-$HOME/.cache/paxid-target}"
 seeds="${SEEDS:-3000}"
 # A model check of a buggy core stops after this many states (it would
 # otherwise go on to exhaust the space after the first discovery).
@@ -24,7 +39,23 @@ log_dir="$(mktemp -d)"
 missed=0
 rows=()
 
+rebuild_normal=0
 for bug in "${bugs[@]}"; do
+    if [ -n "${driver_test[$bug]:-}" ]; then
+        echo "== $bug: cargo test ${driver_test[$bug]}" >&2
+        rebuild_normal=1
+        # shellcheck disable=SC2086
+        env -u RUSTFLAGS CARGO_TARGET_DIR="$normal_target" PAXID_PLANTED_BUG="$bug" \
+            cargo test --release ${driver_test[$bug]} -- --nocapture >"$log_dir/$bug.test" 2>&1
+        failed_tests="$(grep -o '^test [a-z_:]* \.\.\. FAILED' "$log_dir/$bug.test" | awk '{print $2}' | paste -sd, -)"
+        if [ -n "$failed_tests" ]; then
+            rows+=("$bug | cargo test ${driver_test[$bug]} ($failed_tests)")
+        else
+            rows+=("$bug | NOT CAUGHT | logs in $log_dir")
+            missed=1
+        fi
+        continue
+    fi
     export CARGO_TARGET_DIR="$base_dir/$bug"
     export RUSTFLAGS="--cfg paxid_bug=\"$bug\""
     echo "== $bug: building" >&2
@@ -77,6 +108,12 @@ for bug in "${bugs[@]}"; do
         rows+=("$bug | ${joined%; }")
     fi
 done
+
+if [ "$rebuild_normal" = 1 ]; then
+    echo "== rebuilding the normal binaries (no planted bug)" >&2
+    env -u RUSTFLAGS -u PAXID_PLANTED_BUG CARGO_TARGET_DIR="$normal_target" \
+        cargo build --release --workspace --bins --tests >"$log_dir/rebuild" 2>&1 || { cat "$log_dir/rebuild" >&2; missed=1; }
+fi
 
 echo
 echo "bug | caught by (seed or steps, and what broke)"

@@ -14,6 +14,8 @@ fi
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The acceptor's fsync-order test traces the real binary's system calls.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"

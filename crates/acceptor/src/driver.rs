@@ -580,6 +580,11 @@ impl Driver {
         for release in batch.releases {
             release(&persisted);
         }
+        if service::planted::is("acceptor_reply_before_fsync") {
+            if let Err(error) = self.store.sync_wal() {
+                fatal_write_error(&error);
+            }
+        }
     }
 
     fn publish_gauges(&self) {

@@ -165,10 +165,19 @@ impl RocksStore {
         }
         if !batch.is_empty() {
             let mut options = WriteOptions::default();
-            options.set_sync(true);
+            // Planted bugs: a write that is not synced before the replies.
+            let unsynced = service::planted::is("acceptor_unsynced_write")
+                || service::planted::is("acceptor_reply_before_fsync");
+            options.set_sync(!unsynced);
             self.db.write_opt(batch, &options)?;
         }
         Ok(Persisted::after_durable_write())
+    }
+
+    /// Syncs the write-ahead log: only the planted bug
+    /// `acceptor_reply_before_fsync` needs it (after its replies).
+    pub fn sync_wal(&self) -> Result<(), StoreError> {
+        Ok(self.db.flush_wal(true)?)
     }
 
     /// Moves the memtable to disk so the next start replays a short WAL;

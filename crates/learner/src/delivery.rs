@@ -397,7 +397,10 @@ fn signed_headers(
 }
 
 fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
-    if status.is_success() {
+    // Planted bug (scripts/planted-bugs.sh): the cursor moves past a range
+    // the subscriber answered 5xx.
+    if status.is_success() || (status.is_server_error() && service::planted::is("learner_cursor_before_2xx"))
+    {
         return Outcome::Delivered;
     }
     if status == StatusCode::GONE {

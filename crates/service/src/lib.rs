@@ -39,6 +39,7 @@ mod error;
 mod extract;
 mod health;
 mod layers;
+pub mod planted;
 mod server;
 mod tokens;
 

@@ -13,6 +13,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(bug) = crate::planted::PLANTED_BUG {
+        tracing::error!(
+            bug,
+            "this build carries a planted bug (PAXID_PLANTED_BUG): for tests only, never deploy it"
+        );
+    }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }

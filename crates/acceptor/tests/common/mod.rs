@@ -25,7 +25,22 @@ impl Process {
     /// Starts the binary on a free port and waits for its
     /// `listening on http://ADDR` line on stderr.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paxid-acceptor"))
+        Process::start_under(&[], data_dir, extra_args)
+    }
+
+    /// As [`Process::start`], with the binary run by `wrapper` (for example
+    /// `["strace", "-f", ...]`): the wrapper is the child, the acceptor its.
+    pub fn start_under(wrapper: &[&str], data_dir: &Path, extra_args: &[&str]) -> Process {
+        let bin = env!("CARGO_BIN_EXE_paxid-acceptor");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(bin),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+        };
+        let mut child = command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -82,6 +97,24 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM to the acceptor started by [`Process::start_under`] (the
+    /// wrapper's child), then waits for the wrapper to exit.
+    pub fn terminate_traced(mut self) {
+        let wrapper = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children"))
+            .expect("the wrapper's children");
+        let acceptor = children
+            .split_whitespace()
+            .next()
+            .expect("the acceptor runs under the wrapper");
+        let sent = Command::new("kill")
+            .args(["-TERM", acceptor])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        self.child.wait().expect("the wrapper exits");
     }
 }
 
