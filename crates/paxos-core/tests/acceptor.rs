@@ -174,3 +174,48 @@ fn a_founding_floor_is_in_every_promise() {
         }
     );
 }
+
+/// An acceptor that holds the stop sign marked chosen but not every slot
+/// below it (its vote there is of an older ballot) must fold in the
+/// transition's snapshot: keeping its log would lose the chosen point at
+/// the next restart.
+#[test]
+fn a_transition_folds_in_the_snapshot_when_a_slot_below_the_stop_sign_is_not_marked() {
+    use paxos_core::{Configuration, Seat, Transition};
+    let next = Configuration {
+        epoch: 1,
+        seats: [ME, MemberId(4)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| Seat {
+                address: format!("http://a{i}"),
+                member,
+            })
+            .collect(),
+    };
+    let mut a = acceptor();
+    let _ = release(a.handle_accept(&accept(1, 0, &[(0, ids(1))])));
+    let stop = Value::Reconfigure(next.clone());
+    let _ = release(a.handle_accept(&accept(2, 2, &[(1, stop)])));
+    assert!(a.state().log[&Slot(1)].chosen, "the stop sign is marked");
+    assert_eq!(a.chosen_snapshot().below, Slot(0), "slot 0 is not");
+
+    let snapshot = Snapshot {
+        below: Slot(2),
+        counters: Counters::from_map([(SequenceName::default_sequence(), 3)].into()),
+    };
+    let transition = Transition {
+        configuration: next,
+        snapshot: snapshot.clone(),
+    };
+    let (change, reply) = release(a.handle_transition(&transition));
+    assert_eq!(reply, JoinReply::Joined);
+    assert_eq!(change.compact, Some(snapshot.clone()));
+    assert_eq!(a.chosen_snapshot(), snapshot);
+    let restarted = Acceptor::restore(a.state().clone());
+    assert_eq!(
+        restarted.chosen_snapshot(),
+        snapshot,
+        "the chosen point survives a restart"
+    );
+}

@@ -622,3 +622,84 @@ fn a_new_sequence_beyond_the_limit_is_refused_even_within_one_batch() {
         ]
     );
 }
+
+/// `is_leader` is what the driver asks before it serves or forwards a
+/// client: true exactly while the role is leader.
+#[test]
+fn is_leader_follows_the_role() {
+    let mut c = Cluster::new(config());
+    assert!(!c.proposer.is_leader(), "a new proposer follows");
+    let b = c.elect();
+    assert!(c.proposer.is_leader());
+    let higher = AcceptReply::Rejected {
+        promised: ballot(2, 2),
+    };
+    c.proposer
+        .handle_accept_reply(ELECTION_MS + 1, AcceptorId(0), b, &[Slot(0)], higher);
+    assert!(!c.proposer.is_leader(), "deposed");
+}
+
+/// A reconfiguration must name the next epoch and be valid (at least one
+/// seat, no address or member twice); anything else is refused and
+/// nothing is proposed.
+#[test]
+fn a_reconfiguration_to_a_wrong_epoch_or_an_invalid_one_is_refused() {
+    use paxos_core::{Configuration, Seat};
+    let mut c = Cluster::new(config());
+    let _ = c.elect();
+    let _ = c.take_sent();
+    let seat = |i: u128| Seat {
+        address: format!("http://a{i}"),
+        member: MemberId(10 + i),
+    };
+    let skipping = Configuration {
+        epoch: 2,
+        seats: vec![seat(0), seat(1), seat(2)],
+    };
+    let twice = Configuration {
+        epoch: 1,
+        seats: vec![seat(0), seat(0)],
+    };
+    let empty = Configuration {
+        epoch: 1,
+        seats: Vec::new(),
+    };
+    let now = ELECTION_MS + 1;
+    for (id, configuration) in [skipping, twice, empty].into_iter().enumerate() {
+        let request = RequestId(id as u64);
+        c.proposer.handle_reconfigure(now, request, configuration);
+        assert_eq!(
+            c.proposer.drain_effects(),
+            vec![Effect::Reply {
+                request,
+                result: Err(Refusal::Reconfiguring)
+            }]
+        );
+    }
+    assert_eq!(c.proposer.slots_in_flight(), 0);
+}
+
+/// The sequencer that ended the previous epoch campaigns at once in the
+/// new one; a proposer already campaigning does not start over.
+#[test]
+fn campaign_now_starts_one_campaign_without_waiting() {
+    let mut p = Proposer::new(config(), 0, 0);
+    p.campaign_now(5);
+    let b = ballot(1, 1);
+    assert_eq!(p.role(), Role::Candidate { ballot: b });
+    let prepare = Prepare {
+        ballot: b,
+        from: Slot(0),
+        replace: None,
+    };
+    let expected: Vec<Effect> = (0..ACCEPTORS)
+        .map(|to| Effect::Prepare {
+            to: AcceptorId(to),
+            prepare: prepare.clone(),
+        })
+        .collect();
+    assert_eq!(p.drain_effects(), expected);
+    p.campaign_now(6);
+    assert_eq!(p.role(), Role::Candidate { ballot: b }, "no second round");
+    assert_eq!(p.drain_effects(), vec![]);
+}

@@ -89,3 +89,11 @@ fn votes_of_other_epochs_or_unknown_acceptors_are_ignored() {
     assert_eq!(l.observe(AcceptorId(1), Slot(0), &vote(b, ids(1))), Ok(()));
     assert_eq!(released(&mut l), vec![Slot(0)]);
 }
+
+/// A learner knows which configuration's acceptors it reads: the driver
+/// names it in logs and follows stop signs from it.
+#[test]
+fn a_learner_reports_its_epoch() {
+    assert_eq!(Learner::new(3, Slot(0), 10).epoch(), 0);
+    assert_eq!(Learner::in_epoch(2, 3, Slot(9), 10).epoch(), 2);
+}
