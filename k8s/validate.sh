@@ -113,7 +113,7 @@ if [[ "${PAXID_SKIP_METRICS:-0}" == 1 ]]; then
     echo "skip PAXID_SKIP_METRICS=1"
 elif ! "$python" "$k8s_dir/check_metrics.py" \
     --plant 'paxid_sequencer_is_leadr' \
-    --plant 'sum(rate(http_requests_total{rout="/next-id"}[5m]))' \
+    --plant 'sum(rate(paxid_http_requests_total{rout="/next-id"}[5m]))' \
     --plant 'paxid_learner_delivery_attempts_total{reason="gone"}'; then
     status=1
 fi

@@ -76,6 +76,11 @@ impl Load {
         history.clone()
     }
 
+    /// Every call recorded so far (the clients go on).
+    pub async fn history(&self) -> Vec<Op> {
+        self.history.lock().await.clone()
+    }
+
     /// Successful calls so far.
     pub async fn successes(&self) -> usize {
         self.history

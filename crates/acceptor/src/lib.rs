@@ -136,6 +136,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    // Before anything records a metric (the loaded state's gauges).
+    service::install_metrics();
     let started = start(&config)?;
     let listen = &config.common.listen;
     let listener = tokio::net::TcpListener::bind(listen)

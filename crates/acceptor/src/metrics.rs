@@ -14,6 +14,7 @@ pub const WRITE_BATCH_STEPS: &str = "paxid_acceptor_write_batch_steps";
 pub const PROMISED_ROUND: &str = "paxid_acceptor_promised_round";
 /// The epoch the acceptor votes in (0 until a transition moved it).
 pub const EPOCH: &str = "paxid_acceptor_epoch";
+pub const VOTING: &str = "paxid_acceptor_voting";
 pub const CHOSEN_BELOW: &str = "paxid_acceptor_chosen_below";
 pub const COMPACTED_BELOW: &str = "paxid_acceptor_compacted_below";
 pub const LOG_ENTRIES: &str = "paxid_acceptor_log_entries";
@@ -37,6 +38,10 @@ pub fn describe() {
     metrics::describe_gauge!(
         EPOCH,
         "Epoch of the configuration the acceptor votes in (0: the cluster as founded)."
+    );
+    metrics::describe_gauge!(
+        VOTING,
+        "1 while the acceptor votes; 0 while blank (not founded or not rebuilt) or retired."
     );
     metrics::describe_gauge!(CHOSEN_BELOW, "Every slot below this is known chosen.");
     metrics::describe_gauge!(
@@ -74,6 +79,7 @@ pub fn publish_state(view: &AcceptorView) {
     metrics::gauge!(PROMISED_ROUND).set(view.promised.round as f64);
     let epoch = view.configuration.as_ref().map_or(0, |c| c.epoch);
     metrics::gauge!(EPOCH).set(epoch as f64);
+    metrics::gauge!(VOTING).set(if view.voting { 1.0 } else { 0.0 });
     metrics::gauge!(CHOSEN_BELOW).set(view.chosen_below.0 as f64);
     metrics::gauge!(COMPACTED_BELOW).set(view.compacted_below.0 as f64);
     metrics::gauge!(LOG_ENTRIES).set(view.log_entries as f64);

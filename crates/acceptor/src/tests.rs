@@ -819,7 +819,7 @@ async fn probes_and_metrics_answer() {
         "paxid_acceptor_epoch",
         "paxid_acceptor_chosen_below",
         "paxid_acceptor_compacted_below",
-        "http_requests_total{route=\"/v1/accept\",method=\"POST\",status=\"200\"}",
+        "paxid_http_requests_total{route=\"/v1/accept\",method=\"POST\",status=\"200\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }

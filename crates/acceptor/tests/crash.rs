@@ -276,7 +276,7 @@ async fn concurrent_accepts_share_fsyncs() {
         "{accepts} concurrent accepts took {fsyncs} fsyncs: no group commit"
     );
     assert_eq!(client.status().await.expect("status").log_entries as f64, accepts);
-    assert!(metric_sum(&text, "http_requests_total{route=\"/v1/accept\"") >= accepts);
+    assert!(metric_sum(&text, "paxid_http_requests_total{route=\"/v1/accept\"") >= accepts);
 }
 
 #[tokio::test]

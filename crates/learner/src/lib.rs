@@ -280,6 +280,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LearnerError> {
+    // Before anything records a metric (the store's restored counters).
+    service::install_metrics();
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| LearnerError::Listen {

@@ -30,6 +30,8 @@ const REQUEST_QUEUE_MAX: usize = 65_536;
 
 /// Binds, starts the driver and the poller, and serves until `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    // Before anything records a metric (the driver's first gauges).
+    service::install_metrics();
     let proposer_config = config.proposer_config()?;
     let listener = tokio::net::TcpListener::bind(&config.common.listen)
         .await

@@ -38,6 +38,7 @@ pub fn spawn(
         loop {
             ticker.tick().await;
             let view = poll_once(&peers, timeout, &events).await;
+            metrics::gauge!("paxid_sequencer_acceptors_reachable").set(view.reachable as f64);
             let _ = view_tx.send(view);
         }
     });

@@ -54,8 +54,8 @@ pub fn install_metrics() -> PrometheusHandle {
     HANDLE.get_or_init(build_and_install).clone()
 }
 
-/// Axum middleware recording `http_requests_total{route,method,status}` and
-/// `http_request_duration_seconds{route}`.
+/// Axum middleware recording `paxid_http_requests_total{route,method,status}`
+/// and `paxid_http_request_duration_seconds{route}`.
 ///
 /// `route` is the matched route template (`/v1/subscriptions/{id}`), or
 /// `unmatched`: raw paths would create a series per ID.
@@ -75,8 +75,8 @@ pub async fn track_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
-const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+const HTTP_REQUESTS_TOTAL: &str = "paxid_http_requests_total";
+const HTTP_REQUEST_DURATION_SECONDS: &str = "paxid_http_request_duration_seconds";
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -98,7 +98,8 @@ async fn readyz(check: impl Future<Output = Result<(), String>>) -> Result<Respo
 }
 
 async fn render_metrics() -> Response {
-    let body = install_metrics().render();
+    let mut body = install_metrics().render();
+    crate::process_metrics::render(&mut body);
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -120,6 +121,7 @@ fn build_and_install() -> PrometheusHandle {
     }
     spawn_upkeep(handle.clone());
     describe_http_metrics();
+    record_build_info();
     handle
 }
 
@@ -146,6 +148,21 @@ fn describe_http_metrics() {
         metrics::Unit::Seconds,
         "Time from request received to response headers ready, by route."
     );
+}
+
+/// `paxid_build_info{version, binary} 1`: which build answers, for
+/// dashboards and `count by (version)` during a rolling upgrade.
+fn record_build_info() {
+    let binary = std::env::args()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    metrics::describe_gauge!("paxid_build_info", "Always 1; the labels name the build.");
+    metrics::gauge!("paxid_build_info", "version" => env!("CARGO_PKG_VERSION"), "binary" => binary).set(1.0);
 }
 
 /// Standard methods by name; anything else is one `OTHER` label, so a

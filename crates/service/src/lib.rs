@@ -40,6 +40,7 @@ mod extract;
 mod health;
 mod layers;
 pub mod planted;
+mod process_metrics;
 mod server;
 mod tokens;
 

@@ -318,7 +318,7 @@ async fn metrics_count_requests_by_route_and_render_histograms() {
     };
     assert!(
         has_line(&[
-            "http_requests_total{",
+            "paxid_http_requests_total{",
             r#"route="/echo""#,
             r#"method="POST""#,
             r#"status="200""#
@@ -326,7 +326,11 @@ async fn metrics_count_requests_by_route_and_render_histograms() {
         "{text}"
     );
     assert!(
-        has_line(&["http_requests_total{", r#"route="unmatched""#, r#"status="404""#]),
+        has_line(&[
+            "paxid_http_requests_total{",
+            r#"route="unmatched""#,
+            r#"status="404""#
+        ]),
         "{text}"
     );
     assert!(
@@ -335,14 +339,14 @@ async fn metrics_count_requests_by_route_and_render_histograms() {
     );
     assert!(
         has_line(&[
-            "http_request_duration_seconds_bucket{",
+            "paxid_http_request_duration_seconds_bucket{",
             r#"route="/echo""#,
             r#"le="0.005""#
         ]),
         "{text}"
     );
     assert!(
-        text.contains("# TYPE http_request_duration_seconds histogram"),
+        text.contains("# TYPE paxid_http_request_duration_seconds histogram"),
         "{text}"
     );
 }

@@ -183,15 +183,62 @@ fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
             return None;
         }
     };
-    let resource = Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .build();
+    let resource = resource(
+        service_name,
+        std::env::var("OTEL_SERVICE_NAME").ok(),
+        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok(),
+    );
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     Some(provider)
+}
+
+/// The resource every span carries, from the standard variables as the
+/// OpenTelemetry specification says: `OTEL_RESOURCE_ATTRIBUTES` (`k=v,...`),
+/// then `OTEL_SERVICE_NAME` over its `service.name`; the binary's name only
+/// when neither names the service. `service.version` is this build's, and
+/// `service.instance.id` (unless given) the host name and process id,
+/// unique per pod.
+fn resource(
+    default_name: &str,
+    otel_service_name: Option<String>,
+    resource_attributes: Option<String>,
+) -> Resource {
+    let mut attributes: Vec<(String, String)> = resource_attributes
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .collect();
+    let mut set =
+        |key: &str, value: String, replace: bool| match attributes.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) if replace => entry.1 = value,
+            Some(_) => {}
+            None => attributes.push((key.to_owned(), value)),
+        };
+    match otel_service_name.filter(|name| !name.is_empty()) {
+        Some(name) => set("service.name", name, true),
+        None => set("service.name", default_name.to_owned(), false),
+    }
+    set("service.version", env!("CARGO_PKG_VERSION").to_owned(), false);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    set(
+        "service.instance.id",
+        format!("{}-{}", host.trim(), std::process::id()),
+        false,
+    );
+    Resource::builder_empty()
+        .with_attributes(
+            attributes
+                .into_iter()
+                .map(|(k, v)| opentelemetry::KeyValue::new(k, v)),
+        )
+        .build()
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
@@ -224,6 +271,50 @@ impl Extractor for HeaderExtractor<'_> {
 
 #[cfg(test)]
 mod tests {
+    fn attribute(resource: &Resource, key: &str) -> Option<String> {
+        resource
+            .get(&opentelemetry::Key::from(key.to_owned()))
+            .map(|v| v.to_string())
+    }
+
+    /// OTEL_SERVICE_NAME wins over the binary's name (the code used to
+    /// override it) and over OTEL_RESOURCE_ATTRIBUTES; the binary's name is
+    /// the default; given attributes are kept.
+    #[test]
+    fn the_standard_variables_name_the_service_and_the_binary_is_the_default() {
+        let named = resource(
+            "paxid-sequencer",
+            Some("orders-ids".into()),
+            Some("service.name=x".into()),
+        );
+        assert_eq!(attribute(&named, "service.name").as_deref(), Some("orders-ids"));
+        let default = resource("paxid-sequencer", None, None);
+        assert_eq!(
+            attribute(&default, "service.name").as_deref(),
+            Some("paxid-sequencer")
+        );
+        assert_eq!(
+            attribute(&default, "service.version").as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        let instance = attribute(&default, "service.instance.id").unwrap_or_default();
+        assert!(
+            instance.ends_with(&format!("-{}", std::process::id())),
+            "{instance}"
+        );
+        let given = resource(
+            "paxid-sequencer",
+            None,
+            Some("service.name=ids, service.instance.id=pod-7,deployment.environment=prod".into()),
+        );
+        assert_eq!(attribute(&given, "service.name").as_deref(), Some("ids"));
+        assert_eq!(attribute(&given, "service.instance.id").as_deref(), Some("pod-7"));
+        assert_eq!(
+            attribute(&given, "deployment.environment").as_deref(),
+            Some("prod")
+        );
+    }
+
     use super::*;
     use axum::routing::get;
     use axum::Router;
