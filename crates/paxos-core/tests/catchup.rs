@@ -703,3 +703,53 @@ fn campaign_now_starts_one_campaign_without_waiting() {
     assert_eq!(p.role(), Role::Candidate { ballot: b }, "no second round");
     assert_eq!(p.drain_effects(), vec![]);
 }
+
+/// Without pre-vote (as in the model check) a follower still does not
+/// campaign while a majority of acceptors report hearing the leader within
+/// the election timeout; it campaigns once they stop hearing it.
+#[test]
+fn without_prevote_a_follower_whose_acceptors_hear_the_leader_stays_quiet() {
+    let mut config = config();
+    config.prevote = false;
+    let mut p = Proposer::new(config, 0, 0);
+    let heard = |ago| AcceptorStatus {
+        promised: ballot(3, 2),
+        leader_heard_ago_ms: Some(ago),
+    };
+    for now in [ELECTION_MS, 2 * ELECTION_MS] {
+        for from in 0..2 {
+            p.handle_status(now, AcceptorId(from), heard(10));
+        }
+        p.tick(now, 0);
+        assert_eq!(p.role(), Role::Follower, "the leader is alive at {now}");
+    }
+    let now = 3 * ELECTION_MS + 1;
+    for from in 0..2 {
+        p.handle_status(now, AcceptorId(from), heard(ELECTION_MS + 1));
+    }
+    p.tick(now, 0);
+    assert_eq!(p.role(), Role::Candidate { ballot: ballot(4, 1) });
+}
+
+/// A ballot of an earlier epoch (an acceptor that has not moved yet) says
+/// nothing to a proposer of a later one; a later epoch supersedes it once,
+/// and it reports that once.
+#[test]
+fn earlier_epochs_are_ignored_and_a_later_one_supersedes_once() {
+    let mut config = config();
+    config.epoch = 1;
+    let mut p = Proposer::new(config, 0, 0);
+    let status = |epoch| AcceptorStatus {
+        promised: Ballot::in_epoch(epoch, 5, NodeId(2)),
+        leader_heard_ago_ms: None,
+    };
+    p.handle_status(10, AcceptorId(0), status(0));
+    assert_eq!(p.ended(), None);
+    assert_eq!(p.drain_effects(), vec![]);
+    p.handle_status(20, AcceptorId(1), status(2));
+    assert_eq!(p.ended(), Some(2));
+    assert_eq!(p.drain_effects(), vec![Effect::Superseded { epoch: 2 }]);
+    p.handle_status(30, AcceptorId(2), status(3));
+    assert_eq!(p.ended(), Some(2), "already over");
+    assert_eq!(p.drain_effects(), vec![]);
+}
