@@ -43,6 +43,24 @@ pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";
 /// 500: a bug or an unexpected failure on the server.
 pub const INTERNAL: &str = "https://paxid.dev/problems/internal";
 
+/// Every type a client of the public APIs (`POST /next-id`, the
+/// subscription API) can receive; each is documented in the OpenAPI
+/// documents' `x-problem-types`. (`not-voting` and `wrong-cluster` come
+/// only from acceptors.)
+pub const PUBLIC_TYPES: &[&str] = &[
+    INVALID_REQUEST,
+    MALFORMED_JSON,
+    UNSUPPORTED_MEDIA_TYPE,
+    PAYLOAD_TOO_LARGE,
+    NOT_FOUND,
+    METHOD_NOT_ALLOWED,
+    UNAUTHORIZED,
+    CONFLICT,
+    UNAVAILABLE,
+    TIMEOUT,
+    INTERNAL,
+];
+
 /// An RFC 9457 problem details object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {

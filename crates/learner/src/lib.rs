@@ -271,7 +271,10 @@ pub fn app(state: AppState) -> Router {
     };
     let limits = state.config().limits;
     let routes = http::routes(state.clone());
-    let router = Router::new().merge(routes).merge(service::health_routes(ready));
+    let router = Router::new()
+        .merge(routes)
+        .merge(service::health_routes(ready))
+        .merge(service::openapi_route(api::openapi::LEARNER));
     service::with_standard_layers(router, &limits)
 }
 

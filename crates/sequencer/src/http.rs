@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .merge(internal)
         .with_state(state)
         .merge(service::health_routes(move || ready(ready_state.clone())))
+        .merge(service::openapi_route(api::openapi::SEQUENCER))
 }
 
 async fn next_id(

@@ -44,6 +44,19 @@ where
         .route("/metrics", get(render_metrics))
 }
 
+/// `GET /openapi.json`: the service's OpenAPI document (static JSON),
+/// open to every caller like the probes.
+pub fn openapi_route<S>(document: &'static str) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let json = HeaderValue::from_static("application/json");
+    Router::new().route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, json)], document) }),
+    )
+}
+
 /// Installs the process-wide Prometheus recorder on the first call and
 /// returns its handle on every call.
 ///

@@ -49,7 +49,7 @@ pub use auth::{require_bearer, RequireBearer, RequireBearerService};
 pub use drain::{DRAIN_BYTES_MIN, DRAIN_TIME_MAX};
 pub use error::ApiError;
 pub use extract::{JsonBody, OptionalJsonBody};
-pub use health::{health_routes, install_metrics, track_metrics, READY_CHECK_TIMEOUT_MS};
+pub use health::{health_routes, install_metrics, openapi_route, track_metrics, READY_CHECK_TIMEOUT_MS};
 pub use layers::{
     method_not_allowed, not_found, with_limits, with_standard_layers, HttpLimits,
     REQUEST_TIMEOUT_RETRY_AFTER_S,
