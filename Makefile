@@ -26,6 +26,7 @@ build: setup
 ## over real processes, manifests. One profile (release) for all of them.
 test: build
 	$(CARGO) test --release --workspace --no-fail-fast
+	tests/schemathesis/run.py
 	k8s/validate.sh
 	scripts/container-tests.sh
 

@@ -36,6 +36,8 @@ pip_missing=()
 python3 -c "import standardwebhooks" 2>/dev/null || pip_missing+=("standardwebhooks==1.1.0")
 command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
 python3 -c "import yaml" 2>/dev/null || pip_missing+=(PyYAML)
+# Property-based tests of the public APIs from their OpenAPI documents.
+command -v schemathesis >/dev/null 2>&1 || pip_missing+=("schemathesis>=4.3,<5")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "setup: pip installing ${pip_missing[*]}"
   python3 -m pip install -q "${pip_missing[@]}" 2>/dev/null \
