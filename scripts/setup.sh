@@ -37,7 +37,7 @@ python3 -c "import standardwebhooks" 2>/dev/null || pip_missing+=("standardwebho
 command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
 python3 -c "import yaml" 2>/dev/null || pip_missing+=(PyYAML)
 # Property-based tests of the public APIs from their OpenAPI documents.
-command -v schemathesis >/dev/null 2>&1 || pip_missing+=("schemathesis>=4.3,<5")
+python3 -c "import schemathesis" 2>/dev/null || pip_missing+=("schemathesis>=4.3,<5")
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "setup: pip installing ${pip_missing[*]}"
   python3 -m pip install -q "${pip_missing[@]}" 2>/dev/null \

@@ -104,7 +104,7 @@ def main():
         for name, url in [("sequencer", sequencer), ("learner", learner)]:
             print(f"== schemathesis: {name} ({url}/openapi.json)", flush=True)
             run = subprocess.run(
-                ["schemathesis", "run", f"{url}/openapi.json", "--checks", "all",
+                [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", "all",
                  "--exclude-checks", "positive_data_acceptance", "--max-examples", EXAMPLES,
                  "--seed", "1", "--no-color"],
                 env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
