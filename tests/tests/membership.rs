@@ -338,23 +338,11 @@ async fn a_sequencer_of_another_cluster_counts_no_acceptor() {
         ..ClusterSpec::default()
     });
     cluster.wait_serving(SERVE_WITHIN).await;
-    let port = free_port();
-    let stranger = cluster.spawn(
+    let stranger = extra_sequencer(
+        &cluster,
         "sequencer-other-cluster",
-        "paxid-sequencer",
-        port,
-        vec![
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--node-id".into(),
-            "7".into(),
-            "--cluster-id".into(),
-            "other".into(),
-            "--acceptors".into(),
-            cluster.acceptor_urls().join(","),
-            "--advertise-url".into(),
-            format!("http://127.0.0.1:{port}"),
-        ],
+        &cluster.acceptor_urls(),
+        &["--cluster-id", "other"],
     );
     let started = std::time::Instant::now();
     while !stranger.log_text().contains("belongs to another cluster") {
@@ -407,23 +395,11 @@ async fn one_acceptor_listed_twice_is_one_vote() {
     cluster.sequencers[0].terminate();
     let urls = cluster.acceptor_urls();
     let alias = urls[0].replace("127.0.0.1", "localhost");
-    let port = free_port();
-    let aliased = cluster.spawn(
+    let aliased = extra_sequencer(
+        &cluster,
         "sequencer-aliased-list",
-        "paxid-sequencer",
-        port,
-        vec![
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--node-id".into(),
-            "7".into(),
-            "--acceptors".into(),
-            [urls[0].clone(), alias, urls[1].clone()].join(","),
-            "--advertise-url".into(),
-            format!("http://127.0.0.1:{port}"),
-            "--id-timeout-ms".into(),
-            "1000".into(),
-        ],
+        &[urls[0].clone(), alias, urls[1].clone()],
+        &["--id-timeout-ms", "1000"],
     );
     let took = serve_once(&cluster, &aliased.url(), RESUME_WITHIN).await;
     println!("the aliased sequencer serves with acceptors 0 and 1 up (after {took:?})");
@@ -464,4 +440,22 @@ async fn one_acceptor_listed_twice_is_one_vote() {
         "IDs chosen by one acceptor of three: {served:?}\n{}",
         aliased.log_tail(30)
     );
+}
+
+/// A sequencer (node 7) outside the cluster's own, on a free port, given
+/// `acceptors` and `extra` flags.
+fn extra_sequencer(cluster: &Cluster, name: &str, acceptors: &[String], extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--node-id".into(),
+        "7".into(),
+        "--acceptors".into(),
+        acceptors.join(","),
+        "--advertise-url".into(),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    cluster.spawn(name, "paxid-sequencer", port, args)
 }
