@@ -80,3 +80,151 @@ fn the_suite_fails_a_store_that_loses_the_ballot_of_a_vote() {
     let disk = Rc::new(RefCell::new(MemoryStore::default()));
     conformance::run(|| BallotLosing(disk.clone()));
 }
+
+/// What a lossy store keeps of the changes it is given.
+type Lose = fn(&[Change]) -> Vec<Change>;
+
+/// A store shared across reopens that loses part of what it is given, as a
+/// store with a separate code path for batches, compactions or epoch
+/// transitions might.
+struct Lossy {
+    disk: Rc<RefCell<MemoryStore>>,
+    lose: Lose,
+}
+
+impl AcceptorStore for Lossy {
+    type Error = std::convert::Infallible;
+    fn load(&self) -> Result<AcceptorState, Self::Error> {
+        self.disk.borrow().load()
+    }
+    fn write(&mut self, changes: &[Change]) -> Result<Persisted, Self::Error> {
+        self.disk.borrow_mut().write(&(self.lose)(changes))
+    }
+}
+
+/// Runs the suite on a store that loses what `lose` drops; returns the
+/// message it failed with, or None if it passed the store.
+fn suite_failure(lose: Lose) -> Option<String> {
+    let disk = Rc::new(RefCell::new(MemoryStore::default()));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        conformance::run(|| Lossy {
+            disk: disk.clone(),
+            lose,
+        })
+    }));
+    let payload = outcome.err()?;
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+}
+
+/// Each way of losing part of a write that the suite must notice, with the
+/// rule it names.
+#[test]
+fn the_suite_fails_stores_that_lose_part_of_a_write() {
+    fn each(changes: &[Change], f: fn(&mut Change)) -> Vec<Change> {
+        changes
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                f(&mut c);
+                c
+            })
+            .collect()
+    }
+    let batched = "load returns what was written";
+    let compacted = "compaction deletes below and keeps the snapshot";
+    let moved = "a transition keeps its configuration and deletes the tail";
+    let cases: [(&str, Lose, &str); 8] = [
+        (
+            "only the first change of a batch",
+            |cs| cs[..cs.len().min(1)].to_vec(),
+            batched,
+        ),
+        (
+            "the membership in a batch",
+            |cs| {
+                if cs.len() > 1 {
+                    each(cs, |c| c.membership = None)
+                } else {
+                    cs.to_vec()
+                }
+            },
+            batched,
+        ),
+        (
+            "the promise in a batch",
+            |cs| {
+                if cs.len() > 1 {
+                    each(cs, |c| c.promised = None)
+                } else {
+                    cs.to_vec()
+                }
+            },
+            batched,
+        ),
+        (
+            "the membership of a compaction",
+            |cs| {
+                each(cs, |c| {
+                    if c.compact.is_some() {
+                        c.membership = None
+                    }
+                })
+            },
+            compacted,
+        ),
+        (
+            "the promise of a compaction",
+            |cs| {
+                each(cs, |c| {
+                    if c.compact.is_some() {
+                        c.promised = None
+                    }
+                })
+            },
+            compacted,
+        ),
+        (
+            "the membership of a transition",
+            |cs| {
+                each(cs, |c| {
+                    if c.truncate.is_some() {
+                        c.membership = None
+                    }
+                })
+            },
+            moved,
+        ),
+        (
+            "the configuration of a transition",
+            |cs| {
+                each(cs, |c| {
+                    if c.truncate.is_some() {
+                        c.configuration = None
+                    }
+                })
+            },
+            moved,
+        ),
+        (
+            "the promise of a transition",
+            |cs| {
+                each(cs, |c| {
+                    if c.truncate.is_some() {
+                        c.promised = None
+                    }
+                })
+            },
+            moved,
+        ),
+    ];
+    for (lost, lose, rule) in cases {
+        let failure = suite_failure(lose);
+        assert!(
+            failure.as_deref().is_some_and(|m| m.contains(rule)),
+            "a store losing {lost} must fail with {rule:?}, got {failure:?}"
+        );
+    }
+}
