@@ -61,3 +61,23 @@ fn sequence_name_errors_say_what_is_wrong() {
         "sequence name contains ' '; allowed are A-Z a-z 0-9 _ . -"
     );
 }
+
+#[test]
+fn a_configuration_needs_a_seat_and_no_address_or_member_twice() {
+    use paxos_core::{Configuration, Seat};
+    let seat = |address: &str, member: u128| Seat {
+        address: address.to_owned(),
+        member: MemberId(member),
+    };
+    let configuration = |seats| Configuration { epoch: 1, seats };
+    assert!(configuration(vec![seat("http://a", 1), seat("http://b", 2)]).is_valid());
+    assert!(!configuration(Vec::new()).is_valid(), "no seat");
+    assert!(
+        !configuration(vec![seat("http://a", 1), seat("http://a", 2)]).is_valid(),
+        "one address twice"
+    );
+    assert!(
+        !configuration(vec![seat("http://a", 1), seat("http://b", 1)]).is_valid(),
+        "one member twice"
+    );
+}
