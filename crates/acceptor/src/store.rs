@@ -85,31 +85,39 @@ impl RocksStore {
     }
 
     pub fn identity(&self) -> Result<Option<Identity>, StoreError> {
-        let Some(record) = self.db.get(KEY_IDENTITY)? else {
-            return Ok(None);
-        };
-        let mut d = Decoder::open(KEY_IDENTITY, &record)?;
-        let identity = Identity {
-            cluster_id: d.str()?,
-            node_uuid: d.str()?,
-        };
-        d.finish()?;
-        Ok(Some(identity))
+        self.read_record(KEY_IDENTITY, |d| {
+            Ok(Identity {
+                cluster_id: d.str()?,
+                node_uuid: d.str()?,
+            })
+        })
     }
 
     /// Where this database was created, if it says (data dirs made before
     /// the record existed do not).
     fn place(&self) -> Result<Option<Place>, StoreError> {
-        let Some(record) = self.db.get(KEY_PLACE)? else {
+        self.read_record(KEY_PLACE, |d| {
+            Ok(Place {
+                inode: d.u64()?,
+                birth_ns: d.u64()?,
+            })
+        })
+    }
+
+    /// One sealed record, decoded whole (trailing bytes are corruption);
+    /// None when the key is absent.
+    fn read_record<T>(
+        &self,
+        key: &[u8],
+        decode: impl FnOnce(&mut Decoder) -> Result<T, CorruptRecord>,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(record) = self.db.get(key)? else {
             return Ok(None);
         };
-        let mut d = Decoder::open(KEY_PLACE, &record)?;
-        let place = Place {
-            inode: d.u64()?,
-            birth_ns: d.u64()?,
-        };
+        let mut d = Decoder::open(key, &record)?;
+        let value = decode(&mut d)?;
         d.finish()?;
-        Ok(Some(place))
+        Ok(Some(value))
     }
 
     fn write_place(&mut self, place: Place) -> Result<(), StoreError> {
