@@ -15,7 +15,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use service::{ApiError, JsonBody};
 
-use crate::learn::PushRefused;
 use crate::AppState;
 
 /// `POST /v1/subscriptions/{id}/replay`.
@@ -46,25 +45,22 @@ pub fn routes(state: AppState) -> Router {
     internal.merge(subscriptions).with_state(state)
 }
 
-/// The leader's push of chosen slots: 204 once queued for learning.
+/// The leader's push of chosen slots: checked like any input, then taken
+/// as a hint to read the acceptors now (never as the values to deliver:
+/// see `learn`). 204 whatever the acceptors say.
 async fn chosen(
     State(state): State<AppState>,
     JsonBody(push): JsonBody<ChosenPush>,
 ) -> Result<StatusCode, ApiError> {
-    let mut slots = Vec::with_capacity(push.slots.len());
     for proposal in &push.slots {
-        let parsed = proposal
+        proposal
             .to_core()
             .map_err(|e| ApiError::unprocessable(format!("slot {}: {e}", proposal.slot)))?;
-        slots.push(parsed);
     }
-    match state.learning().push(push.epoch, slots) {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(PushRefused::Overloaded) => Err(ApiError::unavailable(
-            "the learner's input queue is full; the slots will be pulled from the acceptors",
-            1,
-        )),
+    if let Some(highest) = push.slots.iter().map(|p| p.slot).max() {
+        state.learning().hint(paxos_core::Slot(highest));
     }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, ApiError> {

@@ -1,7 +1,13 @@
-//! Learning chosen slots: pushed by the leader, pulled from the acceptors.
+//! Learning chosen slots: pulled from the acceptors, read at once when the
+//! leader pushes.
+//!
+//! A push is a hint, never a source: anyone holding the cluster token can
+//! post to `/v1/chosen`, so the learner releases only what its acceptors
+//! confirm (a majority of votes under one ballot, or an acceptor's chosen
+//! mark) and a push only makes the pull loop read them now.
 //!
 //! One task (the "learning actor") owns the [`paxos_core::Learner`]: it takes
-//! pushes and pulled votes from a channel, and appends every released slot
+//! pulled votes from a channel, and appends every released slot
 //! to the store (synced) before it publishes the new learned point. Nothing
 //! downstream (delivery, progress reports) sees a slot before it is durable.
 //! Because the actor is never cancelled mid-append, two appends can never
@@ -29,14 +35,14 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::store::Store;
 use crate::{fatal, metric};
 
-/// Slots above the learned point the learner keeps in memory; pushes beyond
-/// are dropped (the pull loop brings them once the window moves).
+/// Slots above the learned point the learner keeps in memory; votes beyond
+/// are dropped (the pull loop brings them again once the window moves).
 pub const WINDOW_SLOTS_MAX: u64 = 4096;
 /// Entries asked from each acceptor per poll.
 pub const PULL_ENTRIES_MAX: u64 = 512;
 /// Most slots appended in one write batch.
 pub const GROUP_SLOTS_MAX: usize = 8192;
-/// Inputs queued for the learning actor before pushes are refused.
+/// Inputs queued for the learning actor.
 pub const INPUT_QUEUE_MAX: usize = 1024;
 /// Longest one call to an acceptor may take.
 pub const ACCEPTOR_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,8 +70,6 @@ struct PollState {
 /// Something for the learning actor.
 #[derive(Debug)]
 enum Input {
-    /// Chosen slots a leader of `epoch` pushed.
-    Push { epoch: u64, slots: Vec<(Slot, Value)> },
     Pulled {
         /// The epoch of the [`AcceptorSet`] `acceptor` indexes.
         epoch: u64,
@@ -122,13 +126,6 @@ pub struct Learning {
     acceptors: watch::Receiver<AcceptorSet>,
     pull_now: Arc<Notify>,
     coverage: Arc<Coverage>,
-}
-
-/// Why a push was not taken.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PushRefused {
-    /// The actor is busy; pulls will bring these slots.
-    Overloaded,
 }
 
 /// Set while every acceptor has compacted above the learner's next slot:
@@ -265,9 +262,9 @@ impl Learning {
             "The epoch of the configuration whose acceptors this learner reads."
         );
         // Present from the start, so that an alert on its increase sees 0 first.
-        for source in ["push", "pull"] {
-            metrics::counter!(metric::CONFLICTS_TOTAL, "source" => source).increment(0);
-        }
+        // (`source` is always `pull` since pushes became hints; the label
+        // stays for the dashboards and alerts that select on it.)
+        metrics::counter!(metric::CONFLICTS_TOTAL, "source" => "pull").increment(0);
         let (set, from_slot) = match store.configuration()? {
             Some((from_slot, configuration)) => (AcceptorSet::of(&configuration), from_slot),
             None => (
@@ -303,11 +300,13 @@ impl Learning {
         Ok((learning, actor))
     }
 
-    /// Chosen slots the leader pushed; any order, any distance ahead.
-    pub fn push(&self, epoch: u64, slots: Vec<(Slot, Value)>) -> Result<(), PushRefused> {
-        self.inputs
-            .try_send(Input::Push { epoch, slots })
-            .map_err(|_| PushRefused::Overloaded)
+    /// The leader pushed slots up to `highest` as chosen: if that is news,
+    /// read the acceptors now rather than at the next poll. The values
+    /// pushed are not taken (see the module comment).
+    pub fn hint(&self, highest: Slot) {
+        if highest.0 >= self.learned_below() {
+            self.pull_now.notify_one();
+        }
     }
 
     /// Every slot below this is durable in the learned log.
@@ -872,7 +871,7 @@ async fn run_actor(
             pull_now.notify_one();
             continue;
         }
-        let mut pushed_max = apply(&mut learner, input);
+        apply(&mut learner, input);
         // Release after every input, not once per group: the window moves
         // with each release, and a later push in the group may lie beyond
         // where the window started.
@@ -886,7 +885,7 @@ async fn run_actor(
                 next_input = Some(input);
                 break;
             }
-            pushed_max = pushed_max.max(apply(&mut learner, input));
+            apply(&mut learner, input);
             ready.extend(learner.take_ready());
         }
         if let Some((from, _)) = ready.first() {
@@ -921,41 +920,12 @@ async fn run_actor(
                 pull_now.notify_one();
             }
         }
-        if pushed_max.is_some_and(|slot| slot >= learner.next()) {
-            // A push left a gap: a slot before it was missed; pull it now.
-            pull_now.notify_one();
-        }
     }
 }
 
-/// Feeds one input to the learner; returns the highest pushed slot.
-fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
+/// Feeds one input to the learner.
+fn apply(learner: &mut Learner, input: Input) {
     match input {
-        Input::Push { epoch, slots } => {
-            let highest = slots.iter().map(|(slot, _)| *slot).max();
-            if epoch != learner.epoch() {
-                // From a leader of another configuration: above a stop
-                // sign an old epoch's slots are void, and a later epoch's
-                // slots are not this learner's yet. Pulls bring them.
-                return None;
-            }
-            // A stop sign that does not name the next epoch comes from a
-            // leader of another epoch (or a forger): everything it sent may
-            // be void in this one.
-            if let Some((slot, reason)) = slots
-                .iter()
-                .find_map(|(slot, value)| stop_sign_refused(learner, *slot, value).map(|r| (*slot, r)))
-            {
-                refused_stop_sign(slot, &reason, "push", None);
-                return highest;
-            }
-            for (slot, value) in slots {
-                if let Err(conflict) = learner.learn_chosen(slot, value) {
-                    refused(&conflict, "push", None);
-                }
-            }
-            highest
-        }
         Input::Pulled {
             epoch,
             acceptor,
@@ -965,7 +935,7 @@ fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
             if epoch != learner.epoch() {
                 // Read from the acceptors of another configuration: the
                 // index does not name a seat of this one.
-                return None;
+                return;
             }
             if let Some(member) = member {
                 learner.identify(acceptor, member);
@@ -973,15 +943,14 @@ fn apply(learner: &mut Learner, input: Input) -> Option<Slot> {
             for (slot, accepted) in &entries {
                 if accepted.ballot.epoch == learner.epoch() {
                     if let Some(reason) = stop_sign_refused(learner, *slot, &accepted.value) {
-                        refused_stop_sign(*slot, &reason, "pull", Some(acceptor));
+                        refused_stop_sign(*slot, &reason, acceptor);
                         continue;
                     }
                 }
                 if let Err(conflict) = learner.observe(acceptor, *slot, accepted) {
-                    refused(&conflict, "pull", Some(acceptor));
+                    refused(&conflict, acceptor);
                 }
             }
-            None
         }
         Input::Jump(_) | Input::Adopt { .. } => unreachable!("handled by the actor loop"),
     }
@@ -1002,27 +971,20 @@ fn stop_sign_refused(learner: &Learner, slot: Slot, value: &Value) -> Option<Str
     })
 }
 
-fn refused_stop_sign(slot: Slot, reason: &str, source: &'static str, acceptor: Option<AcceptorId>) {
-    metrics::counter!(metric::CONFLICTS_TOTAL, "source" => source).increment(1);
-    tracing::error!(
-        slot = slot.0,
-        source,
-        acceptor = acceptor.map(|a| a.0),
-        "refused a report: {reason}"
-    );
+fn refused_stop_sign(slot: Slot, reason: &str, acceptor: AcceptorId) {
+    metrics::counter!(metric::CONFLICTS_TOTAL, "source" => "pull").increment(1);
+    tracing::error!(slot = slot.0, acceptor = acceptor.0, "refused a report: {reason}");
 }
 
 /// A report that contradicts what the learner already took: the learner
 /// kept the first value and refused this one. Only a faulty or forged peer
 /// (or broken agreement) sends one, so it is an error for the operator, but
-/// not a reason to stop learning. `source` is `push` (`POST /v1/chosen`) or
-/// `pull` (an acceptor's log).
-fn refused(conflict: &Conflict, source: &'static str, acceptor: Option<AcceptorId>) {
-    metrics::counter!(metric::CONFLICTS_TOTAL, "source" => source).increment(1);
+/// not a reason to stop learning.
+fn refused(conflict: &Conflict, acceptor: AcceptorId) {
+    metrics::counter!(metric::CONFLICTS_TOTAL, "source" => "pull").increment(1);
     tracing::error!(
         slot = conflict.slot.0,
-        source,
-        acceptor = acceptor.map(|a| a.0),
+        acceptor = acceptor.0,
         "refused a conflicting report: {conflict}"
     );
 }
@@ -1151,8 +1113,13 @@ mod tests {
             };
             learning.inputs.send(input).await.expect("the actor runs");
         }
-        learning.push(0, chunk(0, 1)).expect("queued");
-        learning.push(0, chunk(3, 4)).expect("queued");
+        for (from, to) in [(0, 1), (3, 4)] {
+            learning
+                .inputs
+                .send(chosen_marks(from, to))
+                .await
+                .expect("the actor runs");
+        }
         let mut learned = learning.subscribe();
         let reached = tokio::time::timeout(Duration::from_secs(10), learned.wait_for(|below| *below >= 4));
         assert!(reached.await.is_ok(), "learned only {}", learning.learned_below());
@@ -1163,19 +1130,42 @@ mod tests {
         actor.abort();
     }
 
-    /// On a current-thread runtime the actor cannot run while the pushes are
+    /// Slots `from..to` as one acceptor's chosen marks.
+    fn chosen_marks(from: u64, to: u64) -> Input {
+        let entries = chunk(from, to)
+            .into_iter()
+            .map(|(slot, value)| {
+                let ballot = paxos_core::Ballot::new(1, paxos_core::NodeId(1));
+                (
+                    slot,
+                    Accepted {
+                        ballot,
+                        value,
+                        chosen: true,
+                    },
+                )
+            })
+            .collect();
+        Input::Pulled {
+            epoch: 0,
+            acceptor: AcceptorId(0),
+            member: None,
+            entries,
+        }
+    }
+
+    /// On a current-thread runtime the actor cannot run while the pulls are
     /// queued, so they reach it as one group spanning four windows; each
     /// must be taken in as the window moves.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_group_of_pushes_larger_than_the_window_is_learned() {
+    async fn a_group_of_pulls_larger_than_the_window_is_learned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let (learning, actor) = Learning::start(store.clone(), seed(3)).expect("start");
         let total = 4 * WINDOW_SLOTS_MAX;
         for from in (0..total).step_by(500) {
-            learning
-                .push(0, chunk(from, (from + 500).min(total)))
-                .expect("queued");
+            let pulled = chosen_marks(from, (from + 500).min(total));
+            learning.inputs.try_send(pulled).expect("queued");
         }
         let actor = tokio::spawn(actor);
         let mut learned = learning.subscribe();

@@ -1,8 +1,9 @@
 //! `paxid-learner`: learns chosen slots and delivers every allocation to
 //! webhook subscribers, signed, in slot order, across restarts.
 //!
-//! - [`learn`]: the leader pushes chosen slots (`POST /v1/chosen`); a pull
-//!   loop polls every acceptor's log to catch up and fill gaps. A
+//! - [`learn`]: a pull loop polls every acceptor's log; the leader's push
+//!   (`POST /v1/chosen`) only makes it poll at once (a hint: pushed values
+//!   are never taken, so a forged push delivers nothing). A
 //!   [`paxos_core::Learner`] decides what is chosen; released slots go to
 //!   the RocksDB [`store`] (synced) before anything else sees them. The
 //!   acceptors read are those of the configuration followed: `--acceptors`
@@ -44,7 +45,7 @@ pub mod metric {
     pub const DELIVERY_ATTEMPTS_TOTAL: &str = "paxid_learner_delivery_attempts_total";
     pub const WEBHOOK_DURATION_SECONDS: &str = "paxid_learner_webhook_duration_seconds";
     pub const LOG_START: &str = "paxid_learner_log_start";
-    /// Counter, by `source` (`push` or `pull`): reports refused because they
+    /// Counter, by `source` (always `pull`): reports refused because they
     /// contradict a value the learner already holds (two values chosen for
     /// one slot, or two values voted under one ballot).
     pub const CONFLICTS_TOTAL: &str = "paxid_learner_conflicts_total";

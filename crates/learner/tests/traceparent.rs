@@ -36,8 +36,29 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
     let hook_url = format!("http://{}/hook", hook_listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(hook_listener, hook).await });
 
+    // One acceptor holding slot 0 as chosen: a learner releases only what
+    // its acceptors confirm (the push below only makes it read them).
+    let value = serde_json::json!({"kind": "allocations",
+        "allocations": [{"sequence": "default", "id": 1, "count": 1}]});
+    let log = serde_json::json!({"compacted_below": 0, "chosen_below": 1, "entries": [{"slot": 0,
+        "ballot": {"epoch": 0, "round": 1, "node": 1}, "value": value, "chosen": true}]});
+    let acceptor = Router::new()
+        .route(
+            "/v1/log",
+            axum::routing::get(move || async move { axum::Json(log) }),
+        )
+        .route(
+            "/v1/status",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"state": "voting", "compacted_below": 0}))
+            }),
+        );
+    let acceptor_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let acceptor_url = format!("http://{}", acceptor_listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(acceptor_listener, acceptor).await });
+
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::new("127.0.0.1:0", dir.path(), vec!["http://127.0.0.1:9".to_owned()]);
+    let mut config = Config::new("127.0.0.1:0", dir.path(), vec![acceptor_url]);
     config.allow_private_webhooks = true;
     let state = AppState::start(config).expect("learner starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -52,8 +73,7 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
-    let push = serde_json::json!({"slots": [{"slot": 0, "value": {"kind": "allocations",
-        "allocations": [{"sequence": "default", "id": 1, "count": 1}]}}]});
+    let push = serde_json::json!({"slots": [{"slot": 0, "value": value}]});
     let pushed = http
         .post(format!("{url}/v1/chosen"))
         .json(&push)
