@@ -5,6 +5,7 @@
 //! executes. See ARCHITECTURE.md for the protocol and its invariants.
 
 pub mod acceptor;
+pub mod contact;
 pub mod learner;
 pub mod proposer;
 pub mod rebuild;
@@ -15,6 +16,7 @@ pub use acceptor::{
     Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply,
     Install, Join, JoinReply, NotVoting, Persisted, Prepare, PrepareReply, Promise, Step, Transition,
 };
+pub use contact::{Heard, LeaderContact};
 pub use learner::Learner;
 pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
 pub use rebuild::{Rebuild, RebuildStep};
