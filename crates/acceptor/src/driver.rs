@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorView, Ballot, Change, Commit, CommitReply,
-    Configuration, Install, Join, JoinReply, Membership, NotVoting, Persisted, Prepare, PrepareReply, Slot,
-    Snapshot, Step, Transition,
+    Configuration, Install, Join, JoinReply, LeaderContact, Membership, NotVoting, Persisted, Prepare,
+    PrepareReply, Slot, Snapshot, Step, Transition,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,7 +109,8 @@ pub fn spawn(
         store,
         learners,
         passed: BTreeSet::new(),
-        leader: None,
+        leader: LeaderContact::new(),
+        started: Instant::now(),
         settings,
     };
     driver.publish_gauges();
@@ -327,7 +328,10 @@ struct Driver {
     /// Learners compaction has passed (and counted) and that have not
     /// caught up since; in memory, so a restart counts a stale one again.
     passed: BTreeSet<String>,
-    leader: Option<(Ballot, String, Instant)>,
+    /// The leader last heard, by URL; the core decides what counts.
+    leader: LeaderContact<String>,
+    /// The clock `leader` is read on: milliseconds since this instant.
+    started: Instant,
     settings: DriverSettings,
 }
 
@@ -375,10 +379,7 @@ impl Driver {
             }
             Command::Transition { transition, reply } => {
                 let step = self.acceptor.handle_transition(&transition);
-                if *step.peek() == JoinReply::Joined {
-                    // A leader heard in the epoch before is no leader here.
-                    self.leader = None;
-                }
+                self.leader.transitioned(step.peek());
                 self.membership_step(step, reply, batch);
             }
             Command::CurrentTransition { reply } => {
@@ -442,12 +443,11 @@ impl Driver {
         batch: &mut Batch,
     ) {
         let step = self.acceptor.handle_accept(accept);
+        if let Some(url) = leader_url {
+            self.leader.accepted(accept, step.peek(), self.now_ms(), url);
+        }
         match step.peek() {
-            AcceptReply::Accepted { .. } => {
-                if let Some(url) = leader_url {
-                    self.leader = Some((accept.ballot, url, Instant::now()));
-                }
-            }
+            AcceptReply::Accepted { .. } => {}
             AcceptReply::Rejected { .. } => metrics::rejection("accept_ballot_below_promise"),
             AcceptReply::Conflict { slot } => {
                 tracing::error!(%slot, ballot = %accept.ballot, "refused an accept that would put a second value into a slot");
@@ -467,13 +467,14 @@ impl Driver {
         reply: oneshot::Sender<Result<CommitReply, NotVoting>>,
         batch: &mut Batch,
     ) {
-        // A heartbeat from below the promise comes from a deposed leader.
-        let current = commit.ballot >= self.acceptor.state().promised;
         let step = self.acceptor.handle_commit(commit);
-        match (step.peek(), current) {
-            (Err(NotVoting), _) => metrics::rejection("not_voting"),
-            (Ok(_), true) => self.leader = Some((commit.ballot, leader_url, Instant::now())),
-            (Ok(_), false) => metrics::rejection("commit_ballot_below_promise"),
+        self.leader
+            .committed(commit, step.peek(), self.now_ms(), leader_url);
+        match step.peek() {
+            Err(NotVoting) => metrics::rejection("not_voting"),
+            // A heartbeat from below the promise comes from a deposed leader.
+            Ok(reply) if reply.promised != commit.ballot => metrics::rejection("commit_ballot_below_promise"),
+            Ok(_) => {}
         }
         batch.step(step, move |r| {
             let _ = reply.send(r);
@@ -500,12 +501,11 @@ impl Driver {
         let view: AcceptorView = self.acceptor.view();
         let leader = self
             .leader
-            .as_ref()
-            .filter(|(ballot, _, _)| *ballot == view.promised)
-            .map(|(ballot, url, heard)| LeaderHeard {
-                ballot: *ballot,
-                url: url.clone(),
-                heard_ago_ms: u64::try_from(heard.elapsed().as_millis()).unwrap_or(u64::MAX),
+            .status(view.promised, self.now_ms())
+            .map(|heard| LeaderHeard {
+                ballot: heard.ballot,
+                url: heard.leader.clone(),
+                heard_ago_ms: heard.heard_ago_ms,
             });
         StatusView {
             membership: view.membership.clone(),
@@ -517,6 +517,11 @@ impl Driver {
             compacted_below: view.compacted_below,
             log_entries: view.log_entries,
         }
+    }
+
+    /// Milliseconds on the driver's monotonic clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn learner_progress(
