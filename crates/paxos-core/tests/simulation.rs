@@ -46,9 +46,9 @@ use std::time::Instant;
 use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
     Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, JoinReply,
-    Learner, MemberId, Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare, PrepareReply,
-    Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, Replace, RequestId, Role, SequenceName, Slot,
-    Step, Value,
+    LeaderContact, Learner, MemberId, Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare,
+    PrepareReply, Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, Replace, RequestId, Role,
+    SequenceName, Slot, Step, Value,
 };
 use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
 
@@ -451,9 +451,9 @@ struct AcceptorNode {
     /// Steps applied in memory whose changes are not written yet.
     unwritten: Vec<(Change, Held)>,
     write_scheduled: bool,
-    /// (ballot, when) of the last accept or commit this acceptor took from
-    /// the ballot it had promised: what its status reports.
-    leader_heard: Option<(Ballot, u64)>,
+    /// The sequencer this acceptor last heard lead (the core decides what
+    /// counts): what its status reports.
+    leader: LeaderContact<usize>,
     /// The crash that took it down lost the disk: it restarts blank.
     lose_disk: bool,
     /// The last voting member whose disk this acceptor lost: the one a
@@ -562,7 +562,7 @@ impl Sim {
                 store: MemoryStore::with_state(state),
                 unwritten: Vec::new(),
                 write_scheduled: false,
-                leader_heard: None,
+                leader: LeaderContact::new(),
                 lose_disk: false,
                 lost_member: None,
             })
@@ -743,10 +743,9 @@ impl Sim {
                 )
             }
             Msg::Accept { p, inc, accept } => {
-                let (change, reply) = node.acceptor.handle_accept(&accept).into_parts();
-                if node.acceptor.state().promised == accept.ballot {
-                    node.leader_heard = Some((accept.ballot, now));
-                }
+                let step = node.acceptor.handle_accept(&accept);
+                node.leader.accepted(&accept, step.peek(), now, p);
+                let (change, reply) = step.into_parts();
                 let slots = accept.entries.iter().map(|(s, _)| *s).collect();
                 (
                     change,
@@ -760,10 +759,9 @@ impl Sim {
                 )
             }
             Msg::Commit { p, inc, commit } => {
-                let (change, reply) = node.acceptor.handle_commit(&commit).into_parts();
-                if node.acceptor.state().promised == commit.ballot {
-                    node.leader_heard = Some((commit.ballot, now));
-                }
+                let step = node.acceptor.handle_commit(&commit);
+                node.leader.committed(&commit, step.peek(), now, p);
+                let (change, reply) = step.into_parts();
                 (
                     change,
                     Held::Commit {
@@ -802,10 +800,7 @@ impl Sim {
                 let state = node.acceptor.state();
                 let (member, blank) = (state.member, state.membership.is_none());
                 let promised = node.acceptor.state().promised;
-                let leader_heard_ago_ms = node
-                    .leader_heard
-                    .filter(|(ballot, _)| *ballot == promised)
-                    .map(|(_, at)| now - at);
+                let leader_heard_ago_ms = node.leader.status(promised, now).map(|heard| heard.heard_ago_ms);
                 (
                     Change::default(),
                     Held::Status {
@@ -1018,7 +1013,7 @@ impl Sim {
         self.stats.writes_lost += node.unwritten.iter().filter(|(c, _)| !c.is_empty()).count() as u64;
         node.unwritten.clear();
         node.write_scheduled = false;
-        node.leader_heard = None;
+        node.leader.forget();
         // At most one acceptor blank at a time: more than a minority would
         // leave the cluster legitimately dead.
         let other_blank = (0..self.world.acceptors).any(|b| b != a && self.blank_or_losing(b));
