@@ -4,11 +4,16 @@
 //! its answer must be one of the documented statuses, with a body that has
 //! the documented required fields (and no undocumented ones where the schema
 //! is closed).
+//!
+//! And without a cluster: each document lists every route its router
+//! serves (read from the routers' source), except the internal routes each
+//! service declares, so a new route cannot be left out of it.
 
 // The test holds the cluster lock for its whole run on purpose (see
 // tests/sequencer.rs).
 #![allow(clippy::await_holding_lock)]
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use paxid_tests::{serial, Cluster, ClusterSpec};
@@ -64,6 +69,16 @@ async fn the_documents_are_open_complete_and_true_to_the_services() {
             Some("application/json")
         );
         let document: Value = answer.json().await.expect("JSON");
+        let generated = if url == &sequencer {
+            api::openapi::SEQUENCER
+        } else {
+            api::openapi::LEARNER
+        };
+        assert_eq!(
+            document,
+            serde_json::from_str::<Value>(generated).expect("JSON"),
+            "{url} serves another document than the generated one"
+        );
         assert_eq!(document["openapi"], "3.1.0");
         for problem in api::problem::PUBLIC_TYPES {
             assert!(
@@ -235,5 +250,149 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) {
         for (i, item) in items.iter().enumerate() {
             conforms(document, &schema["items"], item, &format!("{at}[{i}]"));
         }
+    }
+}
+
+/// Every `(method, path)` a router built from these source files serves:
+/// each `.route("PATH", get(..).post(..))` call, comments left out.
+fn routes_in_source(files: &[&str]) -> BTreeSet<(String, String)> {
+    const METHODS: [&str; 7] = ["get", "post", "put", "delete", "patch", "head", "options"];
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let path = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let code: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            let Some(literal) = rest.trim_start().strip_prefix('"') else {
+                panic!(
+                    "{file}: a route whose path is not a literal: {}",
+                    &rest[..rest.len().min(80)]
+                );
+            };
+            let (route, after) = literal.split_once('"').expect("a closed literal");
+            // The method router: up to the parenthesis that closes `.route(`.
+            let mut depth = 1;
+            let end = after
+                .char_indices()
+                .find(|(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(after.len(), |(i, _)| i);
+            let methods = &after[..end];
+            let mut found = false;
+            for (i, _) in methods.match_indices('(') {
+                let word_start = methods[..i]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(0, |j| j + 1);
+                let word = &methods[word_start..i];
+                if METHODS.contains(&word) {
+                    routes.insert((word.to_uppercase(), route.to_owned()));
+                    found = true;
+                }
+            }
+            assert!(found, "{file}: no method found for {route}: {methods}");
+        }
+    }
+    routes
+}
+
+fn documented(document: &str) -> BTreeSet<(String, String)> {
+    let document: Value = serde_json::from_str(document).expect("the document is JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut routes = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            if operation.get("responses").is_some() {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+/// Every `$ref` of the document names a component it holds.
+fn refs_resolve(document: &str) {
+    fn walk(value: &Value, root: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let target = reference
+                        .strip_prefix('#')
+                        .and_then(|pointer| root.pointer(pointer));
+                    assert!(target.is_some(), "{reference} does not resolve");
+                }
+                map.values().for_each(|v| walk(v, root));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, root)),
+            _ => {}
+        }
+    }
+    let root: Value = serde_json::from_str(document).expect("JSON");
+    walk(&root, &root);
+}
+
+#[test]
+fn every_route_the_routers_serve_is_documented_or_declared_internal() {
+    let health = "crates/service/src/health.rs";
+    let services = [
+        (
+            "sequencer",
+            routes_in_source(&["crates/sequencer/src/http.rs", health]),
+            api::openapi::SEQUENCER,
+            api::openapi::SEQUENCER_INTERNAL_ROUTES,
+        ),
+        (
+            "learner",
+            routes_in_source(&["crates/learner/src/http.rs", "crates/learner/src/lib.rs", health]),
+            api::openapi::LEARNER,
+            api::openapi::LEARNER_INTERNAL_ROUTES,
+        ),
+    ];
+    for (name, served, document, internal) in services {
+        refs_resolve(document);
+        let documented = documented(document);
+        let internal: BTreeSet<(String, String)> = internal
+            .iter()
+            .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+            .collect();
+        assert!(
+            served.len() > internal.len(),
+            "{name}: no routes found: {served:?}"
+        );
+        for route in &served {
+            assert!(
+                documented.contains(route) || internal.contains(route),
+                "{name}: {route:?} is served but neither in its OpenAPI document nor declared internal"
+            );
+        }
+        for route in documented.iter().chain(&internal) {
+            assert!(
+                served.contains(route),
+                "{name}: {route:?} is documented or declared but not served"
+            );
+        }
+        for route in &internal {
+            assert!(
+                !documented.contains(route),
+                "{name}: internal {route:?} is in the public document"
+            );
+        }
+        println!(
+            "{name}: {} routes served, {} documented, {} internal",
+            served.len(),
+            documented.len(),
+            internal.len()
+        );
     }
 }

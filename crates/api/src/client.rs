@@ -3,20 +3,31 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /next-id`; both fields optional, unknown fields refused.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NextIdRequest {
+    /// Default 1 (also when null); at most --count-max, 1000000 unless the
+    /// operator set another maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1_000_000, format = "uint64")]
     pub count: Option<u64>,
+    /// Default `default` (also when null); with --sequences, one of those
+    /// names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub sequence: Option<String>,
 }
 
 /// IDs `id ..= id + count - 1` of `sequence`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NextIdResponse {
+    /// The first ID. Unsigned 64-bit: beyond 2^53, JavaScript numbers lose
+    /// precision.
+    #[schema(minimum = 1, format = "uint64")]
     pub id: u64,
+    #[schema(minimum = 1, format = "uint64")]
     pub count: u64,
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub sequence: String,
 }
 

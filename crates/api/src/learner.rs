@@ -3,43 +3,58 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/subscriptions`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
+    /// http or https; private and loopback addresses only with
+    /// --allow-private-webhooks.
+    #[schema(format = "uri")]
     pub url: String,
-    /// Only these sequences; all when absent.
+    /// Only these sequences (at least one); every sequence when absent or
+    /// null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::sequence_filter_request)]
     pub sequences: Option<Vec<String>>,
-    /// Deliver from this slot on; the learner's current point when absent.
+    /// Deliver from this slot on (null: the learner's current point). A
+    /// slot below the learner's retained log is refused with 422.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint64")]
     pub from_slot: Option<u64>,
 }
 
 /// `201` answer: the only time the secret is shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionCreated {
     pub id: String,
+    #[schema(pattern = "^whsec_")]
     pub secret: String,
 }
 
 /// `GET /v1/subscriptions/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Subscription)]
 pub struct SubscriptionView {
     pub id: String,
+    #[schema(format = "uri")]
     pub url: String,
+    /// Only these sequences; every sequence when null.
+    #[schema(schema_with = crate::openapi::sequence_filter)]
     pub sequences: Option<Vec<String>>,
     /// `active`, `failing` or `disabled`.
+    #[schema(schema_with = crate::openapi::subscription_state)]
     pub state: String,
     /// RFC 3339 time of the first failure of the current run of failures.
     pub failing_since: Option<String>,
     pub disabled_reason: Option<String>,
     /// Every slot below this was delivered (or filtered out).
+    #[schema(format = "uint64")]
     pub delivered_below: u64,
     /// Slots learned but not yet delivered.
+    #[schema(format = "uint64")]
     pub lag_slots: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub subscriptions: Vec<SubscriptionView>,
 }

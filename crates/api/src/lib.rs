@@ -7,19 +7,8 @@
 pub mod client;
 pub mod internal;
 pub mod learner;
+pub mod openapi;
 pub mod problem;
-
-/// The OpenAPI 3.1 documents of the public APIs, served at
-/// `GET /openapi.json` without credentials. Written by hand beside the
-/// types above; `tests/tests/openapi.rs` holds them to the routes the
-/// services serve, to every problem type in [`problem`], and to real
-/// answers.
-pub mod openapi {
-    /// The sequencer's client API (`POST /next-id`) and probes.
-    pub const SEQUENCER: &str = include_str!("../openapi/sequencer.json");
-    /// The learner's subscription API and probes.
-    pub const LEARNER: &str = include_str!("../openapi/learner.json");
-}
 
 /// Installs rustls' ring provider as the process default, once.
 ///

@@ -44,9 +44,44 @@ pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";
 pub const INTERNAL: &str = "https://paxid.dev/problems/internal";
 
 /// Every type a client of the public APIs (`POST /next-id`, the
-/// subscription API) can receive; each is documented in the OpenAPI
-/// documents' `x-problem-types`. (`not-voting` and `wrong-cluster` come
-/// only from acceptors.)
+/// subscription API) can receive, with the statuses it comes with and
+/// when; the OpenAPI documents list each under `x-problem-types` and in the
+/// `type` enum of the `Problem` schema. (`not-voting` and `wrong-cluster`
+/// come only from acceptors.)
+pub const PUBLIC_TYPE_DOCS: &[(&str, &str)] = &[
+    (
+        INVALID_REQUEST,
+        "422: valid JSON with wrong fields or values, or a path parameter out of range",
+    ),
+    (MALFORMED_JSON, "400: the body is not JSON"),
+    (
+        UNSUPPORTED_MEDIA_TYPE,
+        "415: a body with a content type other than application/json",
+    ),
+    (PAYLOAD_TOO_LARGE, "413: a body over --body-limit-bytes"),
+    (NOT_FOUND, "404: no such route or resource"),
+    (METHOD_NOT_ALLOWED, "405: the route exists, not with this method"),
+    (
+        UNAUTHORIZED,
+        "401: the scope's token is configured and the call has none of its tokens",
+    ),
+    (
+        CONFLICT,
+        "409: the request contradicts the state (a sequence that would pass 2^64-1, \
+         a subscription state that does not allow it)",
+    ),
+    (
+        UNAVAILABLE,
+        "503 with Retry-After: no leader or quorum reachable yet; retry",
+    ),
+    (
+        TIMEOUT,
+        "503/504: the request took longer than --request-timeout-ms; it may have taken effect",
+    ),
+    (INTERNAL, "500: a bug; nothing acknowledged is lost"),
+];
+
+/// The type URIs of [`PUBLIC_TYPE_DOCS`].
 pub const PUBLIC_TYPES: &[&str] = &[
     INVALID_REQUEST,
     MALFORMED_JSON,
@@ -113,6 +148,47 @@ fn about_blank() -> String {
     ABOUT_BLANK.to_owned()
 }
 
+/// The `Problem` schema of the OpenAPI documents: written out rather than
+/// derived, so that `type` is the enum of [`PUBLIC_TYPES`] (and
+/// `about:blank`) and the `field` extension is named; the object stays
+/// open to other extension members, as RFC 9457 allows.
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let types = PUBLIC_TYPES.iter().copied().chain([ABOUT_BLANK]);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "RFC 9457 problem details. `type` is one of the stable URIs listed in `x-problem-types`.",
+            ))
+            .property("type", string().enum_values(Some(types)))
+            .required("type")
+            .property("title", string())
+            .required("title")
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(400))
+                    .maximum(Some(599)),
+            )
+            .required("status")
+            .property("detail", string())
+            .property("instance", string())
+            .property(
+                "field",
+                string().description(Some("The request field at fault, where there is one.")),
+            )
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(
+                true,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Problem {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +211,12 @@ mod tests {
         );
         let back: Problem = serde_json::from_value(value).expect("deserializes");
         assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn every_public_type_is_described_once() {
+        let described: Vec<&str> = PUBLIC_TYPE_DOCS.iter().map(|(t, _)| *t).collect();
+        assert_eq!(described, PUBLIC_TYPES);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use api::internal::ChosenPush;
 use api::learner::{
     CreateSubscription, LearnerStatus, SubscriptionCreated, SubscriptionList, SubscriptionView,
 };
+use api::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -19,11 +20,20 @@ use crate::AppState;
 
 /// `POST /v1/subscriptions/{id}/replay`.
 // TODO(api): move to crates/api/src/learner.rs so the CLI can send it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaySubscription {
+    /// Deliver again from this slot on. A slot below the learner's
+    /// retained log is refused with 422.
+    #[schema(format = "uint64")]
     pub from_slot: u64,
 }
+
+// The OpenAPI document of the subscription API. Declared here rather than
+// in lib.rs so that it sees the handlers' `#[utoipa::path]`s; the file is
+// src/openapi.rs.
+#[path = "openapi.rs"]
+pub mod openapi;
 
 /// Most recent gaps listed by `GET /v1/status`.
 pub const STATUS_GAPS_MAX: usize = 16;
@@ -81,6 +91,31 @@ async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, Ap
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    operation_id = "createSubscription",
+    tag = "subscriptions",
+    summary = "Subscribe a webhook URL to the allocations.",
+    description = "Each webhook is a POST to `url` signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the secret returned here.",
+    request_body(content = CreateSubscription, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 201, description = "Created; the secret is shown only here.", body = SubscriptionCreated),
+        (status = 400, description = "The body is not JSON.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with the state.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the limit.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or values.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CreateSubscription>,
@@ -89,12 +124,41 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    operation_id = "listSubscriptions",
+    tag = "subscriptions",
+    summary = "Every subscription.",
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The subscriptions.", body = SubscriptionList),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(State(state): State<AppState>) -> Json<SubscriptionList> {
     Json(SubscriptionList {
         subscriptions: state.subscriptions().list(),
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}",
+    operation_id = "getSubscription",
+    tag = "subscriptions",
+    summary = "One subscription and its delivery state.",
+    params(("id" = String, Path, description = "The subscription's `id`, as `POST /v1/subscriptions` returned it.")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The subscription.", body = SubscriptionView),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -102,11 +166,45 @@ async fn show(
     state.subscriptions().get(&id).map(Json)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{id}",
+    operation_id = "deleteSubscription",
+    tag = "subscriptions",
+    summary = "Remove a subscription; nothing more is delivered to it.",
+    params(("id" = String, Path, description = "The subscription's `id`, as `POST /v1/subscriptions` returned it.")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     state.subscriptions().delete(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/enable",
+    operation_id = "enableSubscription",
+    tag = "subscriptions",
+    summary = "Enable a disabled subscription again; delivery resumes at its cursor.",
+    params(("id" = String, Path, description = "The subscription's `id`, as `POST /v1/subscriptions` returned it.")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The subscription.", body = SubscriptionView),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with the state.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn enable(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -114,6 +212,33 @@ async fn enable(
     state.subscriptions().enable(&id).map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/replay",
+    operation_id = "replaySubscription",
+    tag = "subscriptions",
+    summary = "Deliver again from `from_slot` on.",
+    params(("id" = String, Path, description = "The subscription's `id`, as `POST /v1/subscriptions` returned it.")),
+    request_body(content = ReplaySubscription, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The subscription.", body = SubscriptionView),
+        (status = 400, description = "The body is not JSON.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with the state.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the limit.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or values.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,

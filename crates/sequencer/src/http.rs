@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::client::{NextIdRequest, NextIdResponse, ReconfigureRequest, SequencerStatus};
+use api::problem::Problem;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,12 @@ use crate::driver::{ClientRequest, DriverHandle};
 use crate::peers::Peers;
 use crate::poller::ClusterView;
 use crate::reconfigure::{self, Rejected};
+
+// The OpenAPI document of the routes below. Declared here rather than in
+// lib.rs so that it sees the handlers' `#[utoipa::path]`s; the file is
+// src/openapi.rs.
+#[path = "openapi.rs"]
+pub mod openapi;
 
 /// Marks a request a follower forwarded, so that it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "x-paxid-forwarded";
@@ -73,6 +80,39 @@ pub fn app(state: AppState) -> Router {
         .merge(service::openapi_route(api::openapi::SEQUENCER))
 }
 
+/// `POST /next-id`. Its `#[utoipa::path]` is the operation in the served
+/// document (`crate::openapi`): statuses here are every one the handler, its
+/// extractors and the standard layers can answer with.
+#[utoipa::path(
+    post,
+    path = "/next-id",
+    operation_id = "nextId",
+    tag = "ids",
+    summary = "Allocate `count` consecutive IDs of `sequence`.",
+    description = "No body, or a JSON object with optional `count` and `sequence`. \
+        Bad input never changes any state: the next ID after a rejected request \
+        is the same as if it had never been sent.",
+    request_body(content = NextIdRequest, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The IDs `id ..= id + count - 1`.", body = NextIdResponse),
+        (status = 400, description = "The body is not JSON.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with the state (the sequence would pass 2^64 - 1).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the limit.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or values.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not available now; retry after Retry-After seconds.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn next_id(
     State(state): State<Shared>,
     headers: HeaderMap,
