@@ -265,7 +265,7 @@ async fn grow_shrink_and_replace_under_load_with_no_duplicate() {
         let learned = status.counters.get("default").copied().unwrap_or(1);
         if learned >= highest && status.acceptors == urls {
             println!("the learner follows epoch {} and learned every ID", status.epoch);
-            assert!(status.gaps.is_empty(), "no gap: {status:?}");
+            assert!(status.gaps.is_empty(), "no gap: {status:?}\n{}", cluster.logs());
             break;
         }
         assert!(

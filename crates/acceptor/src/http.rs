@@ -190,19 +190,26 @@ async fn transition(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<TransitionRequest>,
 ) -> Result<Json<JoinResponse>, ApiError> {
-    let transition = request.to_core().map_err(invalid)?;
+    let (transition, tail) = request.to_core().map_err(invalid)?;
     let span = tracing::info_span!(
         "transition",
         epoch = transition.configuration.epoch,
         seats = transition.configuration.seats.len(),
         snapshot_below = transition.snapshot.below.0,
     );
-    let reply = state
-        .driver
-        .transition(transition)
-        .instrument(span)
-        .await
-        .map_err(gone)?;
+    let reply = async {
+        // The tail first, so that a member of the ended epoch holds it chosen
+        // and keeps its log; its refusal (a blank seat, a later promise) only
+        // means the transition folds in the snapshot instead.
+        if let Some(tail) = tail {
+            let reply = state.driver.accept(tail, None).await?;
+            tracing::debug!(?reply, "the leader's chosen tail before the transition");
+        }
+        state.driver.transition(transition).await
+    }
+    .instrument(span)
+    .await
+    .map_err(gone)?;
     match reply {
         paxos_core::JoinReply::Joined => Ok(Json(JoinResponse { voting: true })),
         paxos_core::JoinReply::NotBlank => Err(conflict(Conflict(format!(
@@ -223,7 +230,7 @@ async fn current_transition(State(state): State<AppState>) -> Result<Json<Transi
              ask a voting acceptor of the latest epoch",
         )
     })?;
-    Ok(Json(TransitionRequest::from_core(&current)))
+    Ok(Json(TransitionRequest::from_core(&current, None)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -66,6 +66,13 @@ pub struct Seat {
 pub struct TransitionRequest {
     pub configuration: Configuration,
     pub snapshot: Snapshot,
+    /// The leader's last chosen values with its chosen point, applied as an
+    /// accept just before the move: a member of the ended epoch marks them
+    /// chosen and keeps its log for learners instead of folding it into the
+    /// snapshot (see `paxos_core::Effect::Reconfigured`). Absent when a
+    /// transition read from an acceptor is passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<AcceptRequest>,
 }
 
 /// One slot's vote as an acceptor holds it.
@@ -362,18 +369,22 @@ impl TryFrom<&Configuration> for core::Configuration {
 }
 
 impl TransitionRequest {
-    pub fn from_core(t: &core::Transition) -> TransitionRequest {
+    pub fn from_core(t: &core::Transition, tail: Option<&core::Accept>) -> TransitionRequest {
         TransitionRequest {
             configuration: (&t.configuration).into(),
             snapshot: (&t.snapshot).into(),
+            tail: tail.map(|accept| AcceptRequest::from_core(accept, None)),
         }
     }
 
-    pub fn to_core(&self) -> Result<core::Transition, String> {
-        Ok(core::Transition {
+    /// The transition, and the tail to accept before it.
+    pub fn to_core(&self) -> Result<(core::Transition, Option<core::Accept>), String> {
+        let transition = core::Transition {
             configuration: core::Configuration::try_from(&self.configuration)?,
             snapshot: core::Snapshot::try_from(&self.snapshot)?,
-        })
+        };
+        let tail = self.tail.as_ref().map(AcceptRequest::to_core).transpose()?;
+        Ok((transition, tail))
     }
 }
 

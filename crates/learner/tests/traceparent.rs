@@ -68,7 +68,9 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{url}/v1/subscriptions"))
-        .json(&serde_json::json!({"url": hook_url}))
+        // From slot 0: the stub acceptor holds the slot already, so the
+        // learner may release it before the subscription exists.
+        .json(&serde_json::json!({"url": hook_url, "from_slot": 0}))
         .send()
         .await
         .expect("create");

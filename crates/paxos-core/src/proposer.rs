@@ -172,9 +172,18 @@ pub enum Effect {
     /// carrying `snapshot` (everything chosen, the stop sign included) and
     /// goes on with a proposer of the new epoch. `request` is the
     /// reconfiguration this leader was asked for, if this stop sign is it.
+    ///
+    /// `tail` re-sends the last chosen values, the stop sign last, with
+    /// `chosen_below` at the snapshot: a seat that was a member of the ended
+    /// epoch and gets it just before its transition marks them chosen, so
+    /// the transition keeps its log instead of folding it into the snapshot.
+    /// Acceptors learn chosen marks a round trip late, so without it every
+    /// member folds at once, and slots a learner had not read yet are gone
+    /// from every acceptor.
     Reconfigured {
         configuration: Configuration,
         snapshot: Snapshot,
+        tail: Accept,
         request: Option<RequestId>,
     },
     /// An acceptor promised a ballot of a later epoch: a configuration
@@ -652,14 +661,23 @@ impl Proposer {
     /// campaigning (Raft's pre-vote with leader stickiness): under a partial
     /// partition a follower that reaches one acceptor the leader cannot
     /// must not depose a leader that still has its quorum.
+    // `no_stickiness` is not in Cargo.toml's check-cfg list yet.
+    #[allow(unexpected_cfgs)]
     fn quorum_hears_no_leader(&self, now_ms: u64) -> bool {
         let recent =
             |at: &Option<u64>| matches!(at, Some(t) if now_ms.saturating_sub(*t) < self.election_timeout_ms);
+        #[cfg(not(paxid_bug = "no_stickiness"))]
+        let hears_leader = recent;
+        // Planted bug (scripts/planted-bugs.sh): no leader stickiness, every
+        // acceptor that answers counts for a campaign, so under a partial
+        // partition two sequencers depose each other in turn.
+        #[cfg(paxid_bug = "no_stickiness")]
+        let hears_leader = |_: &Option<u64>| false;
         let quiet = self
             .status_at_ms
             .iter()
             .zip(&self.leader_heard_at_ms)
-            .filter(|(answered, heard)| recent(answered) && !recent(heard))
+            .filter(|(answered, heard)| recent(answered) && !hears_leader(heard))
             .count();
         quiet >= quorum(self.config.acceptors)
     }
@@ -788,6 +806,7 @@ impl Proposer {
             return;
         };
         let (configuration, snapshot) = leader.reconfigured.take().expect("checked by the caller");
+        let tail = leader.chosen_tail(&self.config);
         let request = leader.stop.and_then(|(_, request)| request);
         leader.fail_all(Refusal::Reconfiguring, &mut self.effects);
         self.known_chosen = snapshot.clone();
@@ -795,6 +814,7 @@ impl Proposer {
         self.effects.push(Effect::Reconfigured {
             configuration,
             snapshot,
+            tail,
             request,
         });
         self.become_follower(now_ms);
@@ -1117,6 +1137,31 @@ impl Leader {
         }
     }
 
+    /// The last chosen values up to the chosen point, re-sent under our
+    /// ballot with that chosen point: what lets the acceptors of an ended
+    /// epoch keep their logs through the transition (see
+    /// [`Effect::Reconfigured`]). As long as catch-up allows, and reaching
+    /// back to the acceptor that lags most.
+    fn chosen_tail(&self, config: &ProposerConfig) -> Accept {
+        let end = self.chosen_below.0;
+        let lagging = self
+            .acceptor_chosen_below
+            .iter()
+            .flatten()
+            .min()
+            .map_or(end, |s| s.0);
+        let from = lagging
+            .max(end.saturating_sub(config.catchup_batch_max as u64))
+            .max(self.catchup.base.below.0);
+        Accept {
+            ballot: self.ballot,
+            chosen_below: self.chosen_below,
+            entries: self
+                .catchup
+                .values_up_to_end(Slot(from), config.catchup_allocations_max),
+        }
+    }
+
     /// Heartbeat every acceptor; catch up those behind the chosen point.
     fn send_heartbeats(&mut self, config: &ProposerConfig, effects: &mut Vec<Effect>) {
         for to in (0..config.acceptors).map(AcceptorId) {
@@ -1167,6 +1212,27 @@ impl CatchUp {
             self.base.counters.raise_above(&oldest);
             self.base.below = self.base.below.next();
         }
+    }
+
+    /// Chosen values from `from` to the end, dropping the oldest while they
+    /// hold more than `allocations_max` allocations (the newest is kept).
+    fn values_up_to_end(&self, from: Slot, allocations_max: usize) -> Vec<(Slot, Value)> {
+        let skip = (from.0 - self.base.below.0) as usize;
+        let mut allocations = 0;
+        let mut tail: Vec<(Slot, Value)> = self
+            .values
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .rev()
+            .take_while(|(i, v)| {
+                allocations += v.allocations().len();
+                *i + 1 == self.values.len() || allocations <= allocations_max
+            })
+            .map(|(i, v)| (Slot(self.base.below.0 + i as u64), v.clone()))
+            .collect();
+        tail.reverse();
+        tail
     }
 
     /// Chosen values from `from` on: at most `slots_max` slots, and no more

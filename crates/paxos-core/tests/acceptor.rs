@@ -219,3 +219,55 @@ fn a_transition_folds_in_the_snapshot_when_a_slot_below_the_stop_sign_is_not_mar
         "the chosen point survives a restart"
     );
 }
+
+/// The leader's chosen tail, accepted just before the transition (as the
+/// acceptor service does), lets a member that voted every slot but had no
+/// chosen mark yet keep its log: learners still read the ended epoch's
+/// slots from it. Without the tail it folds them into the snapshot, and
+/// when every member does, slots no learner read yet are gone.
+#[test]
+fn the_leaders_tail_lets_a_member_keep_its_log_through_a_transition() {
+    use paxos_core::{Configuration, Seat, Transition};
+    let next = Configuration {
+        epoch: 1,
+        seats: [ME, MemberId(4)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| Seat {
+                address: format!("http://a{i}"),
+                member,
+            })
+            .collect(),
+    };
+    let stop = Value::Reconfigure(next.clone());
+    let votes = [(0, ids(1)), (1, stop)];
+    let snapshot = Snapshot {
+        below: Slot(2),
+        counters: Counters::from_map([(SequenceName::default_sequence(), 3)].into()),
+    };
+    let transition = Transition {
+        configuration: next,
+        snapshot: snapshot.clone(),
+    };
+    for with_tail in [false, true] {
+        let mut a = acceptor();
+        let _ = release(a.handle_accept(&accept(2, 0, &votes)));
+        assert_eq!(a.chosen_snapshot().below, Slot(0), "nothing is marked chosen yet");
+        if with_tail {
+            let (_, reply) = release(a.handle_accept(&accept(2, 2, &votes)));
+            assert!(matches!(reply, AcceptReply::Accepted { .. }), "{reply:?}");
+        }
+        let (change, reply) = release(a.handle_transition(&transition));
+        assert_eq!(reply, JoinReply::Joined);
+        assert_eq!(a.chosen_snapshot(), snapshot);
+        if with_tail {
+            assert_eq!(change.compact, None, "the log is kept");
+            assert!(a.state().log[&Slot(0)].chosen, "slot 0 is held, marked chosen");
+            let restarted = Acceptor::restore(a.state().clone());
+            assert_eq!(restarted.chosen_snapshot(), snapshot, "and survives a restart");
+        } else {
+            assert_eq!(change.compact, Some(snapshot.clone()), "folded without the tail");
+            assert!(a.state().log.is_empty());
+        }
+    }
+}

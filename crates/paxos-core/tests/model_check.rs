@@ -135,10 +135,13 @@ enum Msg {
         to: u8,
         install: Install,
     },
-    /// Moves a seat of epoch 1 there; nobody waits for its answer.
+    /// Moves a seat of epoch 1 there; nobody waits for its answer. The
+    /// leader's chosen tail comes with it and is applied first, as the
+    /// acceptor service does with `POST /v1/transition`.
     Transition {
         to: u8,
         transition: Transition,
+        tail: Accept,
     },
 }
 
@@ -390,6 +393,7 @@ impl State {
                 Effect::Reconfigured {
                     configuration,
                     snapshot,
+                    tail,
                     ..
                 } => {
                     if configuration != epoch_1() {
@@ -401,7 +405,8 @@ impl State {
                             configuration: configuration.clone(),
                             snapshot: snapshot.clone(),
                         };
-                        self.send(Msg::Transition { to, transition });
+                        let tail = tail.clone();
+                        self.send(Msg::Transition { to, transition, tail });
                     }
                     self.move_on(p, configuration.epoch, snapshot);
                 }
@@ -595,7 +600,10 @@ impl State {
                 self.persist(a, change);
                 return None;
             }
-            Msg::Transition { transition, .. } => {
+            Msg::Transition { transition, tail, .. } => {
+                let (change, _held) = node.acceptor.handle_accept(&tail).into_parts();
+                self.persist(a, change);
+                let node = &mut self.acceptors[a];
                 let (change, _held) = node.acceptor.handle_transition(&transition).into_parts();
                 self.persist(a, change);
                 return None;

@@ -861,11 +861,18 @@ fn a_reconfiguration_is_a_stop_sign_and_ends_the_epoch() {
             },
             Effect::Chosen {
                 slot: Slot(1),
-                value: stop
+                value: stop.clone()
             },
             Effect::Reconfigured {
                 configuration: next,
                 snapshot,
+                // Both acceptors said nothing was chosen yet: the tail
+                // reaches back to slot 0, the stop sign last.
+                tail: Accept {
+                    ballot: b,
+                    chosen_below: Slot(2),
+                    entries: vec![(Slot(0), value(&[alloc("a", 1, 2)])), (Slot(1), stop)],
+                },
                 request: Some(RequestId(9)),
             },
         ]

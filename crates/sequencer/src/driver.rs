@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use api::internal::{AcceptRequest, ChosenPush, CommitRequest, PrepareRequest, Proposal, TransitionRequest};
 use paxos_core::{
-    AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Configuration, Effect,
+    Accept, AcceptReply, AcceptorId, AcceptorStatus, Allocation, Ballot, CommitReply, Configuration, Effect,
     IdRequest, PrepareReply, Proposer, ProposerConfig, Refusal, RequestId, Role, Slot, Snapshot, Transition,
     Value,
 };
@@ -360,8 +360,8 @@ impl Driver {
 
     /// Moves every seat of the new configuration into it; seats that miss
     /// every attempt are moved later by the members task.
-    fn send_transitions(&self, transition: &Transition) {
-        let body = Arc::new(TransitionRequest::from_core(transition));
+    fn send_transitions(&self, transition: &Transition, tail: &Accept) {
+        let body = Arc::new(TransitionRequest::from_core(transition, Some(tail)));
         let epoch = transition.configuration.epoch;
         for seat in &transition.configuration.seats {
             let (peers, body, url) = (self.peers.clone(), body.clone(), seat.address.clone());
@@ -410,8 +410,9 @@ impl Driver {
                 Effect::Reconfigured {
                     configuration,
                     snapshot,
+                    tail,
                     request,
-                } => self.reconfigured(configuration, snapshot, request),
+                } => self.reconfigured(configuration, snapshot, &tail, request),
                 Effect::Superseded { epoch } => {
                     info!(
                         epoch,
@@ -426,7 +427,13 @@ impl Driver {
 
     /// The stop sign was chosen: move the seats, go on in the new epoch,
     /// and answer the operator who asked for it.
-    fn reconfigured(&mut self, configuration: Configuration, snapshot: Snapshot, request: Option<RequestId>) {
+    fn reconfigured(
+        &mut self,
+        configuration: Configuration,
+        snapshot: Snapshot,
+        tail: &Accept,
+        request: Option<RequestId>,
+    ) {
         info!(
             epoch = configuration.epoch,
             seats = configuration.seats.len(),
@@ -434,10 +441,11 @@ impl Driver {
             "stop sign chosen; moving to the new configuration"
         );
         metrics::counter!("paxid_sequencer_reconfigurations_total").increment(1);
-        self.send_transitions(&Transition {
+        let transition = Transition {
             configuration: configuration.clone(),
             snapshot: snapshot.clone(),
-        });
+        };
+        self.send_transitions(&transition, tail);
         let asked = request.and_then(|id| self.reconfiguring.remove(&id));
         self.switch(configuration.clone(), snapshot);
         if let Some(asked) = asked {
