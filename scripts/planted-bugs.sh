@@ -3,8 +3,9 @@
 # unnoticed. Prints "bug | caught by".
 #
 # - Core bugs (paxos-core, a `--cfg paxid_bug="..."`, never a feature, so no
-#   product build can switch one on): the simulation, the model check and
-#   the unit tests run against each.
+#   product build can switch one on): the simulation, the partial-partition
+#   simulation, the model check (not for no_stickiness: it turns pre-vote
+#   off) and the unit tests run against each.
 # - Driver bugs (acceptor, learner: `PAXID_PLANTED_BUG=<name>` at build
 #   time, see crates/service/src/planted.rs): the test named for each runs
 #   against a build that carries it; the normal binaries are rebuilt after.
@@ -15,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored)
+core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored no_stickiness)
 # Each driver bug and the test that must catch it (cargo test arguments).
 declare -A driver_test=(
     [acceptor_unsynced_write]="-p paxid-acceptor --test fsync_order"
@@ -75,7 +76,14 @@ for bug in "${bugs[@]}"; do
         caught+=("simulation (${sim_failure#simulation failed at })")
     fi
 
-    echo "== $bug: model check" >&2
+    echo "== $bug: partial-partition simulation" >&2
+    cargo test --release -p paxos-core --test simulation a_partial_partition \
+        -- --nocapture >"$log_dir/$bug.partial" 2>&1
+    partial_failure="$(grep -m1 -o 'partial partition failed at seed [0-9]*: .*' "$log_dir/$bug.partial" | cut -c1-150)"
+    if [ -n "$partial_failure" ]; then
+        caught+=("partial-partition simulation (${partial_failure#partial partition failed at })")
+    fi
+
     extra=()
     model_test=model_check_two_slots
     # A reused ballot needs a restarted proposer that campaigns again.
@@ -84,13 +92,18 @@ for bug in "${bugs[@]}"; do
     [ "$bug" = rejoin_blank ] && model_test=model_check_disk_loss
     # Slots after a stop sign need a reconfiguration.
     [ "$bug" = stop_sign_ignored ] && model_test=model_check_reconfiguration
-    env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
-        cargo test --release -p paxos-core --test model_check "$model_test" \
-        -- --nocapture >"$log_dir/$bug.model" 2>&1
-    broken="$(grep -m1 -o 'property "[^"]*" broken: .*' "$log_dir/$bug.model" | cut -c1-110)"
-    if [ -n "$broken" ]; then
-        depth="$(grep -A200 -m1 'property "' "$log_dir/$bug.model" | grep -c '^  [A-Z]')"
-        caught+=("model check ($broken; $depth steps)")
+    # Pre-vote is liveness only and the model check turns it off.
+    [ "$bug" = no_stickiness ] && model_test=
+    if [ -n "$model_test" ]; then
+        echo "== $bug: model check" >&2
+        env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
+            cargo test --release -p paxos-core --test model_check "$model_test" \
+            -- --nocapture >"$log_dir/$bug.model" 2>&1
+        broken="$(grep -m1 -o 'property "[^"]*" broken: .*' "$log_dir/$bug.model" | cut -c1-110)"
+        if [ -n "$broken" ]; then
+            depth="$(grep -A200 -m1 'property "' "$log_dir/$bug.model" | grep -c '^  [A-Z]')"
+            caught+=("model check ($broken; $depth steps)")
+        fi
     fi
 
     echo "== $bug: unit tests" >&2

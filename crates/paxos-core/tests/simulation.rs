@@ -69,15 +69,17 @@ fn simulation_seeds() {
     let first: u64 =
         std::env::var("PAXID_SIM_FIRST_SEED").map_or(1, |v| v.parse().expect("PAXID_SIM_FIRST_SEED"));
     let started = Instant::now();
-    let total = run_many(first, seeds);
+    let total = run_many("simulation", first, seeds, run_seed);
     println!(
         "simulation: {seeds} seeds from {first} passed in {:.1} s: {total:?}",
         started.elapsed().as_secs_f64()
     );
 }
 
-/// Runs seeds on every core; stops at the first failure and reports it.
-fn run_many(first: u64, seeds: u64) -> Stats {
+/// Runs seeds of `run` on every core; stops at the first failure and
+/// reports it as "`name` failed at seed S" (scripts/planted-bugs.sh looks
+/// for that).
+fn run_many(name: &str, first: u64, seeds: u64, run: fn(u64, bool) -> Stats) -> Stats {
     let next = AtomicU64::new(first);
     let failed = AtomicBool::new(false);
     let total = Mutex::new(Stats::default());
@@ -93,7 +95,7 @@ fn run_many(first: u64, seeds: u64) -> Stats {
                     if seed >= first + seeds {
                         return;
                     }
-                    match catch_unwind(AssertUnwindSafe(|| run_seed(seed, false))) {
+                    match catch_unwind(AssertUnwindSafe(|| run(seed, false))) {
                         Ok(stats) => total.lock().expect("stats").add(&stats),
                         Err(panic) => {
                             failed.store(true, Ordering::Relaxed);
@@ -110,9 +112,14 @@ fn run_many(first: u64, seeds: u64) -> Stats {
     });
     std::panic::set_hook(quiet_panics);
     if let Some((seed, message)) = failure.into_inner().expect("failure") {
+        let variable = if name == "simulation" {
+            "PAXID_SIM_SEED"
+        } else {
+            "PAXID_SIM_PARTIAL_SEED"
+        };
         panic!(
-            "simulation failed at seed {seed}: {message}\n\
-             replay: PAXID_SIM_SEED={seed} PAXID_SIM_TRACE=1 cargo test --release -p paxos-core \
+            "{name} failed at seed {seed}: {message}\n\
+             replay: {variable}={seed} PAXID_SIM_TRACE=1 cargo test --release -p paxos-core \
              --test simulation -- --nocapture"
         );
     }
@@ -139,6 +146,77 @@ fn raw_ranges() -> bool {
 fn run_seed(seed: u64, trace: bool) -> Stats {
     let mut sim = Sim::new(seed, trace);
     sim.run();
+    sim.check_end();
+    sim.stats
+}
+
+/// Seeds of the partial-partition scenario run by a plain `cargo test`.
+const PARTIAL_PARTITION_SEEDS_DEFAULT: u64 = 40;
+/// Leaderships after the cut, at most, in one run of the scenario: the
+/// leader keeps its quorum, so none is needed; one would be a rare
+/// legitimate election (a heartbeat lost long enough), more an alternation.
+const PARTIAL_PARTITION_LEADERSHIPS_MAX: u64 = 1;
+
+/// Issue 12, pre-vote under a partial partition: the leader cut from
+/// acceptor 0, the other sequencer cut from acceptor 2, both ways, from
+/// soon after the first election to the end of a long run. The follower
+/// reaches a majority (0 and 1), and only acceptor 1 hears the leader: a
+/// pre-vote that counted answers alone would let it campaign and win with
+/// 0 and 1, and then the deposed leader, which reaches 1 and 2, would do
+/// the same, and so on. Leader stickiness (an acceptor that hears a leader
+/// counts against campaigning) keeps the first leader, which has its
+/// quorum (1 and 2). Checked: at most
+/// [`PARTIAL_PARTITION_LEADERSHIPS_MAX`] leaderships after the cut, every
+/// call invoked a settle time after it succeeds, and every check of the
+/// random simulation. `PAXID_SIM_PARTIAL_SEED=S` (with `PAXID_SIM_TRACE=1`)
+/// replays one seed, `PAXID_SIM_PARTIAL_SEEDS=N` runs more.
+#[test]
+fn a_partial_partition_does_not_depose_a_leader_that_has_a_quorum() {
+    if let Ok(seed) = std::env::var("PAXID_SIM_PARTIAL_SEED") {
+        let seed: u64 = seed.parse().expect("PAXID_SIM_PARTIAL_SEED is a number");
+        let trace = std::env::var("PAXID_SIM_TRACE").is_ok_and(|v| v == "1");
+        let stats = run_partial_partition(seed, trace);
+        println!("partial partition, seed {seed}: ok, {stats:?}");
+        return;
+    }
+    let seeds: u64 = std::env::var("PAXID_SIM_PARTIAL_SEEDS").map_or(PARTIAL_PARTITION_SEEDS_DEFAULT, |v| {
+        v.parse().expect("PAXID_SIM_PARTIAL_SEEDS")
+    });
+    let started = Instant::now();
+    let total = run_many("partial partition", 1, seeds, run_partial_partition);
+    println!(
+        "partial partition: {seeds} seeds passed in {:.1} s: {total:?}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// One run of the partial-partition scenario; panics with what broke.
+fn run_partial_partition(seed: u64, trace: bool) -> Stats {
+    let mut rng = Rng::new(seed);
+    let world = World::partial_partition(&mut rng);
+    let mut sim = Sim::with_world(rng, world, trace, Faults::PartialPartition);
+    sim.run();
+    let Some(cut) = sim.partial_cut else {
+        sim.fail("no leader was ever elected to cut from an acceptor")
+    };
+    let after = sim.stats.leaderships - cut.leaderships_before;
+    if after > PARTIAL_PARTITION_LEADERSHIPS_MAX {
+        sim.fail(format!(
+            "{after} leaderships after leader {} was cut from acceptor 0 at {} ms (at most \
+             {PARTIAL_PARTITION_LEADERSHIPS_MAX}): the sequencers alternate",
+            cut.leader, cut.at_ms
+        ));
+    }
+    let settled_at = cut.at_ms + sim.world.settle_ms;
+    let late_ok = sim
+        .calls
+        .iter()
+        .filter(|c| c.invoked_at_ms >= settled_at && matches!(c.outcome, Some(Outcome::Ok(_))))
+        .count();
+    if late_ok == 0 {
+        sim.fail("no call invoked after the partition settled succeeded");
+    }
+    // Every call invoked after `settled_at` must have succeeded, too.
     sim.check_end();
     sim.stats
 }
@@ -219,6 +297,13 @@ const STATUS_POLL_MS: u64 = 50;
 const LEARNER_POLL_MS: u64 = 100;
 const COMPACT_EVERY_MS: u64 = 1000;
 const CLIENT_BACKOFF_MS: u64 = 20;
+/// How often the partial-partition scenario looks for a leader to cut.
+const PARTIAL_CUT_CHECK_MS: u64 = 100;
+/// It cuts once one sequencer has led this long, with the other following
+/// throughout: the follower's statuses show the leader by then. (Cut right
+/// after an election, a follower whose timeout ran out on statuses from
+/// before it may legitimately campaign once.)
+const PARTIAL_CUT_STABLE_MS: u64 = 1_000;
 const LOG_READ_ENTRIES_MAX: usize = 64;
 /// Worlds where an acceptor crash may lose the disk, and in them, crashes
 /// that do (when no other acceptor is blank).
@@ -256,6 +341,27 @@ impl World {
             settle_ms,
             calls_until_ms,
             end_ms: calls_until_ms + 4_000,
+        }
+    }
+
+    /// The partial-partition scenario's world: three acceptors, two
+    /// sequencers, a network that loses and duplicates a little, and a
+    /// run long enough for many election timeouts. `faults_until_ms` is set
+    /// when the partition is cut.
+    fn partial_partition(rng: &mut Rng) -> World {
+        World {
+            disk_loss: false,
+            acceptors: 3,
+            proposers: 2,
+            clients: rng.range(2, 6) as usize,
+            sequences: vec![SequenceName::default_sequence()],
+            loss_per_mille: rng.range(0, 20),
+            duplicate_per_mille: rng.range(0, 20),
+            delay_max_ms: rng.range(2, 20),
+            faults_until_ms: 0,
+            settle_ms: 3_000,
+            calls_until_ms: 26_000,
+            end_ms: 30_000,
         }
     }
 
@@ -380,19 +486,43 @@ enum Msg {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { to: Node, msg: Msg },
-    Tick { p: usize },
-    ProposerFlush { p: usize, inc: u64 },
-    AcceptorWrite { a: usize, inc: u64 },
+    Deliver {
+        to: Node,
+        msg: Msg,
+    },
+    Tick {
+        p: usize,
+    },
+    ProposerFlush {
+        p: usize,
+        inc: u64,
+    },
+    AcceptorWrite {
+        a: usize,
+        inc: u64,
+    },
     LearnerPoll,
     Compact,
-    ClientCall { client: usize },
-    ClientRetry { call: usize },
+    ClientCall {
+        client: usize,
+    },
+    ClientRetry {
+        call: usize,
+    },
     Fault,
-    RestartAcceptor { a: usize },
-    RestartProposer { p: usize },
-    HealLinks { links: Vec<(Node, Node)> },
+    RestartAcceptor {
+        a: usize,
+    },
+    RestartProposer {
+        p: usize,
+    },
+    HealLinks {
+        links: Vec<(Node, Node)>,
+    },
     HealAll,
+    /// Cuts the partial partition once one sequencer leads and the other
+    /// follows; looks again later otherwise.
+    PartialCut,
 }
 
 /// A reply held until the group write that covers its step is durable.
@@ -514,6 +644,24 @@ struct Call {
     must_exceed: u64,
 }
 
+/// Which faults a run has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Faults {
+    /// Drawn from the seed until `faults_until_ms`, then everything heals.
+    Drawn,
+    /// Only the standing partial partition of
+    /// [`a_partial_partition_does_not_depose_a_leader_that_has_a_quorum`].
+    PartialPartition,
+}
+
+/// The partial partition, once cut.
+#[derive(Clone, Copy, Debug)]
+struct PartialCut {
+    leader: usize,
+    at_ms: u64,
+    leaderships_before: u64,
+}
+
 struct Sim {
     world: World,
     rng: Rng,
@@ -537,6 +685,9 @@ struct Sim {
     returned: BTreeMap<String, BTreeMap<u64, u64>>,
     /// The identity the next blank acceptor gets.
     next_member: u128,
+    /// The sequencer seen leading (the other following) at every check since when.
+    partial_leading: Option<(usize, u64)>,
+    partial_cut: Option<PartialCut>,
     stats: Stats,
 }
 
@@ -551,6 +702,13 @@ impl Sim {
         let world = World::draw(&mut rng);
         if trace {
             println!("seed {seed}: {world:?}");
+        }
+        Sim::with_world(rng, world, trace, Faults::Drawn)
+    }
+
+    fn with_world(mut rng: Rng, world: World, trace: bool, faults: Faults) -> Sim {
+        if trace && faults != Faults::Drawn {
+            println!("{faults:?}: {world:?}");
         }
         let founders = Membership::founding((0..world.acceptors).map(founder));
         let acceptors = (0..world.acceptors)
@@ -599,6 +757,8 @@ impl Sim {
             returned_max: BTreeMap::new(),
             returned: BTreeMap::new(),
             next_member: BLANK_MEMBER_FIRST,
+            partial_leading: None,
+            partial_cut: None,
             stats: Stats {
                 seeds: 1,
                 ..Stats::default()
@@ -614,10 +774,15 @@ impl Sim {
         }
         sim.at(LEARNER_POLL_MS, Event::LearnerPoll);
         sim.at(COMPACT_EVERY_MS, Event::Compact);
-        let first_fault = sim.rng.range(200, 1_000);
-        sim.at(first_fault, Event::Fault);
-        let heal = sim.world.faults_until_ms;
-        sim.at(heal, Event::HealAll);
+        match faults {
+            Faults::Drawn => {
+                let first_fault = sim.rng.range(200, 1_000);
+                sim.at(first_fault, Event::Fault);
+                let heal = sim.world.faults_until_ms;
+                sim.at(heal, Event::HealAll);
+            }
+            Faults::PartialPartition => sim.at(PARTIAL_CUT_CHECK_MS, Event::PartialCut),
+        }
         sim
     }
 
@@ -680,6 +845,7 @@ impl Sim {
                 }
             }
             Event::HealAll => self.heal_all(),
+            Event::PartialCut => self.partial_cut(),
         }
     }
 
@@ -1609,6 +1775,46 @@ impl Sim {
         let links: Vec<_> = links.into_iter().filter(|l| self.cut.insert(*l)).collect();
         let duration = self.rng.range(200, 3_000);
         self.at(duration, Event::HealLinks { links });
+    }
+
+    /// Once a leader is settled, it loses acceptor 0 and the follower
+    /// acceptor 2, both ways, for the rest of the run.
+    fn partial_cut(&mut self) {
+        let roles: Vec<Role> = self.proposers.iter().map(|n| n.proposer.role()).collect();
+        let leading = match roles.as_slice() {
+            [Role::Leader { .. }, Role::Follower] => Some(0),
+            [Role::Follower, Role::Leader { .. }] => Some(1),
+            _ => None,
+        };
+        let since = match (leading, self.partial_leading) {
+            (Some(p), Some((q, since))) if p == q => since,
+            (Some(p), _) => {
+                self.partial_leading = Some((p, self.now_ms));
+                self.now_ms
+            }
+            (None, _) => {
+                self.partial_leading = None;
+                self.now_ms
+            }
+        };
+        let Some(leader) = leading.filter(|_| self.now_ms - since >= PARTIAL_CUT_STABLE_MS) else {
+            self.at(PARTIAL_CUT_CHECK_MS, Event::PartialCut);
+            return;
+        };
+        let follower = 1 - leader;
+        let (l, f) = (Node::Proposer(leader), Node::Proposer(follower));
+        let (a1, a3) = (Node::Acceptor(0), Node::Acceptor(2));
+        self.cut.extend([(l, a1), (a1, l), (f, a3), (a3, f)]);
+        self.stats.partitions += 1;
+        self.world.faults_until_ms = self.now_ms;
+        self.partial_cut = Some(PartialCut {
+            leader,
+            at_ms: self.now_ms,
+            leaderships_before: self.stats.leaderships,
+        });
+        if self.trace {
+            println!("        partial partition: sequencer {leader} cut from acceptor 0, {follower} from 2");
+        }
     }
 
     /// The end of the faults: everything restarts, links heal, the network
