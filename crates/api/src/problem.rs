@@ -51,7 +51,8 @@ pub const INTERNAL: &str = "https://paxid.dev/problems/internal";
 pub const PUBLIC_TYPE_DOCS: &[(&str, &str)] = &[
     (
         INVALID_REQUEST,
-        "422: valid JSON with wrong fields or values, or a path parameter out of range",
+        "422: valid JSON with wrong fields or values, or a path parameter out of range; \
+         400: a query string that does not parse",
     ),
     (MALFORMED_JSON, "400: the body is not JSON"),
     (
@@ -76,7 +77,8 @@ pub const PUBLIC_TYPE_DOCS: &[(&str, &str)] = &[
     ),
     (
         TIMEOUT,
-        "503/504: the request took longer than --request-timeout-ms; it may have taken effect",
+        "503 with Retry-After: the request took longer than --request-timeout-ms; \
+         it may have taken effect (POST /next-id: IDs may be skipped, never handed out twice)",
     ),
     (INTERNAL, "500: a bug; nothing acknowledged is lost"),
 ];

@@ -105,7 +105,8 @@ async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, Ap
         (status = 400, description = "The body is not JSON.",
             body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
         (status = 409, description = "Conflicts with the state.",
             body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over the limit.",
@@ -134,7 +135,8 @@ async fn create(
     responses(
         (status = 200, description = "The subscriptions.", body = SubscriptionList),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
     )
 )]
 async fn list(State(state): State<AppState>) -> Json<SubscriptionList> {
@@ -154,7 +156,8 @@ async fn list(State(state): State<AppState>) -> Json<SubscriptionList> {
     responses(
         (status = 200, description = "The subscription.", body = SubscriptionView),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
         (status = 404, description = "No such resource.",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -177,7 +180,8 @@ async fn show(
     responses(
         (status = 204, description = "Removed."),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
         (status = 404, description = "No such resource.",
             body = Problem, content_type = "application/problem+json"),
     )
@@ -198,7 +202,8 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result
     responses(
         (status = 200, description = "The subscription.", body = SubscriptionView),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
         (status = 404, description = "No such resource.",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflicts with the state.",
@@ -226,7 +231,8 @@ async fn enable(
         (status = 400, description = "The body is not JSON.",
             body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A token of this scope is required.",
-            body = Problem, content_type = "application/problem+json"),
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
         (status = 404, description = "No such resource.",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflicts with the state.",
