@@ -79,7 +79,7 @@ for bug in "${bugs[@]}"; do
     echo "== $bug: partial-partition simulation" >&2
     cargo test --release -p paxos-core --test simulation a_partial_partition \
         -- --nocapture >"$log_dir/$bug.partial" 2>&1
-    partial_failure="$(grep -m1 -o 'partial partition failed at seed [0-9]*: .*' "$log_dir/$bug.partial" | cut -c1-150)"
+    partial_failure="$(grep -m1 -o 'partial partition failed at seed [0-9]*: .*' "$log_dir/$bug.partial" | cut -c1-180)"
     if [ -n "$partial_failure" ]; then
         caught+=("partial-partition simulation (${partial_failure#partial partition failed at })")
     fi
