@@ -11,7 +11,7 @@ use std::time::Duration;
 use api::client::{NextIdRequest, NextIdResponse, ReconfigureRequest, SequencerStatus};
 use api::problem::Problem;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::Span;
 
 use crate::driver::{ClientRequest, DriverHandle};
+use crate::forward::{forward, Forwarded, Forwarder};
 use crate::peers::Peers;
 use crate::poller::ClusterView;
 use crate::reconfigure::{self, Rejected};
@@ -55,6 +56,8 @@ pub struct AppState {
     /// How long a forwarded request may take (the leader's own client
     /// timeout, plus the hop).
     pub forward_timeout: Duration,
+    /// Callers waiting for a coalesced forward to the leader.
+    pub forwarder: Arc<Forwarder>,
 }
 
 /// Shared by every request; behind an `Arc` so that extracting it is a
@@ -143,18 +146,9 @@ async fn next_id(
     }
 }
 
-/// What became of a forwarded request.
-enum Forwarded {
-    /// The leader's answer, relayed.
-    Answer(Response),
-    /// Another replica leads now (possibly this one); the old leader's
-    /// answer is no longer awaited.
-    LeaderMoved,
-}
-
 /// Returns once this replica leads or the acceptors name a leader other
 /// than `url`; never while `url` is still the leader they name.
-async fn leadership_moved_from(state: &AppState, url: &str) {
+pub(crate) async fn leadership_moved_from(state: &AppState, url: &str) {
     let mut cluster = state.cluster.clone();
     let mut view = state.driver.view.clone();
     loop {
@@ -228,64 +222,6 @@ async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Resul
     }
 }
 
-/// Sends the request to the leader the acceptors name and relays its answer,
-/// unless leadership moves first. The client's own credential goes with
-/// it: the leader checks it again.
-async fn forward(
-    state: &AppState,
-    headers: &HeaderMap,
-    sequence: &SequenceName,
-    count: u64,
-) -> Result<Forwarded, ApiError> {
-    let (leader, heard_ago_ms) = {
-        let cluster = state.cluster.borrow();
-        (cluster.leader.clone(), cluster.leader_heard_ago_ms)
-    };
-    let Some((_, url)) = leader.filter(|(_, url)| url != &state.advertise_url) else {
-        return Err(no_leader("no leader is known yet"));
-    };
-    if heard_ago_ms.is_none_or(|ago| ago > state.leader_silence_max_ms) {
-        return Err(no_leader(
-            "the leader has not been heard recently; an election is due",
-        ));
-    }
-    let body = NextIdRequest {
-        count: Some(count),
-        sequence: Some(sequence.as_str().to_owned()),
-    };
-    let target = format!("{}/next-id", url.trim_end_matches('/'));
-    let mut request = state.peers.client().post(&target);
-    if let Some(credential) = headers.get(axum::http::header::AUTHORIZATION) {
-        request = request.header(reqwest::header::AUTHORIZATION, credential.as_bytes());
-    }
-    let sending = request
-        .header(FORWARDED_HEADER, "1")
-        .headers(telemetry::trace_headers())
-        .timeout(state.forward_timeout)
-        .json(&body)
-        .send();
-    let sent = tokio::select! {
-        sent = sending => sent.map_err(|e| no_leader(&format!("the leader at {url} is unreachable: {e}")))?,
-        () = leadership_moved_from(state, &url) => return Ok(Forwarded::LeaderMoved),
-    };
-    let status = StatusCode::from_u16(sent.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut headers = HeaderMap::new();
-    for name in ["content-type", "retry-after"] {
-        if let Some(value) = sent
-            .headers()
-            .get(name)
-            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
-        {
-            headers.insert(name, value);
-        }
-    }
-    let bytes = sent
-        .bytes()
-        .await
-        .map_err(|e| no_leader(&format!("the leader's answer was cut: {e}")))?;
-    Ok(Forwarded::Answer((status, headers, bytes).into_response()))
-}
-
 fn refused(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::NotLeader | Refusal::Deposed => no_leader("leadership changed; retry"),
@@ -300,7 +236,7 @@ fn refused(refusal: Refusal) -> ApiError {
     }
 }
 
-fn no_leader(detail: &str) -> ApiError {
+pub(crate) fn no_leader(detail: &str) -> ApiError {
     ApiError::unavailable(detail.to_owned(), RETRY_AFTER_S)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod forward;
 pub mod http;
 pub mod members;
 pub mod peers;
@@ -90,6 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         client_token: service::Tokens::new(&config.client_token, config.client_token_file.clone()),
         leader_silence_max_ms: config.election_timeout_min_ms,
         forward_timeout: Duration::from_millis(config.id_timeout_ms + config.peer_timeout_ms),
+        forwarder: Default::default(),
     };
     let router = service::with_standard_layers(app(state), &config.common.limits());
     let served = service::serve(listener, router, shutdown)
