@@ -115,6 +115,8 @@ async fn status(State(state): State<AppState>) -> Result<Json<LearnerStatus>, Ap
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or values.",
             body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The learner could not read its learned log; nothing was changed.",
+            body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create(
@@ -242,6 +244,8 @@ async fn enable(
         (status = 415, description = "The body is not application/json.",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or values.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The learner could not read its learned log; nothing was changed.",
             body = Problem, content_type = "application/problem+json"),
     )
 )]
