@@ -661,8 +661,6 @@ impl Proposer {
     /// campaigning (Raft's pre-vote with leader stickiness): under a partial
     /// partition a follower that reaches one acceptor the leader cannot
     /// must not depose a leader that still has its quorum.
-    // `no_stickiness` is not in Cargo.toml's check-cfg list yet.
-    #[allow(unexpected_cfgs)]
     fn quorum_hears_no_leader(&self, now_ms: u64) -> bool {
         let recent =
             |at: &Option<u64>| matches!(at, Some(t) if now_ms.saturating_sub(*t) < self.election_timeout_ms);
