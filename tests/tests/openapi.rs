@@ -160,8 +160,8 @@ fn example_body(path: &str, method: &str) -> Option<Value> {
     }
 }
 
-/// The answer's status must be documented, and a JSON body must carry the
-/// schema's required fields; returns the body.
+/// The answer's status must be documented, with its documented headers, and
+/// a JSON body must carry the schema's required fields; returns the body.
 async fn check_answer(document: &Value, operation: &Value, path: &str, answer: reqwest::Response) -> Value {
     let status = answer.status().as_u16().to_string();
     let Some(documented) = operation["responses"].get(&status) else {
@@ -172,6 +172,17 @@ async fn check_answer(document: &Value, operation: &Value, path: &str, answer: r
                 .map(|r| r.keys().collect::<Vec<_>>())
         );
     };
+    for header in documented["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(h, _)| h)
+    {
+        assert!(
+            answer.headers().contains_key(header.as_str()),
+            "{path} {status}: the documented header {header} is missing"
+        );
+    }
     let content_type = answer
         .headers()
         .get("content-type")
