@@ -110,7 +110,7 @@ impl Allocation {
 /// What the client did so far; see [`Client::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Callers of `next_id` (each one a share of some call).
+    /// Callers of `next_id` queued for a call (each one a share of it).
     pub callers: u64,
     /// Calls made for them: one per batch of coalesced callers.
     pub calls: u64,
@@ -265,7 +265,6 @@ impl Client {
         if count == 0 || count > count_max {
             return Err(Error::InvalidCount { count, count_max });
         }
-        self.inner.counters.callers.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         {
             let mut queues = self.inner.queues();
@@ -277,6 +276,8 @@ impl Client {
                 });
             }
             queue.waiting.push_back(Waiter { count, reply });
+            // Counted under the lock: a caller counted is a caller queued.
+            self.inner.counters.callers.fetch_add(1, Ordering::Relaxed);
             if !queue.calling {
                 queue.calling = true;
                 tokio::spawn(self.inner.clone().drive(sequence.to_owned()));
@@ -371,6 +372,9 @@ impl Inner {
                 let Some(queue) = queues.get_mut(&sequence) else {
                     return;
                 };
+                // Callers that went away (their future was dropped) ask
+                // for nothing: their IDs would only be a gap.
+                queue.waiting.retain(|w| !w.reply.is_closed());
                 let len = batch::batch_len(queue.waiting.iter().map(|w| w.count), self.config.count_max);
                 if len == 0 {
                     queues.remove(&sequence);
