@@ -342,6 +342,24 @@ struct Waiter {
     reply: oneshot::Sender<Result<Allocation, Error>>,
 }
 
+/// Drops the sequence's queue if its calling task ends other than by
+/// emptying it (a panic, or its runtime shut down mid-call): the waiting
+/// callers get [`Error::Closed`] and the next caller starts a new task,
+/// instead of queueing behind one that is gone.
+struct Driving<'a> {
+    inner: &'a Inner,
+    sequence: &'a str,
+    finished: bool,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner.queues().remove(self.sequence);
+        }
+    }
+}
+
 /// What one attempt came to.
 enum Attempt {
     Served(NextIdResponse),
@@ -366,21 +384,34 @@ impl Inner {
     /// The one task calling for `sequence`: takes the waiting callers in
     /// batches until none is left.
     async fn drive(self: Arc<Self>, sequence: String) {
+        let mut guard = Driving {
+            inner: &self,
+            sequence: &sequence,
+            finished: false,
+        };
         loop {
-            let batch: Vec<Waiter> = {
+            let batch: Option<Vec<Waiter>> = {
                 let mut queues = self.queues();
-                let Some(queue) = queues.get_mut(&sequence) else {
-                    return;
-                };
-                // Callers that went away (their future was dropped) ask
-                // for nothing: their IDs would only be a gap.
-                queue.waiting.retain(|w| !w.reply.is_closed());
-                let len = batch::batch_len(queue.waiting.iter().map(|w| w.count), self.config.count_max);
-                if len == 0 {
-                    queues.remove(&sequence);
-                    return;
+                match queues.get_mut(&sequence) {
+                    None => None,
+                    Some(queue) => {
+                        // Callers that went away (their future was dropped)
+                        // ask for nothing: their IDs would only be a gap.
+                        queue.waiting.retain(|w| !w.reply.is_closed());
+                        let len =
+                            batch::batch_len(queue.waiting.iter().map(|w| w.count), self.config.count_max);
+                        if len == 0 {
+                            queues.remove(&sequence);
+                            None
+                        } else {
+                            Some(queue.waiting.drain(..len).collect())
+                        }
+                    }
                 }
-                queue.waiting.drain(..len).collect()
+            };
+            let Some(batch) = batch else {
+                guard.finished = true;
+                return;
             };
             let counts: Vec<u64> = batch.iter().map(|w| w.count).collect();
             let total: u64 = counts.iter().sum();
@@ -637,6 +668,30 @@ mod tests {
         };
         assert_eq!(a.last(), 9);
         assert_eq!(a.ids().collect::<Vec<_>>(), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn a_runtime_shut_down_mid_call_does_not_wedge_the_sequence() {
+        // Accepts connections (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", silent.local_addr().expect("addr"));
+        let client = Client::builder().endpoints([url]).build();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let call = client.next_id("default", 1);
+            assert!(tokio::time::timeout(Duration::from_millis(50), call)
+                .await
+                .is_err());
+        });
+        assert_eq!(client.inner.queues().len(), 1, "the call is still in flight");
+        // The calling task is dropped with its runtime; the queue goes with
+        // it, so a caller on another runtime starts afresh.
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        assert!(client.inner.queues().is_empty());
     }
 
     #[tokio::test]
