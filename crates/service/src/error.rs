@@ -85,10 +85,13 @@ impl ApiError {
         Self::new(status, problem::METHOD_NOT_ALLOWED, "Method not allowed")
     }
 
-    /// 401: the cluster token is missing or wrong.
+    /// 401: the token of the route's scope is missing or wrong.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, problem::UNAUTHORIZED, "Unauthorized")
-            .with_detail("this endpoint requires `Authorization: Bearer <cluster token>`")
+        Self::new(StatusCode::UNAUTHORIZED, problem::UNAUTHORIZED, "Unauthorized").with_detail(
+            "this endpoint requires `Authorization: Bearer <token>` with a token of its scope: \
+             the client token for POST /next-id, the subscription token for /v1/subscriptions, \
+             the cluster token for internal routes",
+        )
     }
 
     /// 409: the request conflicts with the current state.
