@@ -362,6 +362,24 @@ impl Cluster {
         }
     }
 
+    /// The sum of every sample of metric `name` (all label sets) that the
+    /// process at `base_url` exports on `/metrics`.
+    pub async fn metric(&self, base_url: &str, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|line| line.split(['{', ' ']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Every process's last log lines, for failure messages.
     pub fn logs(&self) -> String {
         let all = self

@@ -57,22 +57,10 @@ async fn a_follower_coalesces_concurrent_calls_and_each_gets_its_own_slice() {
 
 /// `(paxid_sequencer_forwards_total, paxid_sequencer_forwarded_requests_total)`.
 async fn forward_counters(cluster: &Cluster, url: &str) -> (u64, u64) {
-    let text = cluster
-        .http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let read = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64
-    };
     (
-        read("paxid_sequencer_forwards_total"),
-        read("paxid_sequencer_forwarded_requests_total"),
+        cluster.metric(url, "paxid_sequencer_forwards_total").await as u64,
+        cluster
+            .metric(url, "paxid_sequencer_forwarded_requests_total")
+            .await as u64,
     )
 }

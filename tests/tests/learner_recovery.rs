@@ -40,22 +40,6 @@ async fn learner_ready(cluster: &Cluster) -> Result<(), String> {
     }
 }
 
-async fn metric(cluster: &Cluster, base_url: &str, name: &str) -> f64 {
-    let text = cluster
-        .http
-        .get(format!("{base_url}/metrics"))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter(|line| line.starts_with(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Runs client load for `duration` and returns its history.
 async fn load_for(cluster: &Cluster, duration: Duration) -> Vec<Op> {
     let load = run_load(LoadSpec {
@@ -131,7 +115,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     let acceptor = cluster.acceptor_urls()[0].clone();
     let started = Instant::now();
     loop {
-        let compacted = metric(&cluster, &acceptor, "paxid_acceptor_compacted_below").await;
+        let compacted = cluster.metric(&acceptor, "paxid_acceptor_compacted_below").await;
         if compacted as u64 > stopped + 1 {
             println!("acceptor compacted below {compacted} (learner stopped at {stopped})");
             break;
@@ -229,12 +213,9 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     );
     let started = Instant::now();
     loop {
-        let skipped = metric(
-            &cluster,
-            &learner_url(&cluster),
-            "paxid_learner_skipped_slots_total",
-        )
-        .await;
+        let skipped = cluster
+            .metric(&learner_url(&cluster), "paxid_learner_skipped_slots_total")
+            .await;
         if skipped as u64 == gap.below_slot - gap.from_slot {
             break;
         }
@@ -288,12 +269,9 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     }
 
     // The acceptors said they compacted past the learner that was gone.
-    let passed = metric(
-        &cluster,
-        &acceptor,
-        "paxid_acceptor_compaction_passed_learner_total",
-    )
-    .await;
+    let passed = cluster
+        .metric(&acceptor, "paxid_acceptor_compaction_passed_learner_total")
+        .await;
     assert!(
         passed >= 1.0,
         "compaction passed a registered learner: metric {passed}"

@@ -181,18 +181,8 @@ fn a_founding_floor_is_in_every_promise() {
 /// the next restart.
 #[test]
 fn a_transition_folds_in_the_snapshot_when_a_slot_below_the_stop_sign_is_not_marked() {
-    use paxos_core::{Configuration, Seat, Transition};
-    let next = Configuration {
-        epoch: 1,
-        seats: [ME, MemberId(4)]
-            .into_iter()
-            .enumerate()
-            .map(|(i, member)| Seat {
-                address: format!("http://a{i}"),
-                member,
-            })
-            .collect(),
-    };
+    use paxos_core::Transition;
+    let next = epoch_1_with_me();
     let mut a = acceptor();
     let _ = release(a.handle_accept(&accept(1, 0, &[(0, ids(1))])));
     let stop = Value::Reconfigure(next.clone());
@@ -227,18 +217,8 @@ fn a_transition_folds_in_the_snapshot_when_a_slot_below_the_stop_sign_is_not_mar
 /// when every member does, slots no learner read yet are gone.
 #[test]
 fn the_leaders_tail_lets_a_member_keep_its_log_through_a_transition() {
-    use paxos_core::{Configuration, Seat, Transition};
-    let next = Configuration {
-        epoch: 1,
-        seats: [ME, MemberId(4)]
-            .into_iter()
-            .enumerate()
-            .map(|(i, member)| Seat {
-                address: format!("http://a{i}"),
-                member,
-            })
-            .collect(),
-    };
+    use paxos_core::Transition;
+    let next = epoch_1_with_me();
     let stop = Value::Reconfigure(next.clone());
     let votes = [(0, ids(1)), (1, stop)];
     let snapshot = Snapshot {
@@ -269,5 +249,20 @@ fn the_leaders_tail_lets_a_member_keep_its_log_through_a_transition() {
             assert_eq!(change.compact, Some(snapshot.clone()), "folded without the tail");
             assert!(a.state().log.is_empty());
         }
+    }
+}
+
+/// Epoch 1: this acceptor and a member 4.
+fn epoch_1_with_me() -> paxos_core::Configuration {
+    paxos_core::Configuration {
+        epoch: 1,
+        seats: [ME, MemberId(4)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| paxos_core::Seat {
+                address: format!("http://a{i}"),
+                member,
+            })
+            .collect(),
     }
 }
