@@ -65,23 +65,41 @@ pub struct ProposerConfig {
 }
 
 impl ProposerConfig {
+    // The defaults, in one place: `ProposerConfig::new` uses them and the
+    // sequencer's flags default to them (`paxid-sequencer --help`).
+    /// Two slots in flight: requests arriving while the pipeline is full
+    /// share the next slot, so fewer acceptor round trips per ID on a small
+    /// machine (docs/benchmarks.md).
+    pub const PIPELINE_SLOTS_MAX: usize = 2;
+    pub const BATCH_REQUESTS_MAX: usize = 8192;
+    pub const PENDING_REQUESTS_MAX: usize = 65_536;
+    pub const COUNT_MAX: u64 = 1_000_000;
+    pub const SEQUENCES_MAX: usize = 1024;
+    pub const HEARTBEAT_INTERVAL_MS: u64 = 50;
+    pub const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+    pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+    pub const QUORUM_CONTACT_MS: u64 = 1_000;
+    /// Accepts are sent again after this many heartbeats without an answer.
+    pub const ACCEPT_RETRY_HEARTBEATS: u64 = 4;
+    pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+
     pub fn new(node: NodeId, acceptors: usize) -> ProposerConfig {
         ProposerConfig {
             node,
             epoch: 0,
             acceptors,
-            pipeline_slots_max: 8,
-            batch_requests_max: 8192,
-            pending_requests_max: 65_536,
-            count_max: 1_000_000,
-            sequences_max: 1024,
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            pipeline_slots_max: Self::PIPELINE_SLOTS_MAX,
+            batch_requests_max: Self::BATCH_REQUESTS_MAX,
+            pending_requests_max: Self::PENDING_REQUESTS_MAX,
+            count_max: Self::COUNT_MAX,
+            sequences_max: Self::SEQUENCES_MAX,
+            heartbeat_interval_ms: Self::HEARTBEAT_INTERVAL_MS,
+            election_timeout_min_ms: Self::ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: Self::ELECTION_TIMEOUT_MAX_MS,
             prevote: true,
-            quorum_contact_ms: 1_000,
-            accept_retry_ms: 200,
-            request_timeout_ms: 5_000,
+            quorum_contact_ms: Self::QUORUM_CONTACT_MS,
+            accept_retry_ms: Self::HEARTBEAT_INTERVAL_MS * Self::ACCEPT_RETRY_HEARTBEATS,
+            request_timeout_ms: Self::REQUEST_TIMEOUT_MS,
             catchup_slots_max: 65_536,
             catchup_batch_max: 1024,
             catchup_allocations_max: 65_536,

@@ -253,6 +253,9 @@ fn config(p: usize) -> ProposerConfig {
 fn config_in(p: usize, epoch: u64) -> ProposerConfig {
     let mut config = ProposerConfig::new(NodeId(p as u32 + 1), ACCEPTORS);
     config.epoch = epoch;
+    // Room for every slot of the model in flight at once (requests, the
+    // stop sign, recovered ones), so no interleaving waits for the pipeline.
+    config.pipeline_slots_max = 8;
     config.heartbeat_interval_ms = 10;
     config.election_timeout_min_ms = 100;
     config.election_timeout_max_ms = 100;

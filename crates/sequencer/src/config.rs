@@ -50,11 +50,11 @@ pub struct Config {
     pub learners: Vec<Url>,
 
     /// Largest `count` one request may ask for.
-    #[arg(long, env = "PAXID_COUNT_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "PAXID_COUNT_MAX", default_value_t = ProposerConfig::COUNT_MAX, value_parser = clap::value_parser!(u64).range(1..))]
     pub count_max: u64,
 
     /// Distinct sequence names the cluster holds, at most.
-    #[arg(long, env = "PAXID_SEQUENCES_MAX", default_value_t = 1024)]
+    #[arg(long, env = "PAXID_SEQUENCES_MAX", default_value_t = ProposerConfig::SEQUENCES_MAX)]
     pub sequences_max: usize,
 
     /// The only sequence names clients may use besides `default`, comma
@@ -69,35 +69,35 @@ pub struct Config {
     /// means bigger batches and fewer acceptor round trips per ID: on two
     /// cores, 2 served 16 clients about 1.5 times faster than 8 (see
     /// docs/benchmarks.md). Raise it when the acceptors are far away.
-    #[arg(long, env = "PAXID_PIPELINE_SLOTS_MAX", default_value_t = 2)]
+    #[arg(long, env = "PAXID_PIPELINE_SLOTS_MAX", default_value_t = ProposerConfig::PIPELINE_SLOTS_MAX)]
     pub pipeline_slots_max: usize,
 
     /// Client requests batched into one slot, at most.
-    #[arg(long, env = "PAXID_BATCH_REQUESTS_MAX", default_value_t = 8192)]
+    #[arg(long, env = "PAXID_BATCH_REQUESTS_MAX", default_value_t = ProposerConfig::BATCH_REQUESTS_MAX)]
     pub batch_requests_max: usize,
 
     /// Client requests waiting for a slot, at most; more get 503.
-    #[arg(long, env = "PAXID_PENDING_REQUESTS_MAX", default_value_t = 65_536)]
+    #[arg(long, env = "PAXID_PENDING_REQUESTS_MAX", default_value_t = ProposerConfig::PENDING_REQUESTS_MAX)]
     pub pending_requests_max: usize,
 
-    #[arg(long, env = "PAXID_HEARTBEAT_INTERVAL_MS", default_value_t = 50)]
+    #[arg(long, env = "PAXID_HEARTBEAT_INTERVAL_MS", default_value_t = ProposerConfig::HEARTBEAT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
 
     /// A follower campaigns after the leader made no progress on a majority of
     /// acceptors for a random time between this and the max.
-    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MIN_MS", default_value_t = 300)]
+    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MIN_MS", default_value_t = ProposerConfig::ELECTION_TIMEOUT_MIN_MS)]
     pub election_timeout_min_ms: u64,
 
-    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MAX_MS", default_value_t = 600)]
+    #[arg(long, env = "PAXID_ELECTION_TIMEOUT_MAX_MS", default_value_t = ProposerConfig::ELECTION_TIMEOUT_MAX_MS)]
     pub election_timeout_max_ms: u64,
 
     /// The leader steps down when a majority of acceptors has not answered
     /// it for this long, so that its clients go to a new leader.
-    #[arg(long, env = "PAXID_QUORUM_CONTACT_MS", default_value_t = 1_000)]
+    #[arg(long, env = "PAXID_QUORUM_CONTACT_MS", default_value_t = ProposerConfig::QUORUM_CONTACT_MS)]
     pub quorum_contact_ms: u64,
 
     /// A client waits at most this long for its IDs before a 503.
-    #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = ProposerConfig::REQUEST_TIMEOUT_MS)]
     pub id_timeout_ms: u64,
 
     /// Timeout of one call to an acceptor or learner.
@@ -177,7 +177,9 @@ impl Config {
         config.election_timeout_min_ms = self.election_timeout_min_ms;
         config.election_timeout_max_ms = self.election_timeout_max_ms;
         config.quorum_contact_ms = self.quorum_contact_ms;
-        config.accept_retry_ms = self.heartbeat_interval_ms.saturating_mul(4);
+        config.accept_retry_ms = self
+            .heartbeat_interval_ms
+            .saturating_mul(ProposerConfig::ACCEPT_RETRY_HEARTBEATS);
         config.request_timeout_ms = self.id_timeout_ms;
         Ok(config)
     }
