@@ -33,7 +33,7 @@ fi
 # Independent checks used by the tests: a Standard Webhooks verifier and the
 # Kubernetes schemas for offline manifest validation.
 pip_missing=()
-python3 -c "import standardwebhooks" 2>/dev/null || pip_missing+=("standardwebhooks==1.1.0")
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('standardwebhooks') != '1.1.0')" 2>/dev/null || pip_missing+=("standardwebhooks==1.1.0")
 command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
 python3 -c "import yaml" 2>/dev/null || pip_missing+=(PyYAML)
 # Property-based tests of the public APIs from their OpenAPI documents.
