@@ -123,44 +123,79 @@ struct Line {
 
 impl Receiver {
     /// Subscribes `http://127.0.0.1:<port>/hook`, then starts the receiver
-    /// with the subscription's secret and waits until it listens.
-    async fn start(cluster: &Cluster, name: &'static str, mut command: Command) -> Receiver {
-        let port = free_port();
-        let created = subscribe(cluster, &format!("http://127.0.0.1:{port}/hook")).await;
-        let out = cluster.data_dir().join(format!("{name}.jsonl"));
-        let log = cluster.data_dir().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).expect("receiver log");
-        let child = command
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&out)
-            .env("WEBHOOK_SECRET", &created.secret)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("clone log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {name} receiver: {e}"));
-        let mut receiver = Receiver {
-            name,
-            child,
-            port,
-            out,
-            log,
-            id: created.id,
-            secret: created.secret,
-        };
+    /// (`command()` plus `HOST:PORT OUT_FILE`) with the subscription's
+    /// secret and waits until it listens. A receiver that exits at once
+    /// (its port was taken meanwhile: free ports are only probed) is tried
+    /// again on another port, under a new subscription.
+    async fn start(cluster: &Cluster, name: &'static str, command: impl Fn() -> Command) -> Receiver {
+        for attempt in 1..=3 {
+            let port = free_port();
+            let created = subscribe(cluster, &format!("http://127.0.0.1:{port}/hook")).await;
+            let out = cluster.data_dir().join(format!("{name}-{attempt}.jsonl"));
+            let log = cluster.data_dir().join(format!("{name}-{attempt}.log"));
+            let log_file = std::fs::File::create(&log).expect("receiver log");
+            let child = command()
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(&out)
+                .env("WEBHOOK_SECRET", &created.secret)
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("clone log"))
+                .stderr(log_file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start the {name} receiver: {e}"));
+            let mut receiver = Receiver {
+                name,
+                child,
+                port,
+                out,
+                log,
+                id: created.id,
+                secret: created.secret,
+            };
+            if receiver.wait_listening().await {
+                return receiver;
+            }
+            println!(
+                "the {name} receiver exited at start on port {port} (attempt {attempt}):\n{}",
+                receiver.log_text()
+            );
+            let response = cluster
+                .http
+                .delete(format!(
+                    "{}/v1/subscriptions/{}",
+                    learner_url(cluster),
+                    receiver.id
+                ))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("the learner answers");
+            assert_eq!(response.status(), 204);
+        }
+        panic!("the {name} receiver did not start in 3 attempts");
+    }
+
+    /// True once the port accepts connections and the process still runs
+    /// a moment later; false if it exited.
+    async fn wait_listening(&mut self) -> bool {
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = receiver.child.try_wait() {
-                panic!("the {name} receiver exited ({status}):\n{}", receiver.log_text());
+        loop {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Another process may hold the port; this one then exits.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return matches!(self.child.try_wait(), Ok(None));
             }
             assert!(
                 started.elapsed() < LISTENING_WITHIN,
-                "the {name} receiver does not listen:\n{}",
-                receiver.log_text()
+                "the {} receiver does not listen:\n{}",
+                self.name,
+                self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        receiver
     }
 
     fn log_text(&self) -> String {
@@ -400,20 +435,29 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
     let mut receivers = Vec::new();
     match python_ready() {
         Ok(()) => {
-            let mut command = Command::new("python3");
-            command.arg(examples.join("verify.py"));
+            let script = examples.join("verify.py");
+            let command = || {
+                let mut command = Command::new("python3");
+                command.arg(&script);
+                command
+            };
             receivers.push(Receiver::start(&cluster, "python", command).await);
         }
         Err(reason) => println!("SKIPPED the Python receiver: {reason}"),
     }
     if runs("node", &["--version"]) {
-        let mut command = Command::new("node");
-        command.arg(examples.join("verify.js"));
+        let script = examples.join("verify.js");
+        let command = || {
+            let mut command = Command::new("node");
+            command.arg(&script);
+            command
+        };
         receivers.push(Receiver::start(&cluster, "node", command).await);
     } else {
         println!("SKIPPED the Node receiver: node is not installed");
     }
-    receivers.push(Receiver::start(&cluster, "rust", Command::new(rust_receiver())).await);
+    let program = rust_receiver();
+    receivers.push(Receiver::start(&cluster, "rust", || Command::new(&program)).await);
 
     // Allocations, one call at a time, on both sequencers, in two rounds
     // each waited for, so that they come in more than one message.
