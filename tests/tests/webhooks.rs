@@ -113,6 +113,8 @@ struct Receiver {
 struct Line {
     accepted: bool,
     webhook_id: String,
+    #[serde(rename = "type", default)]
+    type_: Option<String>,
     #[serde(default)]
     new_slots: Vec<u64>,
     #[serde(default)]
@@ -127,10 +129,15 @@ impl Receiver {
     /// secret and waits until it listens. A receiver that exits at once
     /// (its port was taken meanwhile: free ports are only probed) is tried
     /// again on another port, under a new subscription.
-    async fn start(cluster: &Cluster, name: &'static str, command: impl Fn() -> Command) -> Receiver {
+    async fn start(
+        cluster: &Cluster,
+        name: &'static str,
+        from_slot: Option<u64>,
+        command: impl Fn() -> Command,
+    ) -> Receiver {
         for attempt in 1..=3 {
             let port = free_port();
-            let created = subscribe(cluster, &format!("http://127.0.0.1:{port}/hook")).await;
+            let created = subscribe(cluster, &format!("http://127.0.0.1:{port}/hook"), from_slot).await;
             let out = cluster.data_dir().join(format!("{name}-{attempt}.jsonl"));
             let log = cluster.data_dir().join(format!("{name}-{attempt}.log"));
             let log_file = std::fs::File::create(&log).expect("receiver log");
@@ -250,12 +257,16 @@ fn learner_url(cluster: &Cluster) -> String {
     cluster.learner.as_ref().expect("a learner").url()
 }
 
-async fn subscribe(cluster: &Cluster, url: &str) -> SubscriptionCreated {
+async fn subscribe(cluster: &Cluster, url: &str, from_slot: Option<u64>) -> SubscriptionCreated {
+    let mut body = serde_json::json!({ "url": url });
+    if let Some(from_slot) = from_slot {
+        body["from_slot"] = from_slot.into();
+    }
     let response = cluster
         .http
         .post(format!("{}/v1/subscriptions", learner_url(cluster)))
         .bearer_auth(TOKEN)
-        .json(&serde_json::json!({ "url": url }))
+        .json(&body)
         .send()
         .await
         .expect("the learner answers");
@@ -374,6 +385,39 @@ async fn wait_covered(cluster: &Cluster, receiver: &Receiver, calls: &[(String, 
     }
 }
 
+/// The three example receivers (Python only if `standardwebhooks` is
+/// importable or installable, Node only if installed), each subscribed.
+async fn start_receivers(cluster: &Cluster, from_slot: Option<u64>) -> Vec<Receiver> {
+    let examples = repo_root().join("examples").join("webhooks");
+    let mut receivers = Vec::new();
+    match python_ready() {
+        Ok(()) => {
+            let script = examples.join("verify.py");
+            let command = || {
+                let mut command = Command::new("python3");
+                command.arg(&script);
+                command
+            };
+            receivers.push(Receiver::start(cluster, "python", from_slot, command).await);
+        }
+        Err(reason) => println!("SKIPPED the Python receiver: {reason}"),
+    }
+    if runs("node", &["--version"]) {
+        let script = examples.join("verify.js");
+        let command = || {
+            let mut command = Command::new("node");
+            command.arg(&script);
+            command
+        };
+        receivers.push(Receiver::start(cluster, "node", from_slot, command).await);
+    } else {
+        println!("SKIPPED the Node receiver: node is not installed");
+    }
+    let program = rust_receiver();
+    receivers.push(Receiver::start(cluster, "rust", from_slot, || Command::new(&program)).await);
+    receivers
+}
+
 /// `POST /next-id` once per `i`, one call at a time, alternating sequencers,
 /// sequences and counts; returns `(sequence, first, count)` per call.
 async fn allocate(cluster: &Cluster, range: std::ops::Range<usize>) -> Vec<(String, u64, u64)> {
@@ -406,16 +450,7 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
     let mut cluster = Cluster::start(ClusterSpec {
         sequencers: 2,
         learner: true,
-        learner_args: [
-            "--subscription-token",
-            TOKEN,
-            "--retry-initial-ms",
-            "100",
-            "--retry-max-ms",
-            "500",
-        ]
-        .map(String::from)
-        .to_vec(),
+        learner_args: learner_args(),
         ..ClusterSpec::default()
     });
     cluster.wait_serving(SERVE_WITHIN).await;
@@ -431,33 +466,7 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
         .expect("the learner answers");
     assert_eq!(refused.status(), 401, "a subscription without the token");
 
-    let examples = repo_root().join("examples").join("webhooks");
-    let mut receivers = Vec::new();
-    match python_ready() {
-        Ok(()) => {
-            let script = examples.join("verify.py");
-            let command = || {
-                let mut command = Command::new("python3");
-                command.arg(&script);
-                command
-            };
-            receivers.push(Receiver::start(&cluster, "python", command).await);
-        }
-        Err(reason) => println!("SKIPPED the Python receiver: {reason}"),
-    }
-    if runs("node", &["--version"]) {
-        let script = examples.join("verify.js");
-        let command = || {
-            let mut command = Command::new("node");
-            command.arg(&script);
-            command
-        };
-        receivers.push(Receiver::start(&cluster, "node", command).await);
-    } else {
-        println!("SKIPPED the Node receiver: node is not installed");
-    }
-    let program = rust_receiver();
-    receivers.push(Receiver::start(&cluster, "rust", || Command::new(&program)).await);
+    let receivers = start_receivers(&cluster, None).await;
 
     // Allocations, one call at a time, on both sequencers, in two rounds
     // each waited for, so that they come in more than one message.
@@ -640,4 +649,147 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
         receivers.iter().map(|r| r.name).collect::<Vec<_>>(),
         started.elapsed()
     );
+}
+
+/// The learner's `--subscription-token` and quick retries.
+fn learner_args() -> Vec<String> {
+    [
+        "--subscription-token",
+        TOKEN,
+        "--retry-initial-ms",
+        "100",
+        "--retry-max-ms",
+        "500",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A learner that lost its disk while the acceptors compacted past it
+/// starts again from their snapshot and announces the skipped slots with an
+/// `ids.gap` message (the recipe of `learner_recovery.rs`). Each receiver,
+/// subscribed from slot 0, verifies and acknowledges it, moves its
+/// `next_slot` past it, and then takes every allocation made afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_receivers_accept_a_gap_notice_and_move_past_it() {
+    let _serial = serial();
+    let started = Instant::now();
+    let mut cluster = Cluster::start(ClusterSpec {
+        sequencers: 1,
+        learner: true,
+        acceptor_args: ["--retain-slots", "200", "--compact-interval-ms", "100"]
+            .map(String::from)
+            .to_vec(),
+        learner_args: learner_args(),
+        ..ClusterSpec::default()
+    });
+    cluster.wait_serving(SERVE_WITHIN).await;
+    wait_learner_ready(&cluster).await;
+
+    // The learner stops; the acceptors go on and compact past it.
+    let status_url = format!("{}/v1/status", learner_url(&cluster));
+    let status: api::learner::LearnerStatus = cluster
+        .http
+        .get(&status_url)
+        .send()
+        .await
+        .expect("the learner answers")
+        .json()
+        .await
+        .expect("a LearnerStatus");
+    let stopped = status.learned_below;
+    cluster.learner.as_mut().expect("a learner").terminate();
+    let load = paxid_tests::run_load(paxid_tests::LoadSpec {
+        urls: cluster.sequencer_urls(),
+        clients: 4,
+        ..paxid_tests::LoadSpec::default()
+    });
+    let acceptor = cluster.acceptor_urls()[0].clone();
+    let waited = Instant::now();
+    while (cluster.metric(&acceptor, "paxid_acceptor_compacted_below").await as u64) <= stopped + 1 {
+        assert!(
+            waited.elapsed() < DELIVERED_WITHIN,
+            "the acceptors never compacted past the learner"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    load.stop().await;
+
+    // Its disk is lost; it comes back blank, from the snapshot.
+    std::fs::remove_dir_all(cluster.data_dir().join("learner")).expect("wipe the learner");
+    cluster.learner.as_mut().expect("a learner").start();
+    let waited = Instant::now();
+    while cluster
+        .http
+        .get(format!("{}/livez", learner_url(&cluster)))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(waited.elapsed() < SERVE_WITHIN, "the learner never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let receivers = start_receivers(&cluster, Some(0)).await;
+    let calls = allocate(&cluster, 0..6).await;
+
+    for receiver in &receivers {
+        wait_covered(&cluster, receiver, &calls).await;
+        let lines = receiver.lines();
+        assert!(
+            lines.iter().all(|l| l.accepted),
+            "{}: refused real deliveries {lines:?}",
+            receiver.name
+        );
+        // The notices come first (usually one; a learner that lagged
+        // far enough states a second one continuing the first), then
+        // allocations only at or above the last notice's end, all new.
+        let gaps: Vec<api::learner::LearnerGap> = lines
+            .iter()
+            .take_while(|l| l.type_.as_deref() == Some("ids.gap"))
+            .map(|l| {
+                let body = l.body.as_deref().expect("a body");
+                serde_json::from_str::<api::learner::WebhookGapMessage>(body)
+                    .expect("an ids.gap body")
+                    .data
+            })
+            .collect();
+        assert!(
+            !gaps.is_empty(),
+            "{}: no ids.gap message first in {lines:?}",
+            receiver.name
+        );
+        assert_eq!(gaps[0].from_slot, 0, "{}: {gaps:?}", receiver.name);
+        assert!(
+            gaps.windows(2).all(|w| w[0].below_slot == w[1].from_slot),
+            "{}: gaps not contiguous {gaps:?}",
+            receiver.name
+        );
+        let below = gaps[gaps.len() - 1].below_slot;
+        assert!(below > stopped, "{}: {gaps:?}", receiver.name);
+        let rest = &lines[gaps.len()..];
+        assert!(
+            rest.iter().all(|l| l.type_.as_deref() == Some("ids.allocated")),
+            "{}: {rest:?}",
+            receiver.name
+        );
+        let after: Vec<u64> = rest.iter().flat_map(|l| l.new_slots.clone()).collect();
+        assert!(!after.is_empty(), "{}", receiver.name);
+        assert!(
+            after.iter().all(|slot| *slot >= below),
+            "{}: {gaps:?}, then {after:?}",
+            receiver.name
+        );
+        println!(
+            "{}: gaps {gaps:?} ({}), then slots {}..={}",
+            receiver.name,
+            lines[0].body.as_deref().unwrap_or(""),
+            after[0],
+            after[after.len() - 1]
+        );
+    }
+    for receiver in &receivers {
+        let view = subscription(&cluster, &receiver.id).await;
+        assert_eq!(view.state, "active", "{}: {view:?}", receiver.name);
+    }
+    println!("gap checked in {:?}", started.elapsed());
 }
