@@ -631,6 +631,31 @@ impl Proposer {
         }
     }
 
+    /// How long a driver may wait before its next [`Proposer::tick`]
+    /// without delaying anything due on time: a leader's next heartbeat or
+    /// accept resend, a candidate's or follower's election timer. At least
+    /// 1 ms, and at most [`Proposer::POLL_MS_MAX`]: client timeouts and the
+    /// quorum-contact check are coarse, and a follower's leader-alive test
+    /// moves with every status poll, so those are looked at on that
+    /// cadence rather than computed.
+    pub fn poll_timeout_ms(&self, now_ms: u64) -> u64 {
+        let due = match &self.state {
+            _ if self.ended.is_some() => return Self::POLL_MS_MAX,
+            // Past its timer a follower that did not campaign waits for
+            // fresher statuses (pre-vote said no): look again on their cadence.
+            State::Follower => match self.follower_since_ms.saturating_add(self.election_timeout_ms) {
+                due if due <= now_ms => return Self::POLL_MS_MAX,
+                due => due,
+            },
+            State::Candidate(c) => c.started_at_ms.saturating_add(self.election_timeout_ms),
+            State::Leader(leader) => leader.next_due_ms(&self.config),
+        };
+        due.saturating_sub(now_ms).clamp(1, Self::POLL_MS_MAX)
+    }
+
+    /// The longest wait [`Proposer::poll_timeout_ms`] returns.
+    pub const POLL_MS_MAX: u64 = 20;
+
     /// Proposes new slots from pending requests while the pipeline has room.
     /// Drivers call it after handling a burst of inputs, so that everything
     /// that arrived meanwhile shares slots.
@@ -1125,6 +1150,20 @@ impl Leader {
                 keep
             });
         }
+    }
+
+    /// When the next heartbeat or accept resend is due.
+    fn next_due_ms(&self, config: &ProposerConfig) -> u64 {
+        let heartbeat = self
+            .heartbeat_sent_at_ms
+            .saturating_add(config.heartbeat_interval_ms);
+        let resend = self
+            .in_flight
+            .values()
+            .map(|flight| flight.sent_at_ms.saturating_add(config.accept_retry_ms))
+            .min()
+            .unwrap_or(u64::MAX);
+        heartbeat.min(resend)
     }
 
     fn resend_unacknowledged(&mut self, now_ms: u64, config: &ProposerConfig, effects: &mut Vec<Effect>) {

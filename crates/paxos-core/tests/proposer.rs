@@ -999,3 +999,38 @@ fn a_majority_of_the_list_is_not_enough_when_the_promises_name_more_voters() {
     p.handle_accept_reply(ELECTION_MS, AcceptorId(2), b, &[Slot(0)], accepted(0));
     assert_eq!(p.chosen_below(), Slot(1));
 }
+
+/// The driver sleeps until the proposer's next deadline instead of ticking
+/// every few milliseconds: a leader wakes for its next heartbeat or accept
+/// resend, a follower for its election timer, never later than
+/// `POLL_MS_MAX`, never in a busy loop.
+#[test]
+fn poll_timeout_is_the_next_deadline_within_bounds() {
+    let max = Proposer::POLL_MS_MAX;
+    let follower = Proposer::new(config(2), 0, 0);
+    let t = follower.poll_timeout_ms(0);
+    assert!((1..=max).contains(&t), "a new follower: {t}");
+    assert_eq!(
+        follower.poll_timeout_ms(100 * ELECTION_MS),
+        max,
+        "past its timer a follower waits for fresher statuses, it does not spin"
+    );
+
+    let mut p = leader(2);
+    let now = ELECTION_MS + 1;
+    p.tick(now, 0);
+    p.drain_effects();
+    let t = p.poll_timeout_ms(now);
+    assert!((1..=max).contains(&t), "a leader: {t}");
+    p.handle_request(now, request(1, "a", 1));
+    p.flush(now);
+    p.drain_effects();
+    let config = config(2);
+    let resend_in = config.accept_retry_ms.min(config.heartbeat_interval_ms).min(max);
+    assert!(p.poll_timeout_ms(now) <= resend_in);
+    assert_eq!(
+        p.poll_timeout_ms(now + 10 * config.accept_retry_ms),
+        1,
+        "an overdue resend is run at once"
+    );
+}

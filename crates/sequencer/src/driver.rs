@@ -33,8 +33,6 @@ const ACCEPTOR_CALLS_MAX: usize = 64;
 const LEARNER_PUSHES_MAX: usize = 16;
 /// Inputs handled before the driver flushes and runs its timers.
 const BURST_EVENTS_MAX: usize = 4096;
-/// Granularity of the proposer's timers.
-const TICK_INTERVAL: Duration = Duration::from_millis(5);
 /// Calls counted per acceptor index: the most seats a configuration has.
 const SEATS_MAX: usize = api::internal::SEATS_MAX;
 /// A transition is sent to each new seat this often, this many times at
@@ -211,8 +209,9 @@ impl Driver {
             if tokio::time::Instant::now() >= next_tick {
                 let (now, random) = (self.now_ms(), self.rng.random());
                 self.proposer.tick(now, random);
-                next_tick = tokio::time::Instant::now() + TICK_INTERVAL;
             }
+            let wait = Duration::from_millis(self.proposer.poll_timeout_ms(self.now_ms()));
+            next_tick = tokio::time::Instant::now() + wait;
             self.proposer.flush(self.now_ms());
             self.execute();
             self.publish_view();
