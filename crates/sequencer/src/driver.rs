@@ -31,6 +31,14 @@ const ACCEPTOR_CALLS_MAX: usize = 64;
 /// Pushes to learners outstanding at once; past it, pushes are skipped
 /// (learners also pull).
 const LEARNER_PUSHES_MAX: usize = 16;
+/// An accept serialized once, shared by every acceptor it goes to.
+#[derive(Clone)]
+struct EncodedAccept {
+    ballot: Ballot,
+    slots: Arc<[Slot]>,
+    body: axum::body::Bytes,
+}
+
 /// Inputs handled before the driver flushes and runs its timers.
 const BURST_EVENTS_MAX: usize = 4096;
 /// Calls counted per acceptor index: the most seats a configuration has.
@@ -58,7 +66,7 @@ pub enum PeerEvent {
     Accepted {
         from: AcceptorId,
         ballot: Ballot,
-        slots: Vec<Slot>,
+        slots: Arc<[Slot]>,
         reply: AcceptReply,
     },
     Committed {
@@ -389,10 +397,23 @@ impl Driver {
         let epoch = self.base_config.epoch;
         let mut chosen = Vec::new();
         let mut answered = 0usize;
+        // The proposer emits a new slot's accept once per acceptor, one after
+        // the other: encode it once and send the same bytes to each.
+        let mut encoded: Option<(paxos_core::Accept, EncodedAccept)> = None;
         for effect in self.proposer.drain_effects() {
             match effect {
                 Effect::Prepare { to, prepare } => self.send_prepare(to, prepare),
-                Effect::Accept { to, accept } => self.send_accept(to, accept),
+                Effect::Accept { to, accept } => {
+                    let body = match &encoded {
+                        Some((same, body)) if *same == accept => body.clone(),
+                        _ => {
+                            let body = self.encode_accept(&accept);
+                            encoded = Some((accept, body.clone()));
+                            body
+                        }
+                    };
+                    self.send_accept(to, body);
+                }
                 Effect::Commit { to, commit } => self.send_commit(to, commit),
                 Effect::Reply { request, result } => {
                     answered += usize::from(result.is_ok());
@@ -499,16 +520,25 @@ impl Driver {
         );
     }
 
-    fn send_accept(&self, to: AcceptorId, accept: paxos_core::Accept) {
-        let slots: Vec<Slot> = accept.entries.iter().map(|(slot, _)| *slot).collect();
-        let ballot = accept.ballot;
-        let body = AcceptRequest::from_core(&accept, Some(self.advertise_url.clone()));
+    fn encode_accept(&self, accept: &paxos_core::Accept) -> EncodedAccept {
+        let request = AcceptRequest::from_core(accept, Some(self.advertise_url.clone()));
+        EncodedAccept {
+            ballot: accept.ballot,
+            slots: accept.entries.iter().map(|(slot, _)| *slot).collect(),
+            body: serde_json::to_vec(&request)
+                .expect("an accept request always serializes")
+                .into(),
+        }
+    }
+
+    fn send_accept(&self, to: AcceptorId, accept: EncodedAccept) {
+        let EncodedAccept { ballot, slots, body } = accept;
         let parent = self.burst_span.clone().unwrap_or_else(Span::current);
         let span =
             tracing::info_span!(parent: &parent, "accept", acceptor = to.0, %ballot, slots = slots.len());
         self.call(to, span, move |peers, loopback| async move {
             let started = Instant::now();
-            match peers.accept(to, &body).await {
+            match peers.accept(to, body).await {
                 Ok(response) => {
                     metrics::histogram!("paxid_sequencer_accept_rtt_seconds")
                         .record(started.elapsed().as_secs_f64());

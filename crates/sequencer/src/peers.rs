@@ -4,8 +4,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use api::internal::{
-    AcceptRequest, AcceptResponse, AcceptorStatus, ChosenPush, CommitRequest, CommitResponse, InstallRequest,
-    JoinRequest, JoinResponse, PrepareRequest, PrepareResponse, TransitionRequest,
+    AcceptResponse, AcceptorStatus, ChosenPush, CommitRequest, CommitResponse, InstallRequest, JoinRequest,
+    JoinResponse, PrepareRequest, PrepareResponse, TransitionRequest,
 };
 use paxos_core::AcceptorId;
 use reqwest::Url;
@@ -132,8 +132,16 @@ impl Peers {
         self.post(&self.url(to), "/v1/prepare", body).await
     }
 
-    pub async fn accept(&self, to: AcceptorId, body: &AcceptRequest) -> Result<AcceptResponse, PeerError> {
-        self.post(&self.url(to), "/v1/accept", body).await
+    /// `body` is an [`AcceptRequest`] already serialized: a broadcast is
+    /// encoded once for every acceptor (see `Driver::execute`).
+    pub async fn accept(&self, to: AcceptorId, body: axum::body::Bytes) -> Result<AcceptResponse, PeerError> {
+        let url = format!("{}/v1/accept", self.url(to));
+        let request = self
+            .authorized(self.client.post(&url))
+            .headers(telemetry::trace_headers())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        Self::decode(url, request.send().await).await
     }
 
     pub async fn commit(&self, to: AcceptorId, body: &CommitRequest) -> Result<CommitResponse, PeerError> {
