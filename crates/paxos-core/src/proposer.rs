@@ -240,6 +240,14 @@ pub struct Proposer {
     /// prepare starts at, so a leader that knew only the slot would take
     /// slots between an acceptor's chosen point and it for empty.
     known_chosen: Snapshot,
+    /// The chosen values this proposer kept as leader, up to
+    /// `known_chosen`: re-elected where it left off (a rebuild's phase 1 or
+    /// a blip deposes a leader that then wins again), it catches lagging
+    /// acceptors up with them instead of snapshots. Its own chosen point
+    /// is ahead of every acceptor's (they learn it a round trip late), so
+    /// without them every acceptor got a snapshot at once, and the slots
+    /// learners had not read were folded away everywhere.
+    known_window: Option<CatchUp>,
     /// Everything learned from promises about who may vote: a retired
     /// member's promise never counts again (see [`countable`]).
     membership: Membership,
@@ -392,6 +400,7 @@ impl Proposer {
             status_at_ms: vec![None; config.acceptors],
             round_seen_max: 0,
             known_chosen,
+            known_window: None,
             membership: Membership::default(),
             election_timeout_ms: 0,
             follower_since_ms: now_ms,
@@ -766,7 +775,14 @@ impl Proposer {
             .into_keys()
             .collect();
         candidate.promises.retain(|id, _| counted.contains(id));
-        let mut leader = Leader::recover(candidate, &self.known_chosen, now_ms, self.config.acceptors);
+        let window = self.known_window.take();
+        let mut leader = Leader::recover(
+            candidate,
+            &self.known_chosen,
+            window,
+            now_ms,
+            self.config.acceptors,
+        );
         leader.quorum = self.phase1_quorum();
         let ballot = leader.ballot;
         let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
@@ -808,6 +824,7 @@ impl Proposer {
     fn step_down(&mut self, now_ms: u64, ballot: Ballot, seen: Option<Ballot>) {
         if let State::Leader(mut leader) = std::mem::replace(&mut self.state, State::Follower) {
             self.known_chosen = leader.catchup.chosen_prefix();
+            self.known_window = Some(leader.catchup.clone());
             leader.fail_all(Refusal::Deposed, &mut self.effects);
         }
         self.effects.push(Effect::SteppedDown { ballot, seen });
@@ -876,7 +893,13 @@ impl Leader {
     /// get no-ops, and new allocations start above every range seen.
     /// `known` is what this proposer knew chosen when it campaigned; the
     /// prepare asked for nothing below it.
-    fn recover(candidate: Candidate, known: &Snapshot, now_ms: u64, acceptors: usize) -> Leader {
+    fn recover(
+        candidate: Candidate,
+        known: &Snapshot,
+        known_window: Option<CatchUp>,
+        now_ms: u64,
+        acceptors: usize,
+    ) -> Leader {
         // `counters` is mutable for the planted bug `hole_new_allocation`.
         #[allow(unused_mut)]
         let Recovered {
@@ -930,9 +953,14 @@ impl Leader {
             stop,
             reconfigured: None,
             quorum: quorum(acceptors),
-            catchup: CatchUp {
-                base,
-                values: VecDeque::new(),
+            catchup: match known_window {
+                // Re-elected where it left off: the values it chose still
+                // reach back to the acceptors behind (see `known_window`).
+                Some(window) if window.chosen_prefix().below == base.below => window,
+                _ => CatchUp {
+                    base,
+                    values: VecDeque::new(),
+                },
             },
             acceptor_chosen_below,
             answered_at_ms: candidate

@@ -753,3 +753,55 @@ fn earlier_epochs_are_ignored_and_a_later_one_supersedes_once() {
     assert_eq!(p.ended(), Some(2), "already over");
     assert_eq!(p.drain_effects(), vec![]);
 }
+
+/// A leader deposed and elected again where it left off (a rebuild's
+/// phase 1 does this to the leader that runs it) catches the acceptors up
+/// with the values it chose, not with a snapshot. Its chosen point is ahead
+/// of theirs (they learn it a round trip late), so a snapshot would fold
+/// away, on every acceptor at once, the slots no learner has read yet (the
+/// container suite lost 437 slots of delivery that way).
+#[test]
+fn a_leader_elected_again_where_it_left_off_catches_up_with_values_not_snapshots() {
+    let mut c = Cluster::new(config());
+    let b = c.elect();
+    let now = ELECTION_MS + 1;
+    for id in 1..=3 {
+        c.request(now, id, "a", 1);
+    }
+    assert_eq!(c.proposer.chosen_below(), Slot(3));
+    assert!(
+        c.chosen(0).below < Slot(3),
+        "acceptors learn the chosen point late"
+    );
+    let higher = CommitReply {
+        promised: ballot(5, 2),
+        chosen_below: Slot(2),
+    };
+    c.proposer.handle_commit_reply(now, AcceptorId(0), b, Ok(higher));
+    assert_eq!(c.proposer.role(), Role::Follower);
+    let _ = c.proposer.drain_effects();
+
+    let later = now + ELECTION_MS;
+    no_leader_heard(&mut c.proposer, later);
+    c.tick(later);
+    assert!(
+        matches!(c.proposer.role(), Role::Leader { .. }),
+        "{:?}",
+        c.proposer.role()
+    );
+    c.tick(later + 50);
+    let snapshots = c
+        .take_sent()
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Commit { commit, .. } if commit.snapshot.is_some()))
+        .count();
+    assert_eq!(snapshots, 0, "no acceptor gets a snapshot");
+    for a in 0..ACCEPTORS {
+        assert_eq!(c.chosen(a).below, Slot(3), "acceptor {a} caught up");
+        assert_eq!(
+            c.acceptors[a].state().base.below,
+            Slot(0),
+            "acceptor {a} keeps its log"
+        );
+    }
+}
