@@ -362,6 +362,29 @@ impl Cluster {
         }
     }
 
+    /// The learner's base URL (the cluster must have one).
+    pub fn learner_url(&self) -> String {
+        self.learner.as_ref().expect("a learner").url()
+    }
+
+    /// The learner loses its disk: its data dir is removed and it is
+    /// started again, blank; returns once it answers `/livez`.
+    pub async fn restart_learner_blank(&mut self, within: Duration) {
+        std::fs::remove_dir_all(self.data_dir().join("learner")).expect("wipe the learner");
+        self.learner.as_mut().expect("a learner").start();
+        let started = std::time::Instant::now();
+        while self
+            .http
+            .get(format!("{}/livez", self.learner_url()))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(started.elapsed() < within, "the learner never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The sum of every sample of metric `name` (all label sets) that the
     /// process at `base_url` exports on `/metrics`.
     pub async fn metric(&self, base_url: &str, name: &str) -> f64 {

@@ -16,19 +16,15 @@ use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpe
 const SERVE_WITHIN: Duration = Duration::from_secs(20);
 const WITHIN: Duration = Duration::from_secs(30);
 
-fn learner_url(cluster: &Cluster) -> String {
-    cluster.learner.as_ref().expect("a learner").url()
-}
-
 async fn learner_status(cluster: &Cluster) -> LearnerStatus {
-    let url = format!("{}/v1/status", learner_url(cluster));
+    let url = format!("{}/v1/status", cluster.learner_url());
     let response = cluster.http.get(url).send().await.expect("the learner answers");
     assert_eq!(response.status(), 200);
     response.json().await.expect("a LearnerStatus")
 }
 
 async fn learner_ready(cluster: &Cluster) -> Result<(), String> {
-    let url = format!("{}/readyz", learner_url(cluster));
+    let url = format!("{}/readyz", cluster.learner_url());
     match cluster.http.get(url).send().await {
         Ok(response) if response.status() == 200 => Ok(()),
         Ok(response) => Err(format!(
@@ -62,7 +58,7 @@ async fn subscribe(cluster: &Cluster, name: &str, from_slot: Option<u64>) -> (Pr
     }
     let response = cluster
         .http
-        .post(format!("{}/v1/subscriptions", learner_url(cluster)))
+        .post(format!("{}/v1/subscriptions", cluster.learner_url()))
         .json(&body)
         .send()
         .await
@@ -128,19 +124,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     }
 
     // The learner's disk is lost; it comes back blank.
-    std::fs::remove_dir_all(cluster.data_dir().join("learner")).expect("wipe the learner");
-    cluster.learner.as_mut().expect("a learner").start();
-    let started = Instant::now();
-    while cluster
-        .http
-        .get(format!("{}/livez", learner_url(&cluster)))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(started.elapsed() < WITHIN, "the learner never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.restart_learner_blank(WITHIN).await;
     // A new subscription at the learner's point, and one from slot 0 (its
     // cursor is at or below the gap, whenever the learner takes it).
     let (subscriber, created) = subscribe(&cluster, "subscriber", None).await;
@@ -214,7 +198,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     let started = Instant::now();
     loop {
         let skipped = cluster
-            .metric(&learner_url(&cluster), "paxid_learner_skipped_slots_total")
+            .metric(&cluster.learner_url(), "paxid_learner_skipped_slots_total")
             .await;
         if skipped as u64 == gap.below_slot - gap.from_slot {
             break;

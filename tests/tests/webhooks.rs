@@ -170,7 +170,7 @@ impl Receiver {
                 .http
                 .delete(format!(
                     "{}/v1/subscriptions/{}",
-                    learner_url(cluster),
+                    cluster.learner_url(),
                     receiver.id
                 ))
                 .bearer_auth(TOKEN)
@@ -253,10 +253,6 @@ impl Drop for Receiver {
     }
 }
 
-fn learner_url(cluster: &Cluster) -> String {
-    cluster.learner.as_ref().expect("a learner").url()
-}
-
 async fn subscribe(cluster: &Cluster, url: &str, from_slot: Option<u64>) -> SubscriptionCreated {
     let mut body = serde_json::json!({ "url": url });
     if let Some(from_slot) = from_slot {
@@ -264,7 +260,7 @@ async fn subscribe(cluster: &Cluster, url: &str, from_slot: Option<u64>) -> Subs
     }
     let response = cluster
         .http
-        .post(format!("{}/v1/subscriptions", learner_url(cluster)))
+        .post(format!("{}/v1/subscriptions", cluster.learner_url()))
         .bearer_auth(TOKEN)
         .json(&body)
         .send()
@@ -279,7 +275,7 @@ async fn subscribe(cluster: &Cluster, url: &str, from_slot: Option<u64>) -> Subs
 async fn subscription(cluster: &Cluster, id: &str) -> SubscriptionView {
     let response = cluster
         .http
-        .get(format!("{}/v1/subscriptions/{id}", learner_url(cluster)))
+        .get(format!("{}/v1/subscriptions/{id}", cluster.learner_url()))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -295,7 +291,7 @@ async fn wait_learner_ready(cluster: &Cluster) {
     loop {
         let ready = cluster
             .http
-            .get(format!("{}/readyz", learner_url(cluster)))
+            .get(format!("{}/readyz", cluster.learner_url()))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
@@ -459,7 +455,7 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
     // The subscription API takes the subscription token.
     let refused = cluster
         .http
-        .post(format!("{}/v1/subscriptions", learner_url(&cluster)))
+        .post(format!("{}/v1/subscriptions", cluster.learner_url()))
         .json(&serde_json::json!({ "url": "http://127.0.0.1:9/hook" }))
         .send()
         .await
@@ -515,7 +511,7 @@ async fn example_receivers_verify_real_deliveries_and_refuse_forgeries() {
             .http
             .post(format!(
                 "{}/v1/subscriptions/{}/replay",
-                learner_url(&cluster),
+                cluster.learner_url(),
                 receiver.id
             ))
             .bearer_auth(TOKEN)
@@ -687,7 +683,7 @@ async fn example_receivers_accept_a_gap_notice_and_move_past_it() {
     wait_learner_ready(&cluster).await;
 
     // The learner stops; the acceptors go on and compact past it.
-    let status_url = format!("{}/v1/status", learner_url(&cluster));
+    let status_url = format!("{}/v1/status", cluster.learner_url());
     let status: api::learner::LearnerStatus = cluster
         .http
         .get(&status_url)
@@ -716,19 +712,7 @@ async fn example_receivers_accept_a_gap_notice_and_move_past_it() {
     load.stop().await;
 
     // Its disk is lost; it comes back blank, from the snapshot.
-    std::fs::remove_dir_all(cluster.data_dir().join("learner")).expect("wipe the learner");
-    cluster.learner.as_mut().expect("a learner").start();
-    let waited = Instant::now();
-    while cluster
-        .http
-        .get(format!("{}/livez", learner_url(&cluster)))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(waited.elapsed() < SERVE_WITHIN, "the learner never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.restart_learner_blank(SERVE_WITHIN).await;
     let receivers = start_receivers(&cluster, Some(0)).await;
     let calls = allocate(&cluster, 0..6).await;
 

@@ -25,6 +25,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use paxid_client::batch;
 use paxos_core::SequenceName;
 use service::ApiError;
 use tokio::sync::oneshot;
@@ -147,16 +148,10 @@ impl Forwarder {
     }
 }
 
-/// Removes the oldest waiters whose counts add up to at most `count_max`.
+/// Removes the oldest waiters whose counts add up to at most `count_max`
+/// (the client library's rule: `paxid_client::batch`).
 fn take_within(waiting: &mut Vec<Waiter>, count_max: u64) -> Vec<Waiter> {
-    let mut total = 0u64;
-    let fits = waiting
-        .iter()
-        .take_while(|w| {
-            total += w.count;
-            total <= count_max
-        })
-        .count();
+    let fits = batch::batch_len(waiting.iter().map(|w| w.count), count_max);
     waiting.drain(..fits).collect()
 }
 
@@ -171,16 +166,16 @@ async fn send_batches(state: Arc<AppState>, key: BatchKey) {
         metrics::counter!("paxid_sequencer_forwards_total").increment(1);
         metrics::counter!("paxid_sequencer_forwarded_requests_total").increment(batch.len() as u64);
         let outcome = send_one(&state, &key, total).await;
-        let mut next = match outcome {
-            Outcome::First(first) => first,
-            _ => 0,
+        let counts: Vec<u64> = batch.iter().map(|w| w.count).collect();
+        let firsts = match outcome {
+            Outcome::First(first) => batch::slices(first, &counts)
+                .into_iter()
+                .map(|(id, _)| Some(id))
+                .collect(),
+            _ => vec![None; counts.len()],
         };
-        for waiter in batch {
-            let mine = match &outcome {
-                Outcome::First(_) => Outcome::First(next),
-                other => other.clone(),
-            };
-            next += waiter.count;
+        for (waiter, first) in batch.into_iter().zip(firsts) {
+            let mine = first.map_or_else(|| outcome.clone(), Outcome::First);
             // A caller that went away leaves its slice as a gap.
             let _ = waiter.reply.send(mine);
         }
