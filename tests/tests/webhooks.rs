@@ -211,7 +211,10 @@ impl Receiver {
 
     fn lines(&self) -> Vec<Line> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines()
+        // A line without its newline is still being written: read it next time.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .map(|line| {
                 serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("{}: bad output line {line:?}: {e}", self.name))

@@ -150,8 +150,13 @@ async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body
         },
     };
     // Written (and flushed) before answering: what was acknowledged is kept.
+    // One write per line, so a reader never sees half of one.
     let file = &mut state.0;
-    if writeln!(file, "{line}").and_then(|()| file.flush()).is_err() {
+    if file
+        .write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| file.flush())
+        .is_err()
+    {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     status
