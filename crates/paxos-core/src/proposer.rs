@@ -824,7 +824,11 @@ impl Proposer {
     fn step_down(&mut self, now_ms: u64, ballot: Ballot, seen: Option<Ballot>) {
         if let State::Leader(mut leader) = std::mem::replace(&mut self.state, State::Follower) {
             self.known_chosen = leader.catchup.chosen_prefix();
-            self.known_window = Some(leader.catchup.clone());
+            let empty = CatchUp {
+                base: Snapshot::default(),
+                values: VecDeque::new(),
+            };
+            self.known_window = Some(std::mem::replace(&mut leader.catchup, empty));
             leader.fail_all(Refusal::Deposed, &mut self.effects);
         }
         self.effects.push(Effect::SteppedDown { ballot, seen });
@@ -956,7 +960,7 @@ impl Leader {
             catchup: match known_window {
                 // Re-elected where it left off: the values it chose still
                 // reach back to the acceptors behind (see `known_window`).
-                Some(window) if window.chosen_prefix().below == base.below => window,
+                Some(window) if window.end() == base.below => window,
                 _ => CatchUp {
                     base,
                     values: VecDeque::new(),
@@ -1278,6 +1282,11 @@ impl Leader {
 }
 
 impl CatchUp {
+    /// The slot after the last value held: the chosen point.
+    fn end(&self) -> Slot {
+        Slot(self.base.below.0 + self.values.len() as u64)
+    }
+
     /// Everything chosen so far, folded into one snapshot.
     fn chosen_prefix(&self) -> Snapshot {
         let mut snapshot = self.base.clone();
