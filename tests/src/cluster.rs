@@ -100,6 +100,19 @@ impl Proc {
         child.wait().ok()
     }
 
+    /// SIGTERM without waiting (see [`Proc::exit_status`]).
+    pub fn sigterm(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// The exit status once the process has exited (it is then stopped,
+    /// as after `kill9`); None while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     pub fn pause(&self) {
         signal(self.pid(), "STOP");
     }

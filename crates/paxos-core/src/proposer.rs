@@ -260,6 +260,9 @@ pub struct Proposer {
     follower_since_ms: u64,
     /// Set once this epoch is over: the proposer is inert from then on.
     ended: Option<u64>,
+    /// Set by [`Proposer::resign`]: this sequencer is stopping. It opens no
+    /// new slot and never campaigns again (see `resign`).
+    resigned: bool,
     state: State,
     effects: Vec<Effect>,
 }
@@ -405,6 +408,7 @@ impl Proposer {
             election_timeout_ms: 0,
             follower_since_ms: now_ms,
             ended: None,
+            resigned: false,
             state: State::Follower,
             effects: Vec::new(),
             config,
@@ -508,9 +512,44 @@ impl Proposer {
     /// knows that nobody leads the new one yet. A campaign is always safe;
     /// this only saves the timeout.
     pub fn campaign_now(&mut self, now_ms: u64) {
-        if self.ended.is_none() && matches!(self.state, State::Follower) {
+        if self.ended.is_none() && !self.resigned && matches!(self.state, State::Follower) {
             self.campaign(now_ms);
         }
+    }
+
+    /// This sequencer is asked to stop (SIGTERM): hand leadership over
+    /// without losing a request. From now on it opens no new slot: requests
+    /// keep arriving and are held (pending), while the slots already in
+    /// flight are chosen and their clients answered as usual. Once
+    /// [`Proposer::is_drained`] says so, the driver asks a follower to
+    /// campaign; its higher ballot deposes this leader, which then releases
+    /// every held request with [`Refusal::NotLeader`]: they were never in a
+    /// slot, so the driver forwards them to the new leader and no ID can be
+    /// handed out twice. Requests in a slot whose fate is unknown (a drain
+    /// that did not finish) are refused `Deposed` as on any step-down.
+    ///
+    /// Resigning is for good: the proposer never campaigns again. A
+    /// candidate gives its campaign up; a follower has nothing to drain.
+    pub fn resign(&mut self, now_ms: u64) {
+        self.resigned = true;
+        if matches!(self.state, State::Candidate(_)) {
+            self.become_follower(now_ms);
+        }
+    }
+
+    /// [`Proposer::resign`] was called.
+    pub fn is_resigned(&self) -> bool {
+        self.resigned
+    }
+
+    /// Resigned, and nothing is left in a slot: no slot is in flight and
+    /// every chosen one was answered. True for a resigned follower.
+    pub fn is_drained(&self) -> bool {
+        self.resigned
+            && match &self.state {
+                State::Leader(leader) => leader.in_flight.is_empty() && leader.chosen_ahead.is_empty(),
+                _ => true,
+            }
     }
 
     /// A follower learned an acceptor's status.
@@ -629,6 +668,8 @@ impl Proposer {
             return;
         }
         match &self.state {
+            // A resigned proposer never campaigns again.
+            State::Follower if self.resigned => {}
             State::Follower => self.follower_tick(now_ms, random),
             State::Candidate(c) => {
                 if now_ms.saturating_sub(c.started_at_ms) >= self.election_timeout_ms {
@@ -677,6 +718,10 @@ impl Proposer {
         // a no-op, so the epoch goes on after it.
         if leader.stop.is_some() && !cfg!(paxid_bug = "stop_sign_ignored") {
             leader.refuse_pending(&mut self.effects);
+            return;
+        }
+        // Resigned: hold every request (see `resign`).
+        if self.resigned {
             return;
         }
         let mut proposed = Vec::new();
@@ -829,6 +874,9 @@ impl Proposer {
                 values: VecDeque::new(),
             };
             self.known_window = Some(std::mem::replace(&mut leader.catchup, empty));
+            if self.resigned {
+                leader.release_held(&mut self.effects);
+            }
             leader.fail_all(Refusal::Deposed, &mut self.effects);
         }
         self.effects.push(Effect::SteppedDown { ballot, seen });
@@ -1277,6 +1325,19 @@ impl Leader {
                     effects.push(Effect::Accept { to, accept });
                 }
             }
+        }
+    }
+}
+
+impl Leader {
+    /// Requests a resigned leader held, never put into a slot, go back to
+    /// the driver as `NotLeader`: it forwards them to the next leader.
+    fn release_held(&mut self, effects: &mut Vec<Effect>) {
+        for (request, _) in self.pending.drain(..) {
+            effects.push(Effect::Reply {
+                request: request.id,
+                result: Err(Refusal::NotLeader),
+            });
         }
     }
 }

@@ -86,6 +86,17 @@ pub enum PeerEvent {
     Moved { epoch: u64 },
 }
 
+/// Asked of the driver by the rest of the sequencer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// This sequencer is stopping: open no slot, hold new requests, never
+    /// campaign again (`Proposer::resign`; see `crate::handover`).
+    Resign,
+    /// A resigning leader named this follower its successor: campaign now,
+    /// without waiting for an election timeout.
+    CampaignNow,
+}
+
 /// An operator's request for a new configuration, for the leader.
 pub struct ReconfigureRequest {
     pub configuration: Configuration,
@@ -100,6 +111,10 @@ pub struct DriverView {
     pub ballot: Option<Ballot>,
     pub chosen_below: u64,
     pub slots_in_flight: usize,
+    /// Stopping: asked to resign (see [`Command::Resign`]).
+    pub resigned: bool,
+    /// Resigned with nothing left in a slot (`Proposer::is_drained`).
+    pub drained: bool,
 }
 
 impl DriverView {
@@ -137,6 +152,7 @@ pub struct Driver {
 pub struct DriverHandle {
     pub requests: mpsc::Sender<ClientRequest>,
     pub reconfigure: mpsc::Sender<ReconfigureRequest>,
+    pub commands: mpsc::Sender<Command>,
     pub peer_events: mpsc::UnboundedSender<PeerEvent>,
     pub view: watch::Receiver<DriverView>,
 }
@@ -165,6 +181,7 @@ impl Driver {
     ) -> DriverHandle {
         let (requests_tx, requests_rx) = mpsc::channel(request_queue_max);
         let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
+        let (commands_tx, commands_rx) = mpsc::channel(4);
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
         let (view_tx, view_rx) = watch::channel(DriverView {
             role: "follower",
@@ -190,10 +207,11 @@ impl Driver {
             rng,
             burst_span: None,
         };
-        tokio::spawn(driver.run(requests_rx, reconfigure_rx, peer_rx));
+        tokio::spawn(driver.run(requests_rx, reconfigure_rx, commands_rx, peer_rx));
         DriverHandle {
             requests: requests_tx,
             reconfigure: reconfigure_tx,
+            commands: commands_tx,
             peer_events: peer_tx,
             view: view_rx,
         }
@@ -203,6 +221,7 @@ impl Driver {
         mut self,
         mut requests: mpsc::Receiver<ClientRequest>,
         mut reconfigure: mpsc::Receiver<ReconfigureRequest>,
+        mut commands: mpsc::Receiver<Command>,
         mut peers: mpsc::UnboundedReceiver<PeerEvent>,
     ) {
         let mut next_tick = tokio::time::Instant::now();
@@ -210,6 +229,7 @@ impl Driver {
             tokio::select! {
                 Some(request) = requests.recv() => self.on_request(request),
                 Some(request) = reconfigure.recv() => self.on_reconfigure(request),
+                Some(command) = commands.recv() => self.on_command(command),
                 Some(event) = peers.recv() => self.on_peer_event(event),
                 _ = tokio::time::sleep_until(next_tick) => {}
             }
@@ -263,6 +283,23 @@ impl Driver {
                 count: request.count,
             },
         );
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = self.now_ms();
+        match command {
+            Command::Resign => {
+                info!(
+                    leader = self.proposer.is_leader(),
+                    "resigning: no new slot, requests held until a successor leads"
+                );
+                self.proposer.resign(now);
+            }
+            Command::CampaignNow => {
+                info!("named successor by the resigning leader: campaigning now");
+                self.proposer.campaign_now(now);
+            }
+        }
     }
 
     fn on_reconfigure(&mut self, request: ReconfigureRequest) {
@@ -355,7 +392,12 @@ impl Driver {
         self.moved = 0;
         self.warned_list = false;
         let (now, random) = (self.now_ms(), self.rng.random());
+        let resigned = self.proposer.is_resigned();
         self.proposer = Proposer::resume(self.base_config.clone(), known_chosen, now, random);
+        if resigned {
+            // Stopping still: the next epoch's proposer must not lead either.
+            self.proposer.resign(now);
+        }
         for request in self.waiting.keys().copied().collect::<Vec<_>>() {
             self.reply(request, Err(Refusal::Reconfiguring));
         }
@@ -630,14 +672,17 @@ impl Driver {
             ballot,
             chosen_below: self.proposer.chosen_below().0,
             slots_in_flight: self.proposer.slots_in_flight(),
+            resigned: self.proposer.is_resigned(),
+            drained: self.proposer.is_drained(),
         };
         metrics::gauge!("paxid_sequencer_slots_in_flight").set(view.slots_in_flight as f64);
         metrics::gauge!("paxid_sequencer_is_leader").set(if view.is_leader() { 1.0 } else { 0.0 });
         self.view.send_if_modified(|current| {
             let changed =
                 current.role != view.role || current.ballot != view.ballot || current.epoch != view.epoch;
-            let moved =
-                current.chosen_below != view.chosen_below || current.slots_in_flight != view.slots_in_flight;
+            let moved = current.chosen_below != view.chosen_below
+                || current.slots_in_flight != view.slots_in_flight
+                || (current.resigned, current.drained) != (view.resigned, view.drained);
             if changed || moved {
                 *current = view.clone();
             }

@@ -124,15 +124,37 @@ async fn next_id(
 ) -> Result<Response, ApiError> {
     let (sequence, count) = validate(body.unwrap_or_default(), &state)?;
     metrics::counter!("paxid_sequencer_requests_total").increment(1);
-    if state.driver.view.borrow().is_leader() {
-        return allocate(&state, sequence, count)
-            .await
-            .map(|r| Json(r).into_response());
-    }
     if headers.contains_key(FORWARDED_HEADER) {
+        // Sent here as to the leader: a campaign under way (a successor's)
+        // may make this replica the leader in a moment.
+        crate::handover::wait_for_campaign(&state.driver.view).await;
+    }
+    if state.driver.view.borrow().is_leader() {
+        match allocate(&state, sequence.clone(), count).await {
+            // Never in a slot: this leader resigned and was deposed by its
+            // successor while it held the request (see `crate::handover`),
+            // or lost its leadership before it took the request: forward it.
+            Err(error) if error == refused(Refusal::NotLeader) => {}
+            answered => return answered.map(|r| Json(r).into_response()),
+        }
+    }
+    if state.driver.view.borrow().resigned {
+        crate::handover::wait_for_successor(&state).await;
+    }
+    // A replica that is stopping forwards a forwarded request once more: a
+    // follower sent it here before the handover. It never leads again, so
+    // this cannot loop.
+    if headers.contains_key(FORWARDED_HEADER) && !state.driver.view.borrow().resigned {
         return Err(no_leader("this replica is not the leader (forwarded request)"));
     }
-    match forward(&state, &headers, &sequence, count).await? {
+    let mut forwarded = forward(&state, &headers, &sequence, count).await?;
+    if matches!(forwarded, Forwarded::LeaderMoved) && !state.driver.view.borrow().is_leader() {
+        // Leadership moved while the old leader had it (a handover, or an
+        // election): ask the new one. Whatever the old one does with its
+        // copy can only leave a gap (see below).
+        forwarded = forward(&state, &headers, &sequence, count).await?;
+    }
+    match forwarded {
         Forwarded::Answer(response) => Ok(response),
         // Elected while the old leader kept the request (paused, or cut
         // off): serve it here. The old leader is deposed, so whatever it

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod driver;
 pub mod forward;
+pub mod handover;
 pub mod http;
 pub mod members;
 pub mod peers;
@@ -29,7 +30,8 @@ const MEMBERSHIP_INTERVAL: Duration = Duration::from_millis(500);
 /// Client requests queued for the driver, at most; more get 503.
 const REQUEST_QUEUE_MAX: usize = 65_536;
 
-/// Binds, starts the driver and the poller, and serves until `shutdown`.
+/// Binds, starts the driver and the poller, and serves until `shutdown`;
+/// a leader then hands over before the server stops (see `handover`).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
     // Before anything records a metric (the driver's first gauges).
     service::install_metrics();
@@ -79,6 +81,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         fatal,
     );
     tracing::info!(node_id = config.node_id, %advertise_url, acceptors = config.acceptors.len(), "sequencer started");
+    let successors = Arc::new(handover::Successors::default());
+    handover::spawn_watcher(
+        peers.clone(),
+        config.common.cluster_tokens(),
+        cluster.clone(),
+        driver.clone(),
+        advertise_url.clone(),
+    );
+    let handover_driver = driver.clone();
+    let handover_successors = successors.clone();
+    let shutdown = async move {
+        shutdown.await;
+        handover::hand_over(&handover_driver, &handover_successors).await;
+    };
     let state = AppState {
         driver,
         cluster,
@@ -93,7 +109,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         forward_timeout: Duration::from_millis(config.id_timeout_ms + config.peer_timeout_ms),
         forwarder: Default::default(),
     };
-    let router = service::with_standard_layers(app(state), &config.common.limits());
+    let router = app(state).merge(handover::routes(
+        successors.clone(),
+        config.common.cluster_tokens(),
+    ));
+    let router = service::with_standard_layers(router, &config.common.limits());
+    let router = handover::close_connections_when_stopping(router, successors);
     let served = service::serve(listener, router, shutdown)
         .await
         .map_err(|e| e.to_string());
