@@ -18,6 +18,9 @@
 //!   (`acceptor-3`, a new URL on a fresh volume) in `acceptor-1`'s place
 //!   while clients run, and it then carries the quorum while `acceptor-2`
 //!   is down; the learner follows the new configuration;
+//! - a rolling restart (every sequencer, acceptor and the learner, one at a
+//!   time, by SIGTERM) fails no `paxid-client` call; 503s and the longest
+//!   pause per restart are printed (`containers/rolling.rs`);
 //! - no container crashed or panicked;
 //! - the subscriber container received every allocation handed to clients,
 //!   signed, in slot order, repeated only under the same `webhook-id`.
@@ -32,6 +35,8 @@
 mod compose;
 #[path = "containers/probe.rs"]
 mod probe;
+#[path = "containers/rolling.rs"]
+mod rolling;
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +109,7 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         );
         run.round(round).await;
     }
+    run.rolling_restart().await;
     run.replace_acceptor().await;
     let Run {
         load,

@@ -51,8 +51,9 @@ use crate::poller::ClusterView;
 /// The long poll followers keep open to the leader.
 pub const ROUTE: &str = "/v1/handover";
 /// The leader answers a long poll `204 No Content` after this long without
-/// a handover; the follower asks again.
-const WAIT_MAX: Duration = Duration::from_secs(20);
+/// a handover; the follower asks again. Below the server's default request
+/// timeout (10 s), which would answer 503 instead (also asked again).
+const WAIT_MAX: Duration = Duration::from_secs(5);
 /// The slots in flight get this long to be chosen after SIGTERM.
 pub const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// The successor gets this long to depose the old leader.
@@ -258,7 +259,11 @@ pub fn spawn_watcher(
                     // Give the campaign time before polling anyone again.
                     tokio::time::sleep(RETRY).await;
                 }
-                Ok(status) if status == reqwest::StatusCode::NO_CONTENT => {}
+                // No handover yet, or the poll outlived the leader's
+                // request timeout: ask again at once, so as to be waiting.
+                Ok(status)
+                    if status == reqwest::StatusCode::NO_CONTENT
+                        || status == reqwest::StatusCode::SERVICE_UNAVAILABLE => {}
                 Ok(status) => {
                     tracing::debug!(%leader, %status, "handover poll refused");
                     tokio::time::sleep(RETRY).await;

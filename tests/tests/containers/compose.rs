@@ -148,6 +148,13 @@ impl Compose {
         self.docker(&["kill", &self.container(service)]).await;
     }
 
+    /// `docker restart`: SIGTERM, up to the compose file's 30 s grace for
+    /// the exit, then start; returns once started.
+    pub async fn restart(&self, service: &str) {
+        self.docker(&["restart", "--time", "30", &self.container(service)])
+            .await;
+    }
+
     pub async fn start(&self, service: &str) {
         self.docker(&["start", &self.container(service)]).await;
     }
