@@ -45,6 +45,8 @@ struct Call {
 struct Clients {
     stop: Arc<AtomicBool>,
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Each non-200 answer a plain client got: status, URL and problem.
+    refusals: Arc<Mutex<Vec<String>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -52,6 +54,7 @@ impl Clients {
     fn start(urls: Vec<String>, clock: Arc<LoadClock>) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let refusals = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         let library = paxid_client::Client::builder().endpoints(urls.clone()).build();
         for client in 0..4 {
@@ -96,6 +99,7 @@ impl Clients {
                 clock.clone(),
                 urls.clone(),
             );
+            let refusals = refusals.clone();
             tasks.push(tokio::spawn(async move {
                 let mut url = client % urls.len();
                 while !stop.load(Ordering::Relaxed) {
@@ -108,7 +112,13 @@ impl Clients {
                                 Err(_) => (Outcome::Cut, None),
                             }
                         }
-                        Ok(_) => (Outcome::Refused, None),
+                        Ok(r) => {
+                            let status = r.status();
+                            let body = r.text().await.unwrap_or_default();
+                            let detail = format!("{status} from {}: {body}", urls[url]);
+                            refusals.lock().expect("refusals lock").push(detail);
+                            (Outcome::Refused, None)
+                        }
                         Err(e) if e.is_connect() => (Outcome::NotSent, None),
                         Err(_) => (Outcome::Cut, None),
                     };
@@ -129,7 +139,12 @@ impl Clients {
                 }
             }));
         }
-        Clients { stop, calls, tasks }
+        Clients {
+            stop,
+            calls,
+            refusals,
+            tasks,
+        }
     }
 
     async fn stop(self) -> Vec<Call> {
@@ -220,7 +235,11 @@ impl Run<'_> {
             println!("  {line}");
             table.push(line);
         }
+        let refused: Vec<String> = clients.refusals.lock().expect("refusals lock").clone();
         let calls = clients.stop().await;
+        for detail in &refused {
+            println!("  a plain client got {detail}");
+        }
         println!(
             "rolling restart: {:<22} {:>9} {:>9} {:>5} {:>5} {:>8} {:>7} {:>10}",
             "restarted", "restart", "back", "503s", "cut", "not sent", "failed", "longest"
