@@ -67,7 +67,12 @@ fn plain_clients(
                             .await
                             .map(|a| (a.sequence, a.id, a.count))
                             .map_err(|_| Some(false)),
-                        Ok(_) => Err(Some(true)),
+                        Ok(response) => {
+                            let status = response.status();
+                            let body = response.text().await.unwrap_or_default();
+                            println!("a plain client of {url} got {status}: {body}");
+                            Err(Some(true))
+                        }
                         Err(error) if error.is_connect() => Err(None),
                         Err(_) => Err(Some(false)),
                     };
@@ -201,10 +206,37 @@ async fn leading_follower(cluster: &Cluster, stopped: usize) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_asked_to_stop_hands_over_without_a_failed_call() {
+    hand_over_under_load(3, false).await;
+}
+
+/// As a rolling update of two replicas goes: the follower is restarted
+/// (SIGTERM, start) and serves again, then the leader is stopped, and the
+/// freshly started follower must take over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_takes_over_from_a_leader_asked_to_stop() {
+    hand_over_under_load(2, true).await;
+}
+
+async fn hand_over_under_load(sequencers: usize, restart_follower_first: bool) {
     let _serial = serial();
-    let mut cluster = Cluster::start(ClusterSpec::default());
+    let mut cluster = Cluster::start(ClusterSpec {
+        sequencers,
+        ..ClusterSpec::default()
+    });
     cluster.wait_serving(SERVE_WITHIN).await;
-    let leader = cluster.wait_leader(SERVE_WITHIN).await;
+    let mut leader = cluster.wait_leader(SERVE_WITHIN).await;
+    if restart_follower_first {
+        let follower = (leader + 1) % sequencers;
+        let exit = cluster.sequencers[follower].terminate();
+        assert!(
+            exit.is_some_and(|s| s.success()),
+            "the follower did not exit cleanly: {exit:?}"
+        );
+        cluster.sequencers[follower].start();
+        cluster.wait_serving(SERVE_WITHIN).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        leader = cluster.wait_leader(SERVE_WITHIN).await;
+    }
     let urls = cluster.sequencer_urls();
     let leader_url = urls[leader].clone();
     let followers: Vec<String> = urls.iter().filter(|u| **u != leader_url).cloned().collect();
