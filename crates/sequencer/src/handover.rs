@@ -208,10 +208,16 @@ pub async fn wait_for_campaign(view: &watch::Receiver<DriverView>) {
 }
 
 /// A resigned replica forwards what it gets to its successor: waits
-/// (bounded) until the acceptors name another leader.
+/// (bounded) until the acceptors name another leader. Not until this
+/// replica's own view changes: the driver answers the requests it held
+/// before it publishes that it stepped down, so a handler can still read
+/// "leader" here (and found "no leader is known yet" when forwarding: the
+/// container suite's rolling restart saw it).
 pub async fn wait_for_successor(state: &crate::http::AppState) {
-    let moved = crate::http::leadership_moved_from(state, &state.advertise_url);
-    let _ = tokio::time::timeout(TAKEOVER_MAX, moved).await;
+    let mut cluster = state.cluster.clone();
+    let own = state.advertise_url.as_str();
+    let named = cluster.wait_for(|view| view.leader.as_ref().is_some_and(|(_, url)| url != own));
+    let _ = tokio::time::timeout(TAKEOVER_MAX, named).await;
 }
 
 /// A follower's side: keeps a `GET /v1/handover` open to the leader the

@@ -5,8 +5,10 @@
 //! `paxid-client` callers (retries with `Retry-After`, endpoint failover)
 //! and plain clients (no retry; a refused connection moves them to the
 //! other sequencer, as a Service drops a stopped pod). Per restart it
-//! prints the 503s the plain clients got, their calls cut, and the
-//! longest time no dedicated client got IDs. Asserted: no `paxid-client`
+//! prints the 503s the plain clients got, their calls cut, the longest
+//! time no dedicated client got IDs, and whether the same leader (node and
+//! ballot) leads afterwards: an acceptor's or the learner's restart should
+//! cost no election. Asserted: no `paxid-client`
 //! call fails after its retries, no client's IDs go backwards, and the
 //! calls join the suite's history (no duplicate, no reversal, every
 //! allocation delivered to the subscriber).
@@ -204,7 +206,8 @@ impl Run<'_> {
         let mut failures = 0;
         let mut refusals = 0;
         for service in order {
-            let leader = self.compose.leader().await.map(|i| SEQUENCERS[i]);
+            let before = self.leadership().await;
+            let leader = before.map(|(i, _)| SEQUENCERS[i]);
             let role = if leader == Some(*service) { " (leader)" } else { "" };
             let from_ns = self.load.now_ns();
             let started = Instant::now();
@@ -215,6 +218,12 @@ impl Run<'_> {
             // As a rolling update waits for readiness, then goes on.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let to_ns = self.load.now_ns();
+            // An acceptor's or the learner's restart should cost no election.
+            let after = match self.leadership().await {
+                Some(now) if Some(now) == before => "same".to_owned(),
+                Some((i, _)) => format!("new: {}", SEQUENCERS[i]),
+                None => "none".to_owned(),
+            };
             let refused = clients.count(from_ns, to_ns, Outcome::Refused);
             let cut = clients.count(from_ns, to_ns, Outcome::Cut);
             let not_sent = clients.count(from_ns, to_ns, Outcome::NotSent);
@@ -222,7 +231,7 @@ impl Run<'_> {
             failures += failed;
             refusals += refused;
             let line = format!(
-                "{:<24} {:>9.2?} {:>9.2?} {:>5} {:>5} {:>8} {:>7} {:>10.1?}",
+                "{:<24} {:>9.2?} {:>9.2?} {:>5} {:>5} {:>8} {:>7} {:>10.1?}  {after}",
                 format!("{service}{role}"),
                 stopped_in,
                 Duration::from_nanos(back_ns - from_ns),
@@ -241,11 +250,11 @@ impl Run<'_> {
             println!("  a plain client got {detail}");
         }
         println!(
-            "rolling restart: {:<22} {:>9} {:>9} {:>5} {:>5} {:>8} {:>7} {:>10}",
+            "rolling restart: {:<22} {:>9} {:>9} {:>5} {:>5} {:>8} {:>7} {:>10}  leader",
             "restarted", "restart", "back", "503s", "cut", "not sent", "failed", "longest"
         );
         println!(
-            "                  {:<22} {:>9} {:>9} {:>5} {:>5} {:>8} {:>7} {:>10}",
+            "                  {:<22} {:>9} {:>9} {:>5} {:>5} {:>8} {:>7} {:>10}  after",
             "", "(docker)", "(ready)", "plain", "plain", "plain", "library", "pause"
         );
         for line in &table {
@@ -276,6 +285,13 @@ impl Run<'_> {
             "paxid-client calls failed after retries in the rolling restart\n{}",
             self.compose.report().await
         );
+    }
+
+    /// The leader and its ballot (round, node), if one leads.
+    async fn leadership(&self) -> Option<(usize, (u64, u32))> {
+        let index = self.compose.leader().await?;
+        let ballot = self.compose.status(index).await?.ballot?;
+        Some((index, (ballot.round, ballot.node)))
     }
 
     /// Until `service` serves again: a sequencer answers `POST /next-id`,
