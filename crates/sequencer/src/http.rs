@@ -122,6 +122,7 @@ async fn next_id(
     headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<NextIdRequest>,
 ) -> Result<Response, ApiError> {
+    refuse_idempotency_key(&headers)?;
     let (sequence, count) = validate(body.unwrap_or_default(), &state)?;
     metrics::counter!("paxid_sequencer_requests_total").increment(1);
     if headers.contains_key(FORWARDED_HEADER) {
@@ -191,6 +192,23 @@ pub(crate) async fn leadership_moved_from(state: &AppState, url: &str) {
 }
 
 /// Parses the body; bad input is refused here, before anything is consumed.
+/// `Idempotency-Key` is not implemented yet (issue 15): a retry carrying
+/// one would get new IDs, not the first call's. Refusing it says so, where
+/// ignoring it would let a caller believe its retries are safe.
+fn refuse_idempotency_key(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+        return Err(ApiError::unprocessable(
+            "Idempotency-Key is not supported by this version: a retry with it would get new IDs; \
+             send the call without the header",
+        )
+        .with_extension("field", IDEMPOTENCY_KEY_HEADER.into()));
+    }
+    Ok(())
+}
+
+/// Refused until retry-safe IDs are implemented (see `refuse_idempotency_key`).
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
 fn validate(body: NextIdRequest, state: &AppState) -> Result<(SequenceName, u64), ApiError> {
     let count_max = state.count_max;
     let count = body.count.unwrap_or(1);
