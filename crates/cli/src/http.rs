@@ -2,11 +2,12 @@
 //! `Display` is the line `paxid` prints before exiting non-zero.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use api::problem::Problem;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -24,13 +25,37 @@ pub enum CliError {
         status: u16,
         detail: String,
     },
+    /// Every endpoint of a list refused or timed out: each one's reason.
+    #[error("cannot reach any endpoint: {0}")]
+    NoEndpoint(String),
     /// A success status with a body we cannot read.
     #[error("{url}: unexpected answer: {reason}")]
     BadAnswer { url: String, reason: String },
     /// Flags that do not make sense together, or an invalid URL.
     #[error("{0}")]
     Usage(String),
+    /// A failure the command has already reported on stdout (`health`):
+    /// exit 1 with nothing on stderr.
+    #[error("")]
+    Silent,
 }
+
+/// Whether a call may be sent again after an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// A 503 is retried (every endpoint again, after its `Retry-After`)
+    /// while the retry budget lasts: for calls that are safe to repeat.
+    On503,
+    /// The first answer, whatever it is, is the result: for calls that may
+    /// have taken effect even when they failed (creating a subscription, a
+    /// membership change).
+    Never,
+}
+
+/// Wait before retrying a 503 that carries no `Retry-After`.
+pub const RETRY_WAIT_DEFAULT: Duration = Duration::from_millis(500);
+/// Shortest wait between two rounds of retries (a `Retry-After: 0`).
+pub const RETRY_WAIT_MIN: Duration = Duration::from_millis(50);
 
 /// One reqwest client (keep-alive pool, HTTP/1.1) plus the cluster token.
 #[derive(Clone, Debug)]
@@ -40,6 +65,10 @@ pub struct Api {
     /// For `POST /next-id` and for the subscription API (scoped tokens).
     client_token: Option<String>,
     subscription_token: Option<String>,
+    /// How long [`Retry::On503`] calls keep retrying.
+    retry_budget: Duration,
+    /// The endpoint that answered last: a list is tried from it on.
+    preferred: Arc<Mutex<Option<String>>>,
 }
 
 impl Api {
@@ -65,7 +94,15 @@ impl Api {
             token,
             client_token: None,
             subscription_token: None,
+            retry_budget: Duration::ZERO,
+            preferred: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// How long calls that may be repeated keep retrying 503s (0: never).
+    pub fn with_retry_budget(mut self, budget: Duration) -> Api {
+        self.retry_budget = budget;
+        self
     }
 
     /// The tokens of the client and subscription scopes (the first of a
@@ -109,6 +146,99 @@ impl Api {
         decode(&url, check(Method::POST, &url, send(&url, request).await?).await?).await
     }
 
+    /// `method base + path` for the first of `endpoints` that answers: the
+    /// endpoint that answered last first, then the others in order; a
+    /// connection error or a timeout moves on to the next one. With
+    /// [`Retry::On503`], when no endpoint answered anything but 503, every
+    /// one is tried again after the shortest `Retry-After` they sent, while
+    /// the retry budget lasts (a wait that would end past it is not begun).
+    /// Returns the URL that answered and its success answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        endpoints: &[String],
+        path: &str,
+        body: Option<Vec<u8>>,
+        retry: Retry,
+    ) -> Result<(String, Response), CliError> {
+        if endpoints.is_empty() {
+            return Err(CliError::Usage("no endpoint given".into()));
+        }
+        let deadline = Instant::now() + self.retry_budget;
+        let order = self.order(endpoints);
+        loop {
+            let mut unreachable = Vec::new();
+            let mut last_503 = None;
+            let mut wait: Option<Duration> = None;
+            for base in &order {
+                let url = join(base, path);
+                let mut request = self.request(method.clone(), &url, path);
+                if let Some(bytes) = &body {
+                    request = request
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(bytes.clone());
+                }
+                let response = match send(&url, request).await {
+                    Ok(response) => response,
+                    Err(error @ CliError::Unreachable { .. }) => {
+                        unreachable.push(error);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE && retry == Retry::On503 {
+                    let after = retry_after(response.headers()).unwrap_or(RETRY_WAIT_DEFAULT);
+                    wait = Some(wait.map_or(after, |w| w.min(after)));
+                    last_503 = check(method.clone(), &url, response).await.err();
+                    continue;
+                }
+                self.remember(base);
+                let response = check(method, &url, response).await?;
+                return Ok((url, response));
+            }
+            let Some(error) = last_503 else {
+                return Err(all_unreachable(unreachable));
+            };
+            let wait = wait.unwrap_or(RETRY_WAIT_DEFAULT).max(RETRY_WAIT_MIN);
+            if Instant::now() + wait > deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// [`Api::call`] with `body` as JSON, its answer decoded as `T`.
+    pub async fn call_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoints: &[String],
+        path: &str,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T, CliError> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).map_err(|e| CliError::Usage(e.to_string())))
+            .transpose()?;
+        let (url, response) = self.call(method, endpoints, path, bytes, retry).await?;
+        decode(&url, response).await
+    }
+
+    /// `endpoints`, the one that answered last first.
+    fn order(&self, endpoints: &[String]) -> Vec<String> {
+        let preferred = self.preferred.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut order = endpoints.to_vec();
+        if let Some(at) = preferred.and_then(|p| order.iter().position(|e| *e == p)) {
+            order[..=at].rotate_right(1);
+        }
+        order
+    }
+
+    fn remember(&self, endpoint: &str) {
+        if let Ok(mut preferred) = self.preferred.lock() {
+            *preferred = Some(endpoint.to_owned());
+        }
+    }
+
     /// Each scope's token on its own routes: the subscription API, the
     /// client API, and every other internal `/v1` endpoint (the cluster's).
     fn request(&self, method: Method, url: &str, path: &str) -> RequestBuilder {
@@ -127,6 +257,28 @@ impl Api {
             None => request,
         }
     }
+}
+
+/// `Retry-After` in seconds (its HTTP-date form is not used by paxid).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    let seconds: f64 = text.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// One endpoint's error as it is; several as one line naming each.
+fn all_unreachable(mut errors: Vec<CliError>) -> CliError {
+    if errors.len() == 1 {
+        return errors.remove(0);
+    }
+    let reasons: Vec<String> = errors
+        .iter()
+        .map(|e| match e {
+            CliError::Unreachable { url, reason } => format!("{url}: {reason}"),
+            other => other.to_string(),
+        })
+        .collect();
+    CliError::NoEndpoint(reasons.join("; "))
 }
 
 /// `base` without trailing slashes, then `path`.
@@ -222,6 +374,30 @@ fn io_reason(error: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "2".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn the_endpoint_that_answered_last_is_tried_first() {
+        let api = Api::new(Duration::from_secs(1), None, 1).expect("client");
+        let list: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(api.order(&list), list);
+        api.remember("c");
+        assert_eq!(api.order(&list), ["c", "a", "b"]);
+        api.remember("elsewhere");
+        assert_eq!(api.order(&list), list);
+    }
 
     #[test]
     fn join_tolerates_trailing_slashes() {

@@ -1,25 +1,29 @@
-//! `paxid`, the command line of paxid: `next-id`, `status`, `subscribe` and
-//! `bench`.
+//! `paxid`, the command line of paxid: `next-id`, `status`, `health`,
+//! `subscribe`, `subscriptions`, `acceptors`, `bench` and `completion`
+//! (docs/cli.md).
 //!
 //! Every flag can also be set from its `PAXID_<FLAG>` environment variable.
-//! Output is for people by default and one JSON document with `--json`.
+//! Output is for people by default and JSON with `--json`.
 //! Failures print one line, `paxid: <what went wrong>`, and exit non-zero.
 
 pub mod bench;
+pub mod health;
 pub mod histogram;
 pub mod http;
 pub mod members;
 pub mod status;
+pub mod subscriptions;
 
 use std::time::Duration;
 
 use api::client::{NextIdRequest, NextIdResponse};
 use api::learner::{CreateSubscription, SubscriptionCreated};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Method;
 use serde::Serialize;
 
 use crate::bench::{BenchConfig, Stop, Target, CLIENTS_MAX};
-use crate::http::{Api, CliError};
+use crate::http::{Api, CliError, Retry};
 use crate::status::StatusTargets;
 
 /// The sequencer `--url` points at unless told otherwise.
@@ -35,6 +39,17 @@ pub struct Cli {
     /// Client URL of a sequencer (any replica).
     #[arg(long, global = true, env = "PAXID_URL", default_value = DEFAULT_URL)]
     pub url: String,
+
+    /// Sequencer URLs, comma-separated, used instead of --url: a call goes
+    /// to the one that answered last and moves to the next on a connection
+    /// error or a timeout.
+    #[arg(long, global = true, env = "PAXID_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+
+    /// How long calls that are safe to repeat keep retrying answers of 503
+    /// (each wait as long as its Retry-After), in milliseconds; 0: never.
+    #[arg(long, global = true, env = "PAXID_RETRY_MS", default_value_t = 5_000)]
+    pub retry_ms: u64,
 
     /// Print one JSON document instead of text.
     #[arg(long, global = true, env = "PAXID_JSON")]
@@ -69,13 +84,84 @@ pub enum Command {
     /// One table of every acceptor, the leader, every sequencer and the
     /// learner with its subscriptions.
     Status(StatusArgs),
-    /// Subscribe a webhook URL to allocations; prints its id and secret.
+    /// Subscribe a webhook URL to allocations; prints its id and secret
+    /// (the same as `subscriptions create`).
     Subscribe(SubscribeArgs),
+    /// The learner's subscriptions: create, list, get, delete, enable,
+    /// replay.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
+    /// Readiness (`GET /readyz`) of sequencers, acceptors or learners: one
+    /// line each; exit 0 only if every one is ready.
+    Health(HealthArgs),
+    /// Print a shell completion script.
+    Completion(CompletionArgs),
     /// Closed-loop load from concurrent keep-alive clients.
     Bench(BenchArgs),
     /// The acceptors and who may vote.
     #[command(subcommand)]
     Acceptors(AcceptorsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Subscribe a webhook URL; prints its id and secret (shown only now).
+    Create(SubscribeArgs),
+    /// Every subscription of the learner.
+    List(LearnerArg),
+    /// One subscription and its delivery state.
+    Get(SubscriptionId),
+    /// Remove a subscription; nothing more is delivered to it.
+    Delete(SubscriptionId),
+    /// Enable a disabled subscription again; delivery resumes at its cursor.
+    Enable(SubscriptionId),
+    /// Deliver again from a slot on (at or below its delivered_below).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LearnerArg {
+    /// Learner URL.
+    #[arg(long, env = "PAXID_LEARNER")]
+    pub learner: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SubscriptionId {
+    /// The subscription's id (`sub_...`).
+    pub id: String,
+    #[command(flatten)]
+    pub learner: LearnerArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The subscription's id (`sub_...`).
+    pub id: String,
+    /// The first slot to deliver again.
+    #[arg(long)]
+    pub from_slot: u64,
+    #[command(flatten)]
+    pub learner: LearnerArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Base URLs of any paxid processes (default: --endpoints, or --url).
+    pub urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    pub shell: Shell,
+}
+
+/// The shells `paxid completion` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -177,7 +263,25 @@ pub struct BenchArgs {
 /// An HTTP client with every scope's token from the flags.
 fn api(cli: &Cli, timeout: Duration, pool_idle_per_host: usize) -> Result<Api, CliError> {
     Ok(Api::new(timeout, cli.cluster_token.clone(), pool_idle_per_host)?
-        .scoped(cli.client_token.clone(), cli.subscription_token.clone()))
+        .scoped(cli.client_token.clone(), cli.subscription_token.clone())
+        .with_retry_budget(Duration::from_millis(cli.retry_ms)))
+}
+
+impl Cli {
+    /// The sequencers to call: `--endpoints`, or `--url` alone.
+    pub fn endpoints(&self) -> Vec<String> {
+        let listed: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if listed.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            listed
+        }
+    }
 }
 
 /// Runs one command and prints its result on stdout.
@@ -187,10 +291,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::NextId(args) => next_id(&cli, args, &api(&cli, timeout, 1)?).await,
         Command::Status(args) => status(&cli, args, &api(&cli, timeout, 1)?).await,
         Command::Subscribe(args) => subscribe(&cli, args, &api(&cli, timeout, 1)?).await,
+        Command::Subscriptions(command) => {
+            subscriptions_command(&cli, command, &api(&cli, timeout, 1)?).await
+        }
+        Command::Health(args) => health(&cli, args, &api(&cli, timeout, 1)?).await,
+        Command::Completion(args) => completion(&cli, args.shell),
         Command::Acceptors(AcceptorsCommand::List(args)) => {
             let api = api(&cli, timeout, 1)?;
             let acceptors = if args.acceptors.is_empty() {
-                members::current(&api, &cli.url).await?.acceptor_urls
+                members::current(&api, &cli.endpoints()).await?.acceptor_urls
             } else {
                 args.acceptors.clone()
             };
@@ -201,7 +310,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             // The stop sign may take a few seconds to be chosen.
             let timeout = timeout.max(members::CHANGE_TIMEOUT);
             let api = api(&cli, timeout, 1)?;
-            let chosen = members::change(&api, &cli.url, change).await?;
+            let chosen = members::change(&api, &cli.endpoints(), change).await?;
             print(cli.json, &chosen, || members::render_configuration(&chosen))
         }
         Command::Bench(args) => {
@@ -249,22 +358,37 @@ async fn next_id(cli: &Cli, args: &NextIdArgs, api: &Api) -> Result<(), CliError
         sequence: args.sequence.clone(),
     };
     let body = (request != NextIdRequest::default()).then_some(&request);
-    let answer: NextIdResponse = api.post_json(&cli.url, "/next-id", body).await?;
+    let answer: NextIdResponse = api
+        .call_json(Method::POST, &cli.endpoints(), "/next-id", body, Retry::On503)
+        .await?;
     print(cli.json, &answer, || render_range(&answer))
 }
 
+/// Without `--acceptors`, the acceptors (and a leader not listed) come
+/// from the first sequencer that answers; without one, as before.
 async fn status(cli: &Cli, args: &StatusArgs, api: &Api) -> Result<(), CliError> {
-    let sequencers = if args.sequencers.is_empty() {
-        vec![cli.url.clone()]
+    let mut sequencers = if args.sequencers.is_empty() {
+        cli.endpoints()
     } else {
         args.sequencers.clone()
     };
+    let mut acceptors = args.acceptors.clone();
+    let discovered = if acceptors.is_empty() {
+        status::discover(api, &sequencers).await
+    } else {
+        None
+    };
+    if let Some(found) = &discovered {
+        acceptors.clone_from(&found.acceptors);
+        sequencers.extend(found.leader.iter().cloned());
+    }
     let targets = StatusTargets {
-        acceptors: args.acceptors.clone(),
+        acceptors,
         sequencers,
         learner: args.learner.clone(),
     };
-    let report = status::collect(api, &targets).await;
+    let mut report = status::collect(api, &targets).await;
+    report.discovered = discovered;
     print(cli.json, &report, || status::render_human(&report))
 }
 
@@ -274,12 +398,87 @@ async fn subscribe(cli: &Cli, args: &SubscribeArgs, api: &Api) -> Result<(), Cli
         sequences: (!args.sequences.is_empty()).then(|| args.sequences.clone()),
         from_slot: args.from_slot,
     };
-    let created: SubscriptionCreated = api
-        .post_json(&args.learner, "/v1/subscriptions", Some(&request))
-        .await?;
+    let created: SubscriptionCreated = subscriptions::create(api, &args.learner, &request).await?;
     print(cli.json, &created, || {
         format!("id      {}\nsecret  {}", created.id, created.secret)
     })
+}
+
+async fn subscriptions_command(cli: &Cli, command: &SubscriptionsCommand, api: &Api) -> Result<(), CliError> {
+    use subscriptions::{render_view, Deleted};
+    match command {
+        SubscriptionsCommand::Create(args) => subscribe(cli, args, api).await,
+        SubscriptionsCommand::List(args) => {
+            let list = subscriptions::list(api, &args.learner).await?;
+            print(cli.json, &list, || subscriptions::render_list(&list))
+        }
+        SubscriptionsCommand::Get(args) => {
+            let view = subscriptions::get(api, &args.learner.learner, &args.id).await?;
+            print(cli.json, &view, || render_view(&view))
+        }
+        SubscriptionsCommand::Delete(args) => {
+            let deleted: Deleted = subscriptions::delete(api, &args.learner.learner, &args.id).await?;
+            print(cli.json, &deleted, || format!("deleted {}", deleted.id))
+        }
+        SubscriptionsCommand::Enable(args) => {
+            let view = subscriptions::enable(api, &args.learner.learner, &args.id).await?;
+            print(cli.json, &view, || render_view(&view))
+        }
+        SubscriptionsCommand::Replay(args) => {
+            let view = subscriptions::replay(api, &args.learner.learner, &args.id, args.from_slot).await?;
+            print(cli.json, &view, || render_view(&view))
+        }
+    }
+}
+
+/// One line per URL (compact JSON with `--json`); an error when any is not
+/// ready, so that the exit code is 1, with nothing more on stderr.
+async fn health(cli: &Cli, args: &HealthArgs, api: &Api) -> Result<(), CliError> {
+    let urls = if args.urls.is_empty() {
+        cli.endpoints()
+    } else {
+        args.urls.clone()
+    };
+    let probes = futures::future::join_all(urls.iter().map(|url| health::probe(api, url))).await;
+    let mut all_ready = true;
+    for probe in probes {
+        let probe = probe?;
+        all_ready &= probe.ready;
+        let line = if cli.json {
+            serde_json::to_string(&probe).map_err(|e| CliError::Usage(e.to_string()))?
+        } else {
+            health::render(&probe)
+        };
+        println!("{line}");
+    }
+    if all_ready {
+        Ok(())
+    } else {
+        Err(CliError::Silent)
+    }
+}
+
+/// The completion script, or `{"shell": ..., "script": ...}`.
+fn completion(cli: &Cli, shell: Shell) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(generator, &mut Cli::command(), "paxid", &mut script);
+    let script = String::from_utf8(script).map_err(|e| CliError::Usage(e.to_string()))?;
+    if cli.json {
+        let name = format!("{generator}");
+        return print(
+            true,
+            &serde_json::json!({"shell": name, "script": script}),
+            String::new,
+        );
+    }
+    print!("{script}");
+    Ok(())
 }
 
 async fn bench(cli: &Cli, args: &BenchArgs, api: &Api) -> Result<(), CliError> {
@@ -288,7 +487,8 @@ async fn bench(cli: &Cli, args: &BenchArgs, api: &Api) -> Result<(), CliError> {
         (None, duration) => Stop::After(duration.unwrap_or(Duration::from_secs(10))),
     };
     let config = BenchConfig {
-        url: cli.url.clone(),
+        // One target: the first endpoint.
+        url: cli.endpoints().swap_remove(0),
         target: args.target,
         clients: usize::try_from(args.clients).unwrap_or(CLIENTS_MAX),
         stop,

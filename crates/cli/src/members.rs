@@ -7,18 +7,22 @@ use api::client::{ReconfigureRequest, SequencerStatus};
 use api::internal::{AcceptorStatus, Configuration, MemberState, Membership};
 use serde::Serialize;
 
-use crate::http::{Api, CliError};
+use reqwest::Method;
+
+use crate::http::{Api, CliError, Retry};
 use crate::AcceptorsCommand;
 
 /// Longest a membership change may take (the leader waits up to 10 s for
 /// its stop sign to be chosen).
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The status of the leader, found through the sequencer at `url`: the
-/// configuration in force is the leader's (a follower learns a new one a
-/// poll later).
-pub async fn current(api: &Api, url: &str) -> Result<SequencerStatus, CliError> {
-    let status: SequencerStatus = api.get_json(url, "/v1/status").await?;
+/// The status of the leader, found through the first of `endpoints` (any
+/// sequencers) that answers: the configuration in force is the leader's (a
+/// follower learns a new one a poll later).
+pub async fn current(api: &Api, endpoints: &[String]) -> Result<SequencerStatus, CliError> {
+    let status: SequencerStatus = api
+        .call_json::<(), _>(Method::GET, endpoints, "/v1/status", None, Retry::On503)
+        .await?;
     match &status.leader_url {
         Some(leader) if status.role != "leader" && *leader != status.advertise_url => {
             api.get_json(leader, "/v1/status").await
@@ -57,9 +61,14 @@ pub fn wanted(current: &[String], change: &AcceptorsCommand) -> Result<Vec<Strin
     Ok(list)
 }
 
-/// Asks the leader (found through the sequencer at `url`) for the change.
-pub async fn change(api: &Api, url: &str, change: &AcceptorsCommand) -> Result<Configuration, CliError> {
-    let status = current(api, url).await?;
+/// Asks the leader (found through `endpoints`) for the change. The change
+/// itself is sent once: a 503 may come after the stop sign was proposed.
+pub async fn change(
+    api: &Api,
+    endpoints: &[String],
+    change: &AcceptorsCommand,
+) -> Result<Configuration, CliError> {
+    let status = current(api, endpoints).await?;
     let acceptors = wanted(&status.acceptor_urls, change)?;
     if status.role != "leader" {
         return Err(CliError::Usage(

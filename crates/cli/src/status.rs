@@ -30,6 +30,47 @@ pub struct ClusterStatus {
     pub leader: Option<LeaderView>,
     pub sequencers: Vec<Probe<SequencerStatus>>,
     pub learner: Option<Probe<LearnerStatus>>,
+    /// Where the acceptors (and the leader) were found when no
+    /// `--acceptors` were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<Discovery>,
+}
+
+/// What one sequencer told about the rest of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Discovery {
+    /// The sequencer that answered.
+    pub through: String,
+    /// Its configuration's acceptors, as the cluster addresses them.
+    pub acceptors: Vec<String>,
+    /// The leader it knows, when not among the sequencers given.
+    pub leader: Option<String>,
+}
+
+/// The acceptors and the leader as the first of `sequencers` that answers
+/// knows them (the learners are not known to sequencers: give `--learner`).
+pub async fn discover(api: &Api, sequencers: &[String]) -> Option<Discovery> {
+    let (through, response) = api
+        .call(
+            reqwest::Method::GET,
+            sequencers,
+            STATUS_PATH,
+            None,
+            crate::http::Retry::On503,
+        )
+        .await
+        .ok()?;
+    let status: SequencerStatus = response.json().await.ok()?;
+    let base = |u: &str| u.trim_end_matches('/').to_owned();
+    let known: Vec<String> = sequencers.iter().map(|u| base(u)).collect();
+    let leader = status
+        .leader_url
+        .filter(|l| status.role != "leader" && !known.contains(&base(l)));
+    Some(Discovery {
+        through: through.strip_suffix(STATUS_PATH).unwrap_or(&through).to_owned(),
+        acceptors: status.acceptor_urls,
+        leader,
+    })
 }
 
 /// One component's answer, or why there was none.
@@ -79,6 +120,7 @@ pub async fn collect(api: &Api, targets: &StatusTargets) -> ClusterStatus {
         leader,
         sequencers,
         learner,
+        discovered: None,
     }
 }
 
@@ -98,7 +140,14 @@ pub fn render_human(status: &ClusterStatus) -> String {
             rows.push(subscription_row(subscription));
         }
     }
-    render_table(&rows)
+    let mut table = render_table(&rows);
+    if let Some(found) = &status.discovered {
+        table.push_str(&format!(
+            "\nacceptors found through {} (no --acceptors given)",
+            found.through
+        ));
+    }
+    table
 }
 
 /// COMPONENT, URL, STATE, DETAILS.
@@ -127,7 +176,8 @@ fn short_reason(error: &crate::http::CliError) -> String {
     match error {
         CliError::Unreachable { reason, .. } | CliError::BadAnswer { reason, .. } => reason.clone(),
         CliError::Status { status, detail, .. } => format!("{status} {detail}"),
-        CliError::Usage(reason) => reason.clone(),
+        CliError::Usage(reason) | CliError::NoEndpoint(reason) => reason.clone(),
+        CliError::Silent => "failed".to_owned(),
     }
 }
 
@@ -365,6 +415,7 @@ mod tests {
             leader: None,
             sequencers: vec![down("http://s1")],
             learner: None,
+            discovered: None,
         };
         let table = render_human(&status);
         assert!(table.contains("http://a2  down (connection refused)"), "{table}");
