@@ -736,8 +736,11 @@ impl Proposer {
     }
 
     fn follower_tick(&mut self, now_ms: u64, random: u64) {
-        if self.leader_alive(now_ms) {
-            self.follower_since_ms = now_ms;
+        if let Some(heard_at) = self.leader_alive_until(now_ms) {
+            // The timeout runs from when a majority last heard the leader,
+            // not from this tick: statuses arrive every poll, so counting
+            // from the first silent one waited two timeouts in all.
+            self.follower_since_ms = self.follower_since_ms.max(heard_at);
             return;
         }
         if now_ms.saturating_sub(self.follower_since_ms) < self.election_timeout_ms {
@@ -777,16 +780,16 @@ impl Proposer {
         quiet >= quorum(self.config.acceptors)
     }
 
-    /// A majority of acceptors heard a leader within the election timeout.
-    fn leader_alive(&self, now_ms: u64) -> bool {
-        let recent = self
-            .leader_heard_at_ms
-            .iter()
-            .filter(
-                |heard| matches!(heard, Some(at) if now_ms.saturating_sub(*at) < self.election_timeout_ms),
-            )
-            .count();
-        recent >= quorum(self.config.acceptors)
+    /// When a majority of acceptors had last heard a leader (the latest
+    /// time by which a quorum of them had), if that is within the election
+    /// timeout: the leader is alive.
+    fn leader_alive_until(&self, now_ms: u64) -> Option<u64> {
+        let mut heard: Vec<u64> = self.leader_heard_at_ms.iter().flatten().copied().collect();
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        heard
+            .get(quorum(self.config.acceptors) - 1)
+            .copied()
+            .filter(|at| now_ms.saturating_sub(*at) < self.election_timeout_ms)
     }
 
     fn campaign(&mut self, now_ms: u64) {

@@ -1034,3 +1034,40 @@ fn poll_timeout_is_the_next_deadline_within_bounds() {
         "an overdue resend is run at once"
     );
 }
+
+/// The election timeout runs from when a majority last heard the leader, not
+/// from when the follower noticed the silence: statuses arrive every poll,
+/// so counting from the first silent one waited two timeouts (the container
+/// suite measured 0.84–1.18 s to the first success after a leader pause or
+/// disconnect with 300–600 ms timeouts).
+#[test]
+fn a_follower_campaigns_one_election_timeout_after_the_leader_went_silent() {
+    const POLL_MS: u64 = 50;
+    let mut p = Proposer::new(config(4), 0, 0);
+    let silent_from = 1_000;
+    let mut now = 0;
+    let campaigned_at = loop {
+        now += POLL_MS;
+        assert!(now < silent_from + 3 * ELECTION_MS, "never campaigned");
+        // Acceptors 0 and 1 heard the leader until `silent_from`.
+        let status = AcceptorStatus {
+            promised: ballot(7, 2),
+            leader_heard_ago_ms: Some(now.saturating_sub(silent_from)),
+        };
+        p.handle_status(now, AcceptorId(0), status);
+        p.handle_status(now, AcceptorId(1), status);
+        p.tick(now, 0);
+        if matches!(p.role(), Role::Candidate { .. }) {
+            break now;
+        }
+    };
+    assert!(
+        campaigned_at <= silent_from + ELECTION_MS + POLL_MS,
+        "campaigned {} ms after the leader went silent; the timeout is {ELECTION_MS} ms",
+        campaigned_at - silent_from
+    );
+    assert!(
+        campaigned_at >= silent_from + ELECTION_MS,
+        "campaigned before a majority had missed the leader for a whole timeout"
+    );
+}
