@@ -16,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored no_stickiness)
+core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reuse hole_new_allocation rejoin_blank stop_sign_ignored no_stickiness keys_not_recovered)
 # Each driver bug and the test that must catch it (cargo test arguments).
 declare -A driver_test=(
     [acceptor_unsynced_write]="-p paxid-acceptor --test fsync_order"
@@ -94,6 +94,8 @@ for bug in "${bugs[@]}"; do
     [ "$bug" = stop_sign_ignored ] && model_test=model_check_reconfiguration
     # Pre-vote is liveness only and the model check turns it off.
     [ "$bug" = no_stickiness ] && model_test=
+    # The model check makes no keyed requests.
+    [ "$bug" = keys_not_recovered ] && model_test=
     if [ -n "$model_test" ]; then
         echo "== $bug: model check" >&2
         env "${extra[@]}" PAXID_MODEL_STATES_MAX="$model_states_max" timeout 900 \
@@ -107,7 +109,7 @@ for bug in "${bugs[@]}"; do
     fi
 
     echo "== $bug: unit tests" >&2
-    cargo test --release -p paxos-core --lib --test proposer >"$log_dir/$bug.unit" 2>&1
+    cargo test --release -p paxos-core --lib --test proposer --test idempotency >"$log_dir/$bug.unit" 2>&1
     failed_tests="$(grep -o '^test [a-z_:]* \.\.\. FAILED' "$log_dir/$bug.unit" | awk '{print $2}' | paste -sd, -)"
     if [ -n "$failed_tests" ]; then
         caught+=("unit tests ($failed_tests)")

@@ -91,6 +91,11 @@ impl Load {
             .count()
     }
 
+    /// The history's clock starts here.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
     /// Nanoseconds on the history's clock.
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64

@@ -254,3 +254,51 @@ async fn refusals_come_back_at_once_as_problems() {
     let first = first.expect("checked above");
     assert!(next.first > first.last(), "{first:?} then {next:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_calls_get_one_range_per_key_even_across_the_leaders_death() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(ClusterSpec {
+        sequencers: 3,
+        ..two_sequencers()
+    });
+    let client = Client::builder()
+        .endpoints(cluster.sequencer_urls())
+        .retry_budget(Duration::from_secs(30))
+        .build();
+    let first = client
+        .next_id_keyed("orders", 5, "order-1")
+        .await
+        .expect("served");
+    let again = client
+        .next_id_keyed("orders", 5, "order-1")
+        .await
+        .expect("served");
+    assert_eq!(first, again, "the same key, the same IDs");
+    let reused = client
+        .next_id_keyed("orders", 6, "order-1")
+        .await
+        .expect_err("another count");
+    assert_eq!(
+        reused.problem().map(|p| p.type_.as_str()),
+        Some(api::problem::IDEMPOTENCY_KEY_REUSED),
+        "{reused:?}"
+    );
+    // Kill the leader, then retry through the client: the new leader gives
+    // the first range back, and a new key gets IDs above everything before.
+    let leader = cluster.wait_leader(SERVE_WITHIN).await;
+    cluster.sequencers[leader].kill9();
+    let after = client
+        .next_id_keyed("orders", 5, "order-1")
+        .await
+        .expect("served");
+    assert_eq!(after, first, "after the leader's death\n{}", cluster.logs());
+    let fresh = client
+        .next_id_keyed("orders", 1, "order-2")
+        .await
+        .expect("served");
+    assert!(fresh.first > first.last(), "{first:?} then {fresh:?}");
+    let stats = client.stats();
+    println!("keyed calls through a leader's death: {stats:?}");
+    assert_eq!(stats.calls_failed, 1, "only the reused key failed: {stats:?}");
+}

@@ -108,18 +108,28 @@ async fn answers_and_problems_follow_the_contract() {
         .await
         .expect("answer");
     assert_eq!(response.status(), 404);
-    // Idempotency-Key is refused (not implemented yet), at the leader and
-    // through a follower: ignoring it would make a retry look safe.
+    // A malformed Idempotency-Key is refused, at the leader and through a
+    // follower: empty, too long, not visible ASCII, sent twice.
+    let too_long = "k".repeat(256);
+    let bad_keys: [&[&[u8]]; 5] = [
+        &[b""],
+        &[too_long.as_bytes()],
+        &[b"a b"],
+        &[b"caf\xc3\xa9"],
+        &[b"a", b"b"],
+    ];
     for replica in cluster.sequencer_urls() {
-        let response = http
-            .post(format!("{replica}/next-id"))
-            .header("idempotency-key", "retry-1")
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(response.status(), 422, "{replica}");
-        let problem: Value = response.json().await.expect("problem");
-        assert_eq!(problem["field"], "idempotency-key", "{problem}");
+        for keys in bad_keys {
+            let mut request = http.post(format!("{replica}/next-id"));
+            for key in keys {
+                let value = reqwest::header::HeaderValue::from_bytes(key).expect("a header value");
+                request = request.header("idempotency-key", value);
+            }
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status(), 422, "{replica} {keys:?}");
+            let problem: Value = response.json().await.expect("problem");
+            assert_eq!(problem["field"], "idempotency-key", "{problem}");
+        }
     }
 
     // Nothing above consumed an ID.

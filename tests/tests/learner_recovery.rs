@@ -94,10 +94,17 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
     let mut cluster = Cluster::start(ClusterSpec {
         sequencers: 1,
         learner: true,
-        acceptor_args: ["--retain-slots", "200", "--compact-interval-ms", "100"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+        acceptor_args: [
+            "--retain-slots",
+            "200",
+            "--key-window-slots",
+            "0",
+            "--compact-interval-ms",
+            "100",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
         ..ClusterSpec::default()
     });
     cluster.wait_serving(SERVE_WITHIN).await;

@@ -676,9 +676,16 @@ async fn example_receivers_accept_a_gap_notice_and_move_past_it() {
     let mut cluster = Cluster::start(ClusterSpec {
         sequencers: 1,
         learner: true,
-        acceptor_args: ["--retain-slots", "200", "--compact-interval-ms", "100"]
-            .map(String::from)
-            .to_vec(),
+        acceptor_args: [
+            "--retain-slots",
+            "200",
+            "--key-window-slots",
+            "0",
+            "--compact-interval-ms",
+            "100",
+        ]
+        .map(String::from)
+        .to_vec(),
         learner_args: learner_args(),
         ..ClusterSpec::default()
     });

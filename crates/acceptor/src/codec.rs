@@ -13,24 +13,30 @@
 //!   reconfiguration (kind 2); configurations are stored. Records holding
 //!   a ballot, a value or a configuration (the promise, log entries, the
 //!   configuration) are written in it; the others keep version 1.
+//! - 3: a value may be keyed allocations (kind 3): the allocations as in
+//!   kind 1, then the keyed parts (`key`, then an allocation). Only a
+//!   record holding one is written in it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use paxos_core::{
-    Accepted, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId, Seat, SequenceName,
-    Slot, Snapshot, Value,
+    Accepted, Allocation, Ballot, Configuration, Counters, IdempotencyKey, KeyedPart, MemberId, Membership,
+    NodeId, Seat, SequenceName, Slot, Snapshot, Value,
 };
 
 /// The first layout: ballots without an epoch.
 pub const VERSION_1: u8 = 1;
 /// Ballots with an epoch, reconfiguration values, configurations.
 pub const VERSION_2: u8 = 2;
+/// Keyed allocations (`Idempotency-Key`).
+pub const VERSION_3: u8 = 3;
 /// The newest version this build reads; a higher one is refused.
-pub const VERSION_LATEST: u8 = VERSION_2;
+pub const VERSION_LATEST: u8 = VERSION_3;
 const CHECKSUM_BYTES: usize = 4;
 const VALUE_NOOP: u8 = 0;
 const VALUE_ALLOCATIONS: u8 = 1;
 const VALUE_RECONFIGURE: u8 = 2;
+const VALUE_KEYED_ALLOCATIONS: u8 = 3;
 
 /// Why a stored record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,15 +169,31 @@ impl Encoder {
     pub fn value(&mut self, v: &Value) -> &mut Self {
         match v {
             Value::Noop => self.u8(VALUE_NOOP),
-            Value::Allocations(allocations) => {
-                self.u8(VALUE_ALLOCATIONS).u32(len_u32(allocations.len()));
-                for a in allocations {
-                    self.str(a.sequence.as_str()).u64(a.first).u64(a.count);
+            Value::Allocations(allocations) => self.u8(VALUE_ALLOCATIONS).allocations(allocations),
+            Value::KeyedAllocations { allocations, keys } => {
+                self.needs(VERSION_3)
+                    .u8(VALUE_KEYED_ALLOCATIONS)
+                    .allocations(allocations);
+                self.u32(len_u32(keys.len()));
+                for part in keys {
+                    self.str(part.key.as_str()).allocation(&part.allocation);
                 }
                 self
             }
             Value::Reconfigure(configuration) => self.u8(VALUE_RECONFIGURE).configuration(configuration),
         }
+    }
+
+    fn allocations(&mut self, allocations: &[Allocation]) -> &mut Self {
+        self.u32(len_u32(allocations.len()));
+        for a in allocations {
+            self.allocation(a);
+        }
+        self
+    }
+
+    fn allocation(&mut self, a: &Allocation) -> &mut Self {
+        self.str(a.sequence.as_str()).u64(a.first).u64(a.count)
     }
 
     /// Version 2: `epoch u64`, then the seats in order (`address`, `member`).
@@ -305,23 +327,19 @@ impl<'a> Decoder<'a> {
     pub fn value(&mut self) -> Result<Value, CorruptRecord> {
         match self.u8()? {
             VALUE_NOOP => Ok(Value::Noop),
-            VALUE_ALLOCATIONS => {
+            VALUE_ALLOCATIONS => Ok(Value::Allocations(self.allocations()?)),
+            VALUE_KEYED_ALLOCATIONS if self.version >= VERSION_3 => {
+                let allocations = self.allocations()?;
                 let n = self.u32()?;
-                let mut allocations = Vec::new();
+                let mut keys = Vec::new();
                 for _ in 0..n {
-                    let sequence = self.sequence()?;
-                    let first = self.u64()?;
-                    let count = self.u64()?;
-                    if first.checked_add(count).is_none() {
-                        return Err(self.corrupt("allocation overflows u64"));
-                    }
-                    allocations.push(Allocation {
-                        sequence,
-                        first,
-                        count,
-                    });
+                    let key = self.str()?;
+                    let key = IdempotencyKey::parse(&key)
+                        .map_err(|e| self.corrupt(format!("idempotency key: {e}")))?;
+                    let allocation = self.allocation()?;
+                    keys.push(KeyedPart { key, allocation });
                 }
-                Ok(Value::Allocations(allocations))
+                Ok(Value::KeyedAllocations { allocations, keys })
             }
             VALUE_RECONFIGURE if self.version >= VERSION_2 => Ok(Value::Reconfigure(self.configuration()?)),
             other => Err(self.corrupt(format!(
@@ -329,6 +347,29 @@ impl<'a> Decoder<'a> {
                 self.version
             ))),
         }
+    }
+
+    fn allocations(&mut self) -> Result<Vec<Allocation>, CorruptRecord> {
+        let n = self.u32()?;
+        let mut allocations = Vec::new();
+        for _ in 0..n {
+            allocations.push(self.allocation()?);
+        }
+        Ok(allocations)
+    }
+
+    fn allocation(&mut self) -> Result<Allocation, CorruptRecord> {
+        let sequence = self.sequence()?;
+        let first = self.u64()?;
+        let count = self.u64()?;
+        if first.checked_add(count).is_none() {
+            return Err(self.corrupt("allocation overflows u64"));
+        }
+        Ok(Allocation {
+            sequence,
+            first,
+            count,
+        })
     }
 
     /// A configuration as only a valid one is stored: an epoch above 0, at
@@ -495,6 +536,42 @@ mod tests {
             assert_eq!(record[0], VERSION_1, "{value:?} needs nothing new");
             assert_eq!(decode(b"v", &record, Decoder::value), Ok(value));
         }
+    }
+
+    #[test]
+    fn keyed_allocations_round_trip_in_version_3_only() {
+        let part = |key: &str, first| KeyedPart {
+            key: IdempotencyKey::parse(key).expect("valid"),
+            allocation: Allocation {
+                sequence: SequenceName::default_sequence(),
+                first,
+                count: 2,
+            },
+        };
+        let keyed = Accepted {
+            ballot: Ballot::new(4, NodeId(2)),
+            value: Value::KeyedAllocations {
+                allocations: vec![Allocation {
+                    sequence: SequenceName::default_sequence(),
+                    first: 10,
+                    count: 6,
+                }],
+                keys: vec![part("a", 10), part("~!b", 14)],
+            },
+            chosen: true,
+        };
+        let record = Encoder::default().accepted(&keyed).seal(b"log/k");
+        assert_eq!(record[0], VERSION_3);
+        assert_eq!(decode(b"log/k", &record, Decoder::accepted), Ok(keyed));
+        // A version 2 record cannot hold kind 3: refused, not misread.
+        let mut payload = Vec::new();
+        payload.push(VALUE_KEYED_ALLOCATIONS);
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        let record = seal_with(b"v", VERSION_2, &payload);
+        assert!(decode(b"v", &record, Decoder::value).is_err());
+        let record = seal_with(b"v", VERSION_3, &payload);
+        assert!(decode(b"v", &record, Decoder::value).is_ok());
     }
 
     #[test]

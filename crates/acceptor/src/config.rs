@@ -36,6 +36,17 @@ pub struct Config {
     )]
     pub retain_slots: u64,
 
+    /// Fewest chosen slots kept below the chosen point, whatever learners
+    /// have read: the window of `Idempotency-Key`s a new leader reads back
+    /// (`paxos_core::idempotency`). Lower, and a retry after a failover may
+    /// get new IDs for a key older than this many slots.
+    #[arg(
+        long,
+        env = "PAXID_KEY_WINDOW_SLOTS",
+        default_value_t = paxos_core::idempotency::WINDOW_SLOTS
+    )]
+    pub key_window_slots: u64,
+
     /// How often compaction runs, in milliseconds.
     #[arg(
         long,
@@ -69,6 +80,7 @@ impl Config {
             },
             data_dir: data_dir.into(),
             retain_slots: 1_000_000,
+            key_window_slots: paxos_core::idempotency::WINDOW_SLOTS,
             compact_interval_ms: 1000,
         }
     }
@@ -88,6 +100,7 @@ mod tests {
         assert_eq!(config.common.body_limit_bytes, BODY_LIMIT_BYTES_DEFAULT);
         assert_eq!(config.common.cluster_id, "paxid");
         assert_eq!(config.retain_slots, 1_000_000);
+        assert_eq!(config.key_window_slots, 65_536);
         assert_eq!(config.compact_interval_ms, 1000);
         assert_eq!(config.common.request_timeout_ms, 10_000);
     }

@@ -80,9 +80,8 @@ pub struct StatusView {
 /// Settings of the actor.
 #[derive(Debug, Clone, Copy)]
 pub struct DriverSettings {
-    /// Compaction may pass a lagging learner to keep at most this many
-    /// slots below the chosen point.
-    pub retain_slots: u64,
+    /// How much log compaction keeps below the chosen point.
+    pub retention: Retention,
 }
 
 /// The actor's thread; join it after [`DriverHandle::shutdown`].
@@ -551,7 +550,7 @@ impl Driver {
         let target = compaction_target(
             self.acceptor.view().chosen_below,
             self.learners.values().min().copied(),
-            self.settings.retain_slots,
+            self.settings.retention,
         );
         let step = self.acceptor.compact(target);
         if !step.change().is_empty() {
@@ -562,7 +561,7 @@ impl Driver {
                     learner_id = %id,
                     learned_below,
                     compacted_below = %target,
-                    retain_slots = self.settings.retain_slots,
+                    retain_slots = self.settings.retention.retain_slots,
                     "compaction passed a registered learner (--retain-slots): it cannot learn the slots \
                      in between from this acceptor and will start again from a snapshot"
                 );
@@ -598,12 +597,23 @@ impl Driver {
     }
 }
 
+/// How much log compaction keeps below the chosen point.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// At most this many slots for lagging learners.
+    pub retain_slots: u64,
+    /// At least this many, whatever learners read: the window of keys.
+    pub key_window_slots: u64,
+}
+
 /// The slot below which the log may be dropped: past every learner, unless
-/// that keeps more than `retain_slots` below the chosen point. With no
-/// learner ever heard from, only the retention applies.
-pub fn compaction_target(chosen_below: Slot, slowest_learner: Option<u64>, retain_slots: u64) -> Slot {
-    let retained = chosen_below.0.saturating_sub(retain_slots);
-    Slot(slowest_learner.unwrap_or(0).max(retained))
+/// that keeps more than `retain_slots` below the chosen point; never within
+/// `key_window_slots` of it. With no learner ever heard from, only the
+/// retention applies.
+pub fn compaction_target(chosen_below: Slot, slowest_learner: Option<u64>, retention: Retention) -> Slot {
+    let retained = chosen_below.0.saturating_sub(retention.retain_slots);
+    let window = chosen_below.0.saturating_sub(retention.key_window_slots);
+    Slot(slowest_learner.unwrap_or(0).max(retained).min(window))
 }
 
 /// Registered learners that compaction to `compacted_below` passes for the
@@ -636,25 +646,48 @@ fn fatal_write_error(error: &crate::store::StoreError) -> ! {
 mod tests {
     use super::*;
 
+    fn keep(retain_slots: u64) -> Retention {
+        Retention {
+            retain_slots,
+            key_window_slots: 0,
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_the_window_of_keys() {
+        let window = |key_window_slots| Retention {
+            retain_slots: 1000,
+            key_window_slots,
+        };
+        assert_eq!(compaction_target(Slot(5000), Some(4900), window(300)), Slot(4700));
+        assert_eq!(compaction_target(Slot(5000), Some(4900), window(50)), Slot(4900));
+        assert_eq!(
+            compaction_target(Slot(5000), None, window(2000)),
+            Slot(3000),
+            "the window wins over retention"
+        );
+        assert_eq!(compaction_target(Slot(100), Some(100), window(65_536)), Slot(0));
+    }
+
     #[test]
     fn compaction_waits_for_the_slowest_learner_within_retention() {
         assert_eq!(
-            compaction_target(Slot(100), None, 1000),
+            compaction_target(Slot(100), None, keep(1000)),
             Slot(0),
             "no learner and little log"
         );
         assert_eq!(
-            compaction_target(Slot(5000), None, 1000),
+            compaction_target(Slot(5000), None, keep(1000)),
             Slot(4000),
             "retention alone"
         );
         assert_eq!(
-            compaction_target(Slot(100), Some(40), 1000),
+            compaction_target(Slot(100), Some(40), keep(1000)),
             Slot(40),
             "the slowest learner"
         );
         assert_eq!(
-            compaction_target(Slot(5000), Some(40), 1000),
+            compaction_target(Slot(5000), Some(40), keep(1000)),
             Slot(4000),
             "retention passes a laggard"
         );

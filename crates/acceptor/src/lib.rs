@@ -96,7 +96,10 @@ pub fn start(config: &Config) -> Result<Started, RunError> {
         "acceptor state loaded"
     );
     let settings = driver::DriverSettings {
-        retain_slots: config.retain_slots,
+        retention: driver::Retention {
+            retain_slots: config.retain_slots,
+            key_window_slots: config.key_window_slots,
+        },
     };
     let (handle, thread) =
         driver::spawn(acceptor, store, learners, settings).map_err(|source| RunError::Io {

@@ -56,6 +56,9 @@ impl Harness {
     async fn new(configure: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::new("127.0.0.1:0", dir.path());
+        // The compaction tests count slots in tens; the one that checks the
+        // window of keys sets it.
+        config.key_window_slots = 0;
         configure(&mut config);
         let started = start(&config).expect("start");
         let app = app(started.state.clone());
@@ -518,6 +521,31 @@ async fn learner_progress_drives_compaction_and_retention_bounds_it() {
     h.restart().await;
     let status = wait_for(&h, "compaction to the retention", |s| s["compacted_below"] == 7).await;
     assert_eq!(status["chosen_below"], 10);
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_window_of_idempotency_keys_after_every_learner_read_it() {
+    let h = Harness::new(|c| {
+        c.compact_interval_ms = 5;
+        c.key_window_slots = 4;
+    })
+    .await;
+    let slots: Vec<(u64, Value)> = (0..10).map(|s| (s, alloc("default", s * 10 + 1, 10))).collect();
+    h.post("/v1/accept", accept_body(ballot(1, 1), 10, &slots))
+        .await
+        .ok();
+    let answer = h
+        .post("/v1/learners/learner-0/progress", json!({ "learned_below": 10 }))
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    wait_for(&h, "compaction to the window", |s| s["compacted_below"] == 6).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let status = h.status().await;
+    assert_eq!(
+        (status["compacted_below"].as_u64(), status["log_entries"].as_u64()),
+        (Some(6), Some(4)),
+        "the last 4 chosen slots stay though the learner read them"
+    );
 }
 
 #[tokio::test]

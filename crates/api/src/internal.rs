@@ -30,12 +30,27 @@ pub struct Allocation {
     pub count: u64,
 }
 
+/// IDs `id ..= id + count - 1` of `sequence`, handed to the request
+/// that carried `key`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedPart {
+    pub key: String,
+    pub sequence: String,
+    pub id: u64,
+    pub count: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Value {
     Noop,
     Allocations {
         allocations: Vec<Allocation>,
+        /// The parts keyed requests (`Idempotency-Key`) received, each
+        /// inside one of `allocations`; absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<KeyedPart>,
     },
     /// The stop sign: the log goes on, after this slot, in `configuration`.
     Reconfigure {
@@ -422,6 +437,19 @@ impl From<&core::Value> for Value {
             core::Value::Noop => Value::Noop,
             core::Value::Allocations(a) => Value::Allocations {
                 allocations: a.iter().map(Allocation::from).collect(),
+                keys: Vec::new(),
+            },
+            core::Value::KeyedAllocations { allocations, keys } => Value::Allocations {
+                allocations: allocations.iter().map(Allocation::from).collect(),
+                keys: keys
+                    .iter()
+                    .map(|part| KeyedPart {
+                        key: part.key.as_str().to_owned(),
+                        sequence: part.allocation.sequence.as_str().to_owned(),
+                        id: part.allocation.first,
+                        count: part.allocation.count,
+                    })
+                    .collect(),
             },
             core::Value::Reconfigure(c) => Value::Reconfigure {
                 configuration: c.into(),
@@ -435,15 +463,57 @@ impl TryFrom<&Value> for core::Value {
     fn try_from(v: &Value) -> Result<core::Value, String> {
         match v {
             Value::Noop => Ok(core::Value::Noop),
-            Value::Allocations { allocations } => {
+            Value::Allocations { allocations, keys } => {
                 let parsed: Result<Vec<_>, _> = allocations.iter().map(core::Allocation::try_from).collect();
-                Ok(core::Value::Allocations(parsed?))
+                let allocations = parsed?;
+                if keys.is_empty() {
+                    return Ok(core::Value::Allocations(allocations));
+                }
+                let keys = keyed_parts(keys, &allocations)?;
+                Ok(core::Value::KeyedAllocations { allocations, keys })
             }
             Value::Reconfigure { configuration } => Ok(core::Value::Reconfigure(
                 core::Configuration::try_from(configuration)?,
             )),
         }
     }
+}
+
+/// Keyed parts as only a leader builds them: distinct keys, each part
+/// inside one of the value's allocations, no two overlapping.
+fn keyed_parts(keys: &[KeyedPart], allocations: &[core::Allocation]) -> Result<Vec<core::KeyedPart>, String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut parts = Vec::with_capacity(keys.len());
+    for part in keys {
+        let key = core::IdempotencyKey::parse(&part.key).map_err(|e| e.to_string())?;
+        if !seen.insert(key.clone()) {
+            return Err(format!("key {:?} is listed twice", part.key));
+        }
+        let allocation = core::Allocation::try_from(&Allocation {
+            sequence: part.sequence.clone(),
+            id: part.id,
+            count: part.count,
+        })?;
+        let inside = allocations.iter().any(|a| {
+            a.sequence == allocation.sequence && a.first <= allocation.first && allocation.end() <= a.end()
+        });
+        if !inside {
+            return Err(format!(
+                "the part of key {:?} lies outside the value's allocations",
+                part.key
+            ));
+        }
+        parts.push(core::KeyedPart { key, allocation });
+    }
+    let mut ranges: Vec<&core::Allocation> = parts.iter().map(|p| &p.allocation).collect();
+    ranges.sort_by(|a, b| (&a.sequence, a.first).cmp(&(&b.sequence, b.first)));
+    if ranges
+        .windows(2)
+        .any(|w| w[0].sequence == w[1].sequence && w[1].first < w[0].end())
+    {
+        return Err("two keyed parts overlap".into());
+    }
+    Ok(parts)
 }
 
 impl From<&core::Snapshot> for Snapshot {
@@ -761,6 +831,7 @@ mod tests {
                 id: 7,
                 count: 3,
             }],
+            keys: Vec::new(),
         };
         let json = serde_json::to_string(&value).expect("serialize");
         assert_eq!(
@@ -779,6 +850,7 @@ mod tests {
                 id: 1,
                 count: 1,
             }],
+            keys: Vec::new(),
         };
         assert!(core::Value::try_from(&bad_name).is_err());
         let overflow = Value::Allocations {
@@ -787,8 +859,45 @@ mod tests {
                 id: u64::MAX,
                 count: 1,
             }],
+            keys: Vec::new(),
         };
         assert!(core::Value::try_from(&overflow).is_err());
+    }
+
+    #[test]
+    fn keyed_parts_round_trip_and_must_lie_inside_distinct() {
+        let part = |key: &str, id, count| KeyedPart {
+            key: key.into(),
+            sequence: "default".into(),
+            id,
+            count,
+        };
+        let value = |keys| Value::Allocations {
+            allocations: vec![Allocation {
+                sequence: "default".into(),
+                id: 10,
+                count: 5,
+            }],
+            keys,
+        };
+        let keyed = value(vec![part("a", 10, 2), part("b", 12, 3)]);
+        let json = serde_json::to_string(&keyed).expect("serialize");
+        assert!(
+            json.contains(r#""keys":[{"key":"a","sequence":"default","id":10,"count":2}"#),
+            "{json}"
+        );
+        let core_value = core::Value::try_from(&keyed).expect("valid");
+        assert_eq!(core_value.keyed_parts().len(), 2);
+        assert_eq!(Value::from(&core_value), keyed);
+        for bad in [
+            vec![part("a", 10, 2), part("a", 12, 3)],
+            vec![part("a", 14, 2)],
+            vec![part("a", 10, 3), part("b", 12, 3)],
+            vec![part("", 10, 1)],
+            vec![part("a b", 10, 1)],
+        ] {
+            assert!(core::Value::try_from(&value(bad.clone())).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub const WRONG_CLUSTER: &str = "https://paxid.dev/problems/wrong-cluster";
 /// 503: the request did not complete within the server's time limit. IDs
 /// may have been consumed (a gap), never handed out twice.
 pub const TIMEOUT: &str = "https://paxid.dev/problems/timeout";
+/// 422: an `Idempotency-Key` used before with another `count` or
+/// `sequence`.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "https://paxid.dev/problems/idempotency-key-reused";
+/// 409 with `Retry-After`: a call with this `Idempotency-Key` is under way
+/// and not answered yet; retry to get its answer.
+pub const IDEMPOTENCY_KEY_IN_USE: &str = "https://paxid.dev/problems/idempotency-key-in-use";
 /// 500: a bug or an unexpected failure on the server.
 pub const INTERNAL: &str = "https://paxid.dev/problems/internal";
 
@@ -80,6 +86,15 @@ pub const PUBLIC_TYPE_DOCS: &[(&str, &str)] = &[
         "503 with Retry-After: the request took longer than --request-timeout-ms; \
          it may have taken effect (POST /next-id: IDs may be skipped, never handed out twice)",
     ),
+    (
+        IDEMPOTENCY_KEY_REUSED,
+        "422: POST /next-id with an Idempotency-Key used before with another count or sequence",
+    ),
+    (
+        IDEMPOTENCY_KEY_IN_USE,
+        "409 with Retry-After: POST /next-id with an Idempotency-Key whose first call is not answered yet; \
+         retry to get that call's IDs",
+    ),
     (INTERNAL, "500: a bug; nothing acknowledged is lost"),
 ];
 
@@ -95,6 +110,8 @@ pub const PUBLIC_TYPES: &[&str] = &[
     CONFLICT,
     UNAVAILABLE,
     TIMEOUT,
+    IDEMPOTENCY_KEY_REUSED,
+    IDEMPOTENCY_KEY_IN_USE,
     INTERNAL,
 ];
 

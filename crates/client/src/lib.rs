@@ -64,6 +64,14 @@
 //! retried after a timeout may leave a gap: the timed-out attempt's IDs may
 //! have been chosen and are then handed to no one. Gaps are allowed by the
 //! contract; duplicates and reversals never happen.
+//!
+//! # Retry-safe calls
+//!
+//! [`Client::next_id_keyed`] sends an `Idempotency-Key`: a retry of the
+//! same logical call (by this client after a timeout, or by the caller
+//! after a crash) gets the first call's IDs, never a second range. Keyed
+//! calls are not coalesced, and a 409 `idempotency-key-in-use` (the first
+//! call is not answered yet) is retried like a 503.
 
 #![allow(clippy::result_large_err)]
 
@@ -286,6 +294,29 @@ impl Client {
         answer.await.unwrap_or(Err(Error::Closed))
     }
 
+    /// `count` consecutive IDs of `sequence` under an `Idempotency-Key`:
+    /// every call with the same `key` (from this client or any other, to
+    /// any replica, across leader changes, within the server's window) gets
+    /// the same IDs, so this call and its retries never take two ranges.
+    /// Not shared with other callers (the key names this call alone); the
+    /// client's retries include 409s for a first call still under way.
+    pub async fn next_id_keyed(&self, sequence: &str, count: u64, key: &str) -> Result<Allocation, Error> {
+        let count_max = self.inner.config.count_max;
+        if count == 0 || count > count_max {
+            return Err(Error::InvalidCount { count, count_max });
+        }
+        self.inner.counters.callers.fetch_add(1, Ordering::Relaxed);
+        let answer = self.inner.call(sequence, count, Some(key)).await;
+        if answer.is_err() {
+            self.inner.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        answer.map(|answer| Allocation {
+            sequence: answer.sequence,
+            first: answer.id,
+            count: answer.count,
+        })
+    }
+
     /// `count` IDs of the `default` sequence.
     pub async fn next_id_default(&self, count: u64) -> Result<Allocation, Error> {
         self.next_id(DEFAULT_SEQUENCE, count).await
@@ -415,7 +446,7 @@ impl Inner {
             };
             let counts: Vec<u64> = batch.iter().map(|w| w.count).collect();
             let total: u64 = counts.iter().sum();
-            match self.call(&sequence, total).await {
+            match self.call(&sequence, total, None).await {
                 Ok(answer) => {
                     for (waiter, (first, count)) in batch.into_iter().zip(batch::slices(answer.id, &counts)) {
                         // A caller that went away leaves its slice unused: a gap.
@@ -436,8 +467,9 @@ impl Inner {
         }
     }
 
-    /// One call (`count` IDs of `sequence`) with its retries.
-    async fn call(&self, sequence: &str, count: u64) -> Result<NextIdResponse, Error> {
+    /// One call (`count` IDs of `sequence`, under `key` if given) with its
+    /// retries.
+    async fn call(&self, sequence: &str, count: u64, key: Option<&str>) -> Result<NextIdResponse, Error> {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let endpoints = self.config.endpoints.len();
         let started = Instant::now();
@@ -448,7 +480,7 @@ impl Inner {
         loop {
             let index = self.current.load(Ordering::Relaxed) % endpoints;
             attempts += 1;
-            let failure = match self.attempt(index, sequence, count).await {
+            let failure = match self.attempt(index, sequence, count, key).await {
                 Attempt::Served(answer) => return Ok(answer),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { failure, retry_after } => {
@@ -499,7 +531,7 @@ impl Inner {
     }
 
     /// One HTTP request to endpoint `index`.
-    async fn attempt(&self, index: usize, sequence: &str, count: u64) -> Attempt {
+    async fn attempt(&self, index: usize, sequence: &str, count: u64, key: Option<&str>) -> Attempt {
         self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
         let endpoint = &self.config.endpoints[index];
         let body = NextIdRequest {
@@ -509,6 +541,9 @@ impl Inner {
         let mut request = self.http.post(format!("{endpoint}/next-id")).json(&body);
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header(IDEMPOTENCY_KEY_HEADER, key);
         }
         let transport = |e: reqwest::Error| {
             let endpoint = endpoint.clone();
@@ -555,7 +590,13 @@ impl Inner {
             };
         }
         let problem = serde_json::from_slice::<Problem>(&bytes).ok();
-        if is_retryable(status) {
+        // The first call under this key is still under way: its answer
+        // comes to a retry.
+        let key_in_use = status == 409
+            && problem
+                .as_ref()
+                .is_some_and(|p| p.type_ == api::problem::IDEMPOTENCY_KEY_IN_USE);
+        if is_retryable(status) || key_in_use {
             return Attempt::Retry {
                 failure: Failure::Status {
                     endpoint: endpoint.clone(),
@@ -576,6 +617,9 @@ impl Inner {
         Attempt::Fail(Error::Refused(problem))
     }
 }
+
+/// The header that makes a call retry-safe (see [`Client::next_id_keyed`]).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// 503 (no leader or quorum), 429, and other 5xx (a proxy's 502/504, a
 /// server bug) are worth another attempt; other statuses are not.

@@ -187,7 +187,10 @@ fn slot(slot: u64, allocations: Vec<wire::Allocation>) -> Proposal {
     let value = if allocations.is_empty() {
         wire::Value::Noop
     } else {
-        wire::Value::Allocations { allocations }
+        wire::Value::Allocations {
+            allocations,
+            keys: Vec::new(),
+        }
     };
     Proposal { slot, value }
 }
@@ -1410,6 +1413,7 @@ async fn stub_progress(
 fn value(sequence: &str, id: u64) -> wire::Value {
     wire::Value::Allocations {
         allocations: vec![alloc(sequence, id, 1)],
+        keys: Vec::new(),
     }
 }
 

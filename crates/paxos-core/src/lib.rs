@@ -6,6 +6,7 @@
 
 pub mod acceptor;
 pub mod contact;
+pub mod idempotency;
 pub mod learner;
 pub mod proposer;
 pub mod rebuild;
@@ -17,11 +18,13 @@ pub use acceptor::{
     Install, Join, JoinReply, NotVoting, Persisted, Prepare, PrepareReply, Promise, Step, Transition,
 };
 pub use contact::{Heard, LeaderContact};
+pub use idempotency::{KeyCheck, KeyIndex, KeysWanted};
 pub use learner::Learner;
 pub use proposer::{AcceptorStatus, Effect, IdRequest, Proposer, ProposerConfig, Refusal, RequestId, Role};
 pub use rebuild::{Rebuild, RebuildStep};
 pub use storage::{AcceptorStore, MemoryStore};
 pub use types::{
-    quorum, Accepted, AcceptorId, Allocation, Ballot, Configuration, Counters, MemberId, Membership, NodeId,
-    Replace, Seat, SequenceName, SequenceNameError, Slot, Snapshot, Value,
+    quorum, Accepted, AcceptorId, Allocation, Ballot, Configuration, Counters, IdempotencyKey,
+    IdempotencyKeyError, KeyedPart, MemberId, Membership, NodeId, Replace, Seat, SequenceName,
+    SequenceNameError, Slot, Snapshot, Value,
 };

@@ -156,6 +156,72 @@ impl Allocation {
     }
 }
 
+/// A client's name for one call, from its `Idempotency-Key` header:
+/// 1..=255 visible ASCII characters (`!` to `~`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdempotencyKey(String);
+
+/// Why a string is not an [`IdempotencyKey`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyKeyError {
+    Empty,
+    TooLong { len: usize },
+    BadCharacter,
+}
+
+impl fmt::Display for IdempotencyKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdempotencyKeyError::Empty => write!(f, "Idempotency-Key is empty"),
+            IdempotencyKeyError::TooLong { len } => write!(
+                f,
+                "Idempotency-Key has {len} characters; the maximum is {}",
+                IdempotencyKey::LEN_MAX
+            ),
+            IdempotencyKeyError::BadCharacter => {
+                write!(
+                    f,
+                    "Idempotency-Key may hold only visible ASCII characters (! to ~)"
+                )
+            }
+        }
+    }
+}
+
+impl IdempotencyKey {
+    pub const LEN_MAX: usize = 255;
+
+    pub fn parse(key: &str) -> Result<IdempotencyKey, IdempotencyKeyError> {
+        if key.is_empty() {
+            return Err(IdempotencyKeyError::Empty);
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(IdempotencyKeyError::BadCharacter);
+        }
+        if key.len() > Self::LEN_MAX {
+            return Err(IdempotencyKeyError::TooLong { len: key.len() });
+        }
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The part of a slot's allocation that one keyed request received.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyedPart {
+    pub key: IdempotencyKey,
+    pub allocation: Allocation,
+}
+
 /// What a slot holds once chosen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Value {
@@ -163,6 +229,15 @@ pub enum Value {
     Noop,
     /// At most one allocation per sequence, ranges above all earlier slots.
     Allocations(Vec<Allocation>),
+    /// Allocations as above, some of whose requests carried an
+    /// `Idempotency-Key`: `keys` names each such request's part, so that
+    /// every leader that reads the chosen log answers a retry with it (see
+    /// [`crate::idempotency`]). Never empty `keys`: without any, the value
+    /// is `Allocations`.
+    KeyedAllocations {
+        allocations: Vec<Allocation>,
+        keys: Vec<KeyedPart>,
+    },
     /// The stop sign: this configuration decides nothing after this slot,
     /// and the log goes on, from the next slot, in the one named here.
     /// Allocates nothing; every slot above it in this epoch is void.
@@ -173,8 +248,23 @@ impl Value {
     pub fn allocations(&self) -> &[Allocation] {
         match self {
             Value::Noop | Value::Reconfigure(_) => &[],
-            Value::Allocations(allocations) => allocations,
+            Value::Allocations(allocations) | Value::KeyedAllocations { allocations, .. } => allocations,
         }
+    }
+
+    /// The parts of this value's allocations that keyed requests received.
+    pub fn keyed_parts(&self) -> &[KeyedPart] {
+        match self {
+            Value::KeyedAllocations { keys, .. } => keys,
+            _ => &[],
+        }
+    }
+
+    /// Its size in allocations, for the limits on catch-up bodies: a keyed
+    /// part, with a key of up to 255 characters, weighs up to about four
+    /// allocations on the wire.
+    pub fn weight(&self) -> usize {
+        self.allocations().len() + 4 * self.keyed_parts().len()
     }
 
     pub fn reconfiguration(&self) -> Option<&Configuration> {

@@ -49,6 +49,7 @@ fn request(id: u64, name: &str, count: u64) -> IdRequest {
         id: RequestId(id),
         sequence: seq(name),
         count,
+        key: None,
     }
 }
 

@@ -966,6 +966,7 @@ impl Paxid {
                     id,
                     sequence: SequenceName::default_sequence(),
                     count: id.0,
+                    key: None,
                 };
                 node.proposer.handle_request(node.clock_ms, request);
                 node.proposer.flush(node.clock_ms);

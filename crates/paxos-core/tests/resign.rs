@@ -33,6 +33,7 @@ fn request(id: u64, count: u64) -> IdRequest {
         id: RequestId(id),
         sequence: SequenceName::default_sequence(),
         count,
+        key: None,
     }
 }
 

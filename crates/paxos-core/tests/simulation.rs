@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use paxos_core::idempotency::{effective_parts, sources, History};
 use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
     Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, JoinReply,
@@ -50,6 +51,7 @@ use paxos_core::{
     PrepareReply, Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, Replace, RequestId, Role,
     SequenceName, Slot, Step, Value,
 };
+use paxos_core::{Counters, IdempotencyKey, KeyedPart};
 use support::{check_history, CallRecord, Ghost, HistoryViolation, Rng};
 
 /// Seeds run by a plain `cargo test` (CI): about a minute on two busy cores.
@@ -244,6 +246,9 @@ pub struct Stats {
     pub rebuilds_rejected: u64,
     pub rebuilds_timed_out: u64,
     pub rebuilds_installed: u64,
+    pub keyed_calls: u64,
+    pub keyed_retries: u64,
+    pub keys_read_back: u64,
 }
 
 impl Stats {
@@ -264,6 +269,9 @@ impl Stats {
         self.messages += o.messages;
         self.dropped += o.dropped;
         self.disk_losses += o.disk_losses;
+        self.keyed_calls += o.keyed_calls;
+        self.keyed_retries += o.keyed_retries;
+        self.keys_read_back += o.keys_read_back;
         self.rebuilds_started += o.rebuilds_started;
         self.rebuilds_rejected += o.rebuilds_rejected;
         self.rebuilds_timed_out += o.rebuilds_timed_out;
@@ -290,6 +298,9 @@ struct World {
     /// Clients stop calling at this time; the run ends at `end_ms`.
     calls_until_ms: u64,
     end_ms: u64,
+    /// Some calls carry an `Idempotency-Key` and retry under it. The
+    /// acceptors then keep their logs (the key window spans the run).
+    keys: bool,
 }
 
 const TICK_MS: u64 = 10;
@@ -305,6 +316,11 @@ const PARTIAL_CUT_CHECK_MS: u64 = 100;
 /// before it may legitimately campaign once.)
 const PARTIAL_CUT_STABLE_MS: u64 = 1_000;
 const LOG_READ_ENTRIES_MAX: usize = 64;
+/// Worlds with keyed calls, and in them, calls that carry a key.
+const KEYED_WORLDS_PER_MILLE: u64 = 500;
+const KEYED_CALLS_PER_MILLE: u64 = 500;
+/// A keyed call retries this many times per sequencer before it gives up.
+const KEYED_ATTEMPTS_PER_PROPOSER: u64 = 8;
 /// Worlds where an acceptor crash may lose the disk, and in them, crashes
 /// that do (when no other acceptor is blank).
 const DISK_LOSS_WORLDS_PER_MILLE: u64 = 500;
@@ -341,6 +357,7 @@ impl World {
             settle_ms,
             calls_until_ms,
             end_ms: calls_until_ms + 4_000,
+            keys: rng.chance(KEYED_WORLDS_PER_MILLE),
         }
     }
 
@@ -362,6 +379,7 @@ impl World {
             settle_ms: 3_000,
             calls_until_ms: 26_000,
             end_ms: 30_000,
+            keys: false,
         }
     }
 
@@ -509,6 +527,15 @@ enum Event {
     ClientRetry {
         call: usize,
     },
+    /// A leader's read of the keys chosen before it
+    /// (`Proposer::keys_wanted`) comes back; None if the acceptor read
+    /// could not give them.
+    KeysRead {
+        p: usize,
+        inc: u64,
+        below: Slot,
+        parts: Option<Vec<(Slot, KeyedPart)>>,
+    },
     Fault,
     RestartAcceptor {
         a: usize,
@@ -605,6 +632,8 @@ struct ProposerNode {
     rebuild_not_before_ms: u64,
     /// Per acceptor: when a `NotVoting` answer last made it poll the status.
     not_voting_poll_ms: Vec<Option<u64>>,
+    /// The keys being read back for its leadership: the slot they end at.
+    reading_keys: Option<Slot>,
     /// Members seen voting or installed: a late status that still shows
     /// one blank starts no rebuild (it would only fence the leader again).
     joined: BTreeSet<MemberId>,
@@ -642,6 +671,8 @@ struct Call {
     in_flight: bool,
     /// Highest ID of this sequence returned before this call was invoked.
     must_exceed: u64,
+    /// Every attempt carries it (`Idempotency-Key`).
+    key: Option<IdempotencyKey>,
 }
 
 /// Which faults a run has.
@@ -736,6 +767,7 @@ impl Sim {
                 round_seen_max: 0,
                 rebuild_not_before_ms: 0,
                 not_voting_poll_ms: vec![None; world.acceptors],
+                reading_keys: None,
                 joined: BTreeSet::new(),
             })
             .collect();
@@ -836,6 +868,7 @@ impl Sim {
             Event::Compact => self.compact(),
             Event::ClientCall { client } => self.new_call(client),
             Event::ClientRetry { call } => self.attempt(call),
+            Event::KeysRead { p, inc, below, parts } => self.keys_read(p, inc, below, parts),
             Event::Fault => self.fault(),
             Event::RestartAcceptor { a } => self.restart_acceptor(a),
             Event::RestartProposer { p } => self.restart_proposer(p),
@@ -1157,6 +1190,12 @@ impl Sim {
     /// Folds what the learner has released into each acceptor's snapshot,
     /// so that phase 1 and catch-up also run over compacted logs.
     fn compact(&mut self) {
+        self.at(COMPACT_EVERY_MS, Event::Compact);
+        if self.world.keys {
+            // The acceptors keep the key window (`--key-window-slots`),
+            // which is longer than the run.
+            return;
+        }
         let below = self.learner.next();
         for a in 0..self.world.acceptors {
             if self.acceptors[a].up && self.rng.chance(500) {
@@ -1165,7 +1204,6 @@ impl Sim {
                 self.hold(a, change, Held::Compacted(reply));
             }
         }
-        self.at(COMPACT_EVERY_MS, Event::Compact);
     }
 
     fn crash_acceptor(&mut self, a: usize) {
@@ -1289,6 +1327,7 @@ impl Sim {
                     id: request_id(call, attempt),
                     sequence: c.sequence.clone(),
                     count: c.count,
+                    key: c.key.clone(),
                 };
                 proposer.handle_request(now, request);
             }
@@ -1310,6 +1349,7 @@ impl Sim {
         let random = self.rng.next_u64();
         self.proposers[p].proposer.tick(self.now_ms, random);
         self.drain(p);
+        self.read_keys_if_wanted(p);
         let now = self.now_ms;
         let node = &mut self.proposers[p];
         if node
@@ -1427,7 +1467,102 @@ impl Sim {
         node.round_seen_max = 0;
         node.rebuild_not_before_ms = 0;
         node.not_voting_poll_ms.iter_mut().for_each(|t| *t = None);
+        node.reading_keys = None;
         node.joined.clear();
+    }
+
+    // ---- idempotency keys, read back by a new leader ----
+
+    /// A leader that wants the keys chosen before it reads them from one
+    /// acceptor, as the sequencer's `keys.rs` does: its snapshot and its log
+    /// from there, all marked chosen. The answer comes back after a delay,
+    /// or not at all if the acceptor is down or cannot give them.
+    fn read_keys_if_wanted(&mut self, p: usize) {
+        let node = &self.proposers[p];
+        let Some(wanted) = node.proposer.keys_wanted() else {
+            return;
+        };
+        if node.reading_keys == Some(wanted.below) {
+            return;
+        }
+        let inc = node.inc;
+        self.proposers[p].reading_keys = Some(wanted.below);
+        // What answers: each acceptor that is up, and where its log starts.
+        let bases: Vec<(usize, Slot)> = (0..self.world.acceptors)
+            .filter(|a| self.acceptors[*a].up && !self.rng.chance(self.world.loss_per_mille))
+            .map(|a| (a, self.acceptors[a].acceptor.state().base.below))
+            .collect();
+        let candidates = sources(&bases, self.world.acceptors, wanted);
+        let parts = (!candidates.is_empty()).then(|| {
+            let a = *self.rng.pick(&candidates);
+            let state = self.acceptors[a].acceptor.state();
+            let mut history = History::after(&state.base, wanted);
+            state
+                .log
+                .iter()
+                .try_for_each(|(slot, accepted)| history.feed(*slot, &accepted.value, accepted.chosen))
+                .and_then(|()| history.finish())
+                .ok()
+        });
+        let delay = self.rng.range(1, self.world.delay_max_ms.max(2));
+        let parts = parts.flatten();
+        self.at(
+            delay,
+            Event::KeysRead {
+                p,
+                inc,
+                below: wanted.below,
+                parts,
+            },
+        );
+    }
+
+    fn keys_read(&mut self, p: usize, inc: u64, below: Slot, parts: Option<Vec<(Slot, KeyedPart)>>) {
+        let node = &mut self.proposers[p];
+        if !node.up || node.inc != inc {
+            return;
+        }
+        node.reading_keys = None;
+        if let Some(parts) = parts {
+            self.stats.keys_read_back += 1;
+            node.proposer.load_keys(below, parts);
+        }
+        self.drain(p);
+    }
+
+    /// Every key took effect in one slot at most, and every keyed call that
+    /// succeeded got exactly its key's part: a retry never took a second
+    /// range.
+    fn check_keys(&mut self) {
+        let prefix = self.ghost.chosen_prefix();
+        let mut counters = Counters::default();
+        let mut parts: BTreeMap<IdempotencyKey, (Slot, Allocation)> = BTreeMap::new();
+        let mut twice = Vec::new();
+        for (slot, value) in self.ghost.chosen().range(..prefix) {
+            let effective = counters.apply(value);
+            for part in effective_parts(value, &effective) {
+                if let Some(first) = parts.insert(part.key.clone(), (*slot, part.allocation.clone())) {
+                    twice.push(format!(
+                        "key {} took {first:?} and then {:?} in slot {slot}",
+                        part.key, part.allocation
+                    ));
+                }
+            }
+        }
+        for (i, call) in self.calls.iter().enumerate() {
+            let (Some(key), Some(Outcome::Ok(allocation))) = (&call.key, &call.outcome) else {
+                continue;
+            };
+            match parts.get(key) {
+                Some((_, part)) if part == allocation => {}
+                other => twice.push(format!(
+                    "call {i} under key {key} got {allocation:?}; the log holds {other:?}"
+                )),
+            }
+        }
+        if let Some(first) = twice.into_iter().next() {
+            self.fail(format!("idempotency: {first}"));
+        }
     }
 
     // ---- rebuilds, driven by the sequencers ----
@@ -1593,6 +1728,9 @@ impl Sim {
         let must_exceed = self.returned_max.get(sequence.as_str()).copied().unwrap_or(0);
         let call = self.calls.len();
         let first_target = self.rng.below(self.world.proposers as u64) as usize;
+        let key = (self.world.keys && self.rng.chance(KEYED_CALLS_PER_MILLE))
+            .then(|| IdempotencyKey::parse(&format!("call-{call}")).expect("a valid key"));
+        self.stats.keyed_calls += u64::from(key.is_some());
         self.calls.push(Call {
             client,
             sequence,
@@ -1605,6 +1743,7 @@ impl Sim {
             target: first_target,
             in_flight: true,
             must_exceed,
+            key,
         });
         self.stats.calls += 1;
         self.send_attempt(call);
@@ -1642,7 +1781,12 @@ impl Sim {
             return;
         }
         self.calls[call].in_flight = false;
-        if attempt + 1 < 2 * self.world.proposers as u64 {
+        let per_proposer = if self.calls[call].key.is_some() {
+            KEYED_ATTEMPTS_PER_PROPOSER
+        } else {
+            2
+        };
+        if attempt + 1 < per_proposer * self.world.proposers as u64 {
             self.at(CLIENT_BACKOFF_MS, Event::ClientRetry { call });
         } else {
             self.complete(call, Outcome::Refused(refusal));
@@ -1666,6 +1810,15 @@ impl Sim {
         match result {
             Ok(allocation) => self.complete(call, Outcome::Ok(allocation)),
             Err(Refusal::NotLeader) => self.retry_or_give_up(call, attempt, Refusal::NotLeader),
+            // A keyed call retries what a plain one may not: its key makes
+            // a retry of a call that was chosen get the same IDs.
+            Err(
+                refusal
+                @ (Refusal::Deposed | Refusal::TimedOut | Refusal::KeyInFlight | Refusal::KeysLoading),
+            ) if self.calls[call].key.is_some() => {
+                self.stats.keyed_retries += 1;
+                self.retry_or_give_up(call, attempt, refusal)
+            }
             Err(refusal) => self.complete(call, Outcome::Refused(refusal)),
         }
     }
@@ -1850,6 +2003,9 @@ impl Sim {
         let records: Vec<CallRecord> = self.calls.iter().filter_map(Call::record).collect();
         if let Err(violation) = check_history(&records) {
             self.fail(violation);
+        }
+        if self.world.keys {
+            self.check_keys();
         }
         for (a, node) in self.acceptors.iter().enumerate() {
             let Ok(durable) = node.store.load();

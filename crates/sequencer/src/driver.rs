@@ -52,6 +52,7 @@ const TRANSITION_ATTEMPTS_MAX: usize = 40;
 pub struct ClientRequest {
     pub sequence: paxos_core::SequenceName,
     pub count: u64,
+    pub key: Option<paxos_core::IdempotencyKey>,
     pub reply: oneshot::Sender<Result<Allocation, Refusal>>,
     pub span: Span,
 }
@@ -84,6 +85,13 @@ pub enum PeerEvent {
     Configuration { configuration: Configuration },
     /// A seat took the transition into `epoch` that this driver sent.
     Moved { epoch: u64 },
+    /// The keys a leadership asked for ([`Proposer::keys_wanted`]), read
+    /// back from the acceptors; None if no acceptor could give them.
+    KeysRead {
+        epoch: u64,
+        below: Slot,
+        parts: Option<Vec<(Slot, paxos_core::KeyedPart)>>,
+    },
 }
 
 /// Asked of the driver by the rest of the sequencer.
@@ -145,6 +153,9 @@ pub struct Driver {
     /// The span of the first client request of the current burst: the parent
     /// of the accept calls that burst causes.
     burst_span: Option<Span>,
+    /// The keys being read back for the leadership (see `crate::keys`):
+    /// the chosen point they end at.
+    reading_keys: Option<Slot>,
 }
 
 /// Channels into a running driver.
@@ -206,6 +217,7 @@ impl Driver {
             started: Instant::now(),
             rng,
             burst_span: None,
+            reading_keys: None,
         };
         tokio::spawn(driver.run(requests_rx, reconfigure_rx, commands_rx, peer_rx));
         DriverHandle {
@@ -242,6 +254,7 @@ impl Driver {
             next_tick = tokio::time::Instant::now() + wait;
             self.proposer.flush(self.now_ms());
             self.execute();
+            self.read_keys_if_wanted();
             self.publish_view();
             self.burst_span = None;
         }
@@ -281,8 +294,33 @@ impl Driver {
                 id,
                 sequence: request.sequence,
                 count: request.count,
+                key: request.key,
             },
         );
+    }
+
+    /// Starts reading back the keys this leadership lacks, once per
+    /// chosen point; the answer comes back as [`PeerEvent::KeysRead`].
+    fn read_keys_if_wanted(&mut self) {
+        let Some(wanted) = self.proposer.keys_wanted() else {
+            return;
+        };
+        if self.reading_keys == Some(wanted.below) {
+            return;
+        }
+        self.reading_keys = Some(wanted.below);
+        let (peers, events, epoch) = (self.peers.clone(), self.loopback.clone(), self.base_config.epoch);
+        tokio::spawn(async move {
+            let parts = crate::keys::read_back(&peers, wanted).await;
+            if parts.is_none() {
+                tokio::time::sleep(crate::keys::RETRY_AFTER_FAILURE).await;
+            }
+            let _ = events.send(PeerEvent::KeysRead {
+                epoch,
+                below: wanted.below,
+                parts,
+            });
+        });
     }
 
     fn on_command(&mut self, command: Command) {
@@ -317,7 +355,9 @@ impl Driver {
             PeerEvent::Prepared { ballot, .. }
             | PeerEvent::Accepted { ballot, .. }
             | PeerEvent::Committed { ballot, .. } => Some(ballot.epoch),
-            PeerEvent::Status { epoch, .. } | PeerEvent::Moved { epoch } => Some(*epoch),
+            PeerEvent::Status { epoch, .. }
+            | PeerEvent::Moved { epoch }
+            | PeerEvent::KeysRead { epoch, .. } => Some(*epoch),
             PeerEvent::Configuration { .. } => None,
         }
     }
@@ -353,6 +393,13 @@ impl Driver {
                 self.switch(configuration, Snapshot::default());
             }
             PeerEvent::Configuration { .. } => {}
+            PeerEvent::KeysRead { below, parts, .. } => {
+                // A failed read is tried again at the next step, if still wanted.
+                self.reading_keys = None;
+                if let Some(parts) = parts {
+                    self.proposer.load_keys(below, parts);
+                }
+            }
             PeerEvent::Moved { .. } => {
                 // We ended the last epoch: once a majority of the new seats
                 // moved, nobody can lead there yet, so campaign at once.
@@ -391,6 +438,7 @@ impl Driver {
         self.base_config.acceptors = configuration.seats.len();
         self.moved = 0;
         self.warned_list = false;
+        self.reading_keys = None;
         let (now, random) = (self.now_ms(), self.rng.random());
         let resigned = self.proposer.is_resigned();
         self.proposer = Proposer::resume(self.base_config.clone(), known_chosen, now, random);

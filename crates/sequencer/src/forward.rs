@@ -16,6 +16,9 @@
 //! higher IDs. The leader checks the shared credential again; this replica
 //! checked each caller's already (the same `--client-token` guards both).
 //! A failed forward fails every caller in it with the leader's answer.
+//!
+//! A call with an `Idempotency-Key` goes alone, with its key: the leader
+//! must see the key to answer a retry with the first call's IDs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,12 +29,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use paxid_client::batch;
-use paxos_core::SequenceName;
+use paxos_core::{IdempotencyKey, SequenceName};
 use service::ApiError;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
-use crate::http::{leadership_moved_from, no_leader, AppState, FORWARDED_HEADER};
+use crate::http::{leadership_moved_from, no_leader, AppState, FORWARDED_HEADER, IDEMPOTENCY_KEY_HEADER};
 
 /// What became of a forwarded request.
 pub enum Forwarded {
@@ -92,19 +95,25 @@ pub async fn forward(
     headers: &HeaderMap,
     sequence: &SequenceName,
     count: u64,
+    idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<Forwarded, ApiError> {
     let key = BatchKey {
         sequence: sequence.clone(),
         credential: headers.get(axum::http::header::AUTHORIZATION).cloned(),
     };
-    let (reply, answer) = oneshot::channel();
-    if state.forwarder.join(key.clone(), Waiter { count, reply }) {
-        // The first caller's trace context goes with the forwards it starts.
-        tokio::spawn(send_batches(state.clone(), key).instrument(Span::current()));
-    }
-    let outcome = answer
-        .await
-        .map_err(|_| no_leader("the sequencer is shutting down"))?;
+    let outcome = match idempotency_key {
+        Some(idempotency_key) => send_one(state, &key, count, Some(idempotency_key)).await,
+        None => {
+            let (reply, answer) = oneshot::channel();
+            if state.forwarder.join(key.clone(), Waiter { count, reply }) {
+                // The first caller's trace context goes with the forwards it starts.
+                tokio::spawn(send_batches(state.clone(), key).instrument(Span::current()));
+            }
+            answer
+                .await
+                .map_err(|_| no_leader("the sequencer is shutting down"))?
+        }
+    };
     match outcome {
         Outcome::First(id) => Ok(Forwarded::Answer(
             Json(NextIdResponse {
@@ -165,7 +174,7 @@ async fn send_batches(state: Arc<AppState>, key: BatchKey) {
         let total: u64 = batch.iter().map(|w| w.count).sum();
         metrics::counter!("paxid_sequencer_forwards_total").increment(1);
         metrics::counter!("paxid_sequencer_forwarded_requests_total").increment(batch.len() as u64);
-        let outcome = send_one(&state, &key, total).await;
+        let outcome = send_one(&state, &key, total, None).await;
         let counts: Vec<u64> = batch.iter().map(|w| w.count).collect();
         let firsts = match outcome {
             Outcome::First(first) => batch::slices(first, &counts)
@@ -183,7 +192,12 @@ async fn send_batches(state: Arc<AppState>, key: BatchKey) {
 }
 
 /// One forward of `count` IDs to the leader, unless leadership moves first.
-async fn send_one(state: &AppState, key: &BatchKey, count: u64) -> Outcome {
+async fn send_one(
+    state: &AppState,
+    key: &BatchKey,
+    count: u64,
+    idempotency_key: Option<&IdempotencyKey>,
+) -> Outcome {
     let (leader, heard_ago_ms) = {
         let cluster = state.cluster.borrow();
         (cluster.leader.clone(), cluster.leader_heard_ago_ms)
@@ -202,6 +216,9 @@ async fn send_one(state: &AppState, key: &BatchKey, count: u64) -> Outcome {
     let mut request = state.peers.client().post(&target);
     if let Some(credential) = &key.credential {
         request = request.header(reqwest::header::AUTHORIZATION, credential.as_bytes());
+    }
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header(IDEMPOTENCY_KEY_HEADER, idempotency_key.as_str());
     }
     let sending = request
         .header(FORWARDED_HEADER, "1")

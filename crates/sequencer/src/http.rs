@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::client::{NextIdRequest, NextIdResponse, ReconfigureRequest, SequencerStatus};
+use api::problem;
 use api::problem::Problem;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use paxos_core::{quorum, Refusal, SequenceName};
+use paxos_core::{quorum, IdempotencyKey, IdempotencyKeyError, Refusal, SequenceName};
 use service::{ApiError, JsonBody, OptionalJsonBody};
 use tokio::sync::{oneshot, watch};
 use tracing::Span;
@@ -96,6 +98,13 @@ pub fn app(state: AppState) -> Router {
         Bad input never changes any state: the next ID after a rejected request \
         is the same as if it had never been sent.",
     request_body(content = NextIdRequest, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1..=255 visible ASCII characters (`!` to `~`). Every call with the same key \
+            gets the first call's IDs, from any replica and across leader changes, while the key is in \
+            the window (the last 65 536 keys, within the last 65 536 slots chosen). The same key with \
+            another `count` or `sequence` is a 422 `idempotency-key-reused`."),
+    ),
     security(("bearer" = []), ()),
     responses(
         (status = 200, description = "The IDs `id ..= id + count - 1`.", body = NextIdResponse),
@@ -104,13 +113,17 @@ pub fn app(state: AppState) -> Router {
         (status = 401, description = "A token of this scope is required.",
             body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
-        (status = 409, description = "Conflicts with the state (the sequence would pass 2^64 - 1).",
-            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicts with the state: the sequence would pass 2^64 - 1 \
+            (`conflict`), or the first call with this `Idempotency-Key` is not answered yet \
+            (`idempotency-key-in-use`, with `Retry-After`: retry to get its IDs).",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "With `idempotency-key-in-use`: seconds to wait before retrying."))),
         (status = 413, description = "The body is over the limit.",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json.",
             body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields or values.",
+        (status = 422, description = "Invalid fields or values, a malformed `Idempotency-Key` \
+            (`invalid-request`), or a key used with another `count` or `sequence` (`idempotency-key-reused`).",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not available now; retry after Retry-After seconds.",
             body = Problem, content_type = "application/problem+json",
@@ -122,7 +135,7 @@ async fn next_id(
     headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<NextIdRequest>,
 ) -> Result<Response, ApiError> {
-    refuse_idempotency_key(&headers)?;
+    let key = idempotency_key(&headers)?;
     let (sequence, count) = validate(body.unwrap_or_default(), &state)?;
     metrics::counter!("paxid_sequencer_requests_total").increment(1);
     if headers.contains_key(FORWARDED_HEADER) {
@@ -131,7 +144,7 @@ async fn next_id(
         crate::handover::wait_for_campaign(&state.driver.view).await;
     }
     if state.driver.view.borrow().is_leader() {
-        match allocate(&state, sequence.clone(), count).await {
+        match allocate(&state, sequence.clone(), count, key.clone()).await {
             // Never in a slot: this leader resigned and was deposed by its
             // successor while it held the request (see `crate::handover`),
             // or lost its leadership before it took the request: forward it.
@@ -148,21 +161,23 @@ async fn next_id(
     if headers.contains_key(FORWARDED_HEADER) && !state.driver.view.borrow().resigned {
         return Err(no_leader("this replica is not the leader (forwarded request)"));
     }
-    let mut forwarded = forward(&state, &headers, &sequence, count).await?;
+    let mut forwarded = forward(&state, &headers, &sequence, count, key.as_ref()).await?;
     if matches!(forwarded, Forwarded::LeaderMoved) && !state.driver.view.borrow().is_leader() {
         // Leadership moved while the old leader had it (a handover, or an
         // election): ask the new one. Whatever the old one does with its
         // copy can only leave a gap (see below).
-        forwarded = forward(&state, &headers, &sequence, count).await?;
+        forwarded = forward(&state, &headers, &sequence, count, key.as_ref()).await?;
     }
     match forwarded {
         Forwarded::Answer(response) => Ok(response),
         // Elected while the old leader kept the request (paused, or cut
         // off): serve it here. The old leader is deposed, so whatever it
         // does with its copy can only leave a gap, never a duplicate.
-        Forwarded::LeaderMoved if state.driver.view.borrow().is_leader() => allocate(&state, sequence, count)
-            .await
-            .map(|r| Json(r).into_response()),
+        Forwarded::LeaderMoved if state.driver.view.borrow().is_leader() => {
+            allocate(&state, sequence, count, key)
+                .await
+                .map(|r| Json(r).into_response())
+        }
         Forwarded::LeaderMoved => Err(no_leader(
             "leadership moved while the request was forwarded; retry",
         )),
@@ -191,23 +206,29 @@ pub(crate) async fn leadership_moved_from(state: &AppState, url: &str) {
     }
 }
 
-/// Parses the body; bad input is refused here, before anything is consumed.
-/// `Idempotency-Key` is not implemented yet (issue 15): a retry carrying
-/// one would get new IDs, not the first call's. Refusing it says so, where
-/// ignoring it would let a caller believe its retries are safe.
-fn refuse_idempotency_key(headers: &HeaderMap) -> Result<(), ApiError> {
-    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
-        return Err(ApiError::unprocessable(
-            "Idempotency-Key is not supported by this version: a retry with it would get new IDs; \
-             send the call without the header",
-        )
-        .with_extension("field", IDEMPOTENCY_KEY_HEADER.into()));
+/// The `Idempotency-Key` header, if sent: one, of 1..=255 visible ASCII
+/// characters. Refused before anything is consumed.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let bad = |detail: String| {
+        ApiError::unprocessable(detail).with_extension("field", IDEMPOTENCY_KEY_HEADER.into())
+    };
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(bad("Idempotency-Key is sent more than once".into()));
     }
-    Ok(())
+    let value = value
+        .to_str()
+        .map_err(|_| bad(IdempotencyKeyError::BadCharacter.to_string()))?;
+    IdempotencyKey::parse(value)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
 }
 
-/// Refused until retry-safe IDs are implemented (see `refuse_idempotency_key`).
-const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// `Idempotency-Key` (see `paxos_core::idempotency`).
+pub(crate) const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 fn validate(body: NextIdRequest, state: &AppState) -> Result<(SequenceName, u64), ApiError> {
     let count_max = state.count_max;
@@ -236,11 +257,17 @@ fn validate(body: NextIdRequest, state: &AppState) -> Result<(SequenceName, u64)
     Ok((sequence, count))
 }
 
-async fn allocate(state: &AppState, sequence: SequenceName, count: u64) -> Result<NextIdResponse, ApiError> {
+async fn allocate(
+    state: &AppState,
+    sequence: SequenceName,
+    count: u64,
+    key: Option<IdempotencyKey>,
+) -> Result<NextIdResponse, ApiError> {
     let (reply, answer) = oneshot::channel();
     let request = ClientRequest {
         sequence: sequence.clone(),
         count,
+        key,
         reply,
         span: Span::current(),
     };
@@ -273,6 +300,23 @@ fn refused(refusal: Refusal) -> ApiError {
         }
         Refusal::Exhausted => ApiError::conflict("this sequence would pass 2^64 - 1"),
         Refusal::Reconfiguring => no_leader("the cluster is moving to a new configuration; retry"),
+        Refusal::KeyReused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            problem::IDEMPOTENCY_KEY_REUSED,
+            "Idempotency-Key reused",
+        )
+        .with_detail("this Idempotency-Key was used with another count or sequence")
+        .with_extension("field", IDEMPOTENCY_KEY_HEADER.into()),
+        Refusal::KeyInFlight => ApiError::new(
+            StatusCode::CONFLICT,
+            problem::IDEMPOTENCY_KEY_IN_USE,
+            "Idempotency-Key in use",
+        )
+        .with_detail("the first call with this Idempotency-Key is not answered yet; retry to get its IDs")
+        .with_retry_after_s(RETRY_AFTER_S),
+        Refusal::KeysLoading => {
+            no_leader("the new leader is still reading back recent Idempotency-Keys; retry")
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod forward;
 pub mod handover;
 pub mod http;
+pub mod keys;
 pub mod members;
 pub mod peers;
 pub mod poller;

@@ -167,6 +167,25 @@ impl Peers {
         Self::decode(url, request.send().await).await
     }
 
+    /// The snapshot the log of acceptor `to` is compacted to.
+    pub async fn snapshot(&self, to: AcceptorId) -> Result<api::internal::Snapshot, PeerError> {
+        let url = format!("{}/v1/snapshot", self.url(to));
+        let request = self.authorized(self.client.get(&url));
+        Self::decode(url, request.send().await).await
+    }
+
+    /// At most `limit` log entries of acceptor `to` from slot `from` on.
+    pub async fn log(
+        &self,
+        to: AcceptorId,
+        from: u64,
+        limit: usize,
+    ) -> Result<api::internal::LogResponse, PeerError> {
+        let url = format!("{}/v1/log?from={from}&limit={limit}", self.url(to));
+        let request = self.authorized(self.client.get(&url));
+        Self::decode(url, request.send().await).await
+    }
+
     /// Moves the acceptor at `base` into a configuration.
     pub async fn transition(&self, base: &str, body: &TransitionRequest) -> Result<JoinResponse, PeerError> {
         self.post(base, "/v1/transition", body).await

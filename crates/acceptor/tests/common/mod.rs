@@ -257,6 +257,7 @@ pub fn value_for(slot: u64) -> api::internal::Value {
     };
     api::internal::Value::Allocations {
         allocations: vec![allocation],
+        keys: Vec::new(),
     }
 }
 
