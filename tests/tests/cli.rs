@@ -199,6 +199,26 @@ fn check_health_endpoints_and_status(cluster: &Cluster) {
     let first = ok_json(&["--endpoints", &endpoints, "next-id"], &[]);
     let second = ok_json(&["next-id"], &[("PAXID_ENDPOINTS", &endpoints)]);
     assert!(second["id"].as_u64() > first["id"].as_u64(), "{first} {second}");
+    // --idempotency-key: the same key prints the same IDs, through either
+    // replica; another count under it is refused.
+    let keyed = [
+        "--endpoints",
+        &endpoints,
+        "next-id",
+        "--count",
+        "3",
+        "--idempotency-key",
+        "cli-1",
+    ];
+    let once = ok_json(&keyed, &[]);
+    let again = ok_json(&keyed, &[("PAXID_ENDPOINTS", &sequencers[0])]);
+    assert_eq!(once, again);
+    let line = fails(
+        &["--endpoints", &endpoints, "next-id", "--idempotency-key", "cli-1"],
+        &[],
+        1,
+    );
+    assert!(line.contains("Idempotency-Key"), "{line}");
     // --url still works alone, and --endpoints wins over it.
     ok(&["--url", &sequencers[0], "next-id"], &[]);
     ok(&["--url", &down, "--endpoints", &endpoints, "next-id"], &[]);

@@ -69,6 +69,9 @@ pub struct Api {
     retry_budget: Duration,
     /// The endpoint that answered last: a list is tried from it on.
     preferred: Arc<Mutex<Option<String>>>,
+    /// `Idempotency-Key` sent with `POST /next-id` (`paxid next-id
+    /// --idempotency-key`): its retries get the first call's IDs.
+    idempotency_key: Option<String>,
 }
 
 impl Api {
@@ -96,12 +99,19 @@ impl Api {
             subscription_token: None,
             retry_budget: Duration::ZERO,
             preferred: Arc::new(Mutex::new(None)),
+            idempotency_key: None,
         })
     }
 
     /// How long calls that may be repeated keep retrying 503s (0: never).
     pub fn with_retry_budget(mut self, budget: Duration) -> Api {
         self.retry_budget = budget;
+        self
+    }
+
+    /// Sends `Idempotency-Key: key` with `POST /next-id`.
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Api {
+        self.idempotency_key = key;
         self
     }
 
@@ -252,9 +262,13 @@ impl Api {
         } else {
             &None
         };
-        match token {
+        let request = match token {
             Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
             None => request,
+        };
+        match &self.idempotency_key {
+            Some(key) if path.starts_with("/next-id") => request.header("idempotency-key", key),
+            _ => request,
         }
     }
 }

@@ -207,6 +207,11 @@ pub struct NextIdArgs {
     /// Sequence name (default: `default`).
     #[arg(long, env = "PAXID_SEQUENCE")]
     pub sequence: Option<String>,
+    /// Sent as `Idempotency-Key`: running the command again with the same
+    /// key (and count and sequence) prints the same IDs, also after a
+    /// leader change. 1..=255 visible ASCII characters.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -288,7 +293,10 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let timeout = Duration::from_millis(cli.timeout_ms);
     match &cli.command {
-        Command::NextId(args) => next_id(&cli, args, &api(&cli, timeout, 1)?).await,
+        Command::NextId(args) => {
+            let api = api(&cli, timeout, 1)?.with_idempotency_key(args.idempotency_key.clone());
+            next_id(&cli, args, &api).await
+        }
         Command::Status(args) => status(&cli, args, &api(&cli, timeout, 1)?).await,
         Command::Subscribe(args) => subscribe(&cli, args, &api(&cli, timeout, 1)?).await,
         Command::Subscriptions(command) => {
