@@ -10,6 +10,9 @@ use paxos_core::{
     RequestId, Role, SequenceName, Slot, Snapshot, Value,
 };
 
+mod support;
+use support::replies;
+
 const ELECTION_MS: u64 = 400;
 
 fn config() -> ProposerConfig {
@@ -119,16 +122,6 @@ fn choose(p: &mut Proposer, now: u64, slot: Slot) -> Vec<Effect> {
         p.handle_accept_reply(now, AcceptorId(from), ballot, &[slot], reply);
     }
     p.drain_effects()
-}
-
-fn replies(effects: &[Effect]) -> Vec<(RequestId, Result<Allocation, Refusal>)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Reply { request, result } => Some((*request, result.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn proposed(effects: &[Effect]) -> Vec<(Slot, Value)> {

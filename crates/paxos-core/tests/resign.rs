@@ -10,6 +10,9 @@ use paxos_core::{
     Snapshot,
 };
 
+mod support;
+use support::replies;
+
 const ELECTION_MS: u64 = 400;
 
 fn config() -> ProposerConfig {
@@ -83,16 +86,6 @@ fn leader() -> Proposer {
     assert_eq!(p.role(), Role::Leader { ballot: b });
     let _ = p.drain_effects();
     p
-}
-
-fn replies(effects: &[Effect]) -> Vec<(RequestId, Result<Allocation, Refusal>)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Reply { request, result } => Some((*request, result.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// An accept carries slot 1: the slot after the one in flight is opened.

@@ -1,13 +1,25 @@
 //! Shared by the simulation and the model check: a seeded random source,
 //! the ghost record of every durable vote (from which "chosen" is decided
-//! independently of any proposer or learner), and the client-history checker.
+//! independently of any proposer or learner), and the client-history
+//! checker; and by the proposer's unit tests: [`replies`].
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use paxos_core::{Accepted, Allocation, Ballot, Counters, Slot, Value};
+use paxos_core::{Accepted, Allocation, Ballot, Counters, Effect, Refusal, RequestId, Slot, Value};
+
+/// The client answers among `effects`, in order.
+pub fn replies(effects: &[Effect]) -> Vec<(RequestId, Result<Allocation, Refusal>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply { request, result } => Some((*request, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
 
 /// SplitMix64: tiny, seedable, good enough to drive a simulation.
 #[derive(Clone, Debug)]
