@@ -64,6 +64,8 @@ pub struct BenchConfig {
     pub stop: Stop,
     pub count: u64,
     pub sequence: Option<String>,
+    /// Every request carries a new `Idempotency-Key` (what keys cost).
+    pub keyed: bool,
     /// Print a progress line on stderr every second.
     pub progress: bool,
 }
@@ -76,6 +78,7 @@ pub struct BenchReport {
     pub clients: usize,
     pub count: u64,
     pub sequence: Option<String>,
+    pub keyed: bool,
     pub elapsed_s: f64,
     pub requests: u64,
     pub errors: u64,
@@ -135,8 +138,15 @@ pub fn render_human(report: &BenchReport) -> String {
     let mut lines = vec![
         format!("target     {} {}", report.target.name(), report.url),
         format!(
-            "load       {} clients, count {}, sequence {sequence}, {:.2} s",
-            report.clients, report.count, report.elapsed_s
+            "load       {} clients, count {}, sequence {sequence}{}, {:.2} s",
+            report.clients,
+            report.count,
+            if report.keyed {
+                ", a new Idempotency-Key per request"
+            } else {
+                ""
+            },
+            report.elapsed_s
         ),
         format!(
             "requests   {} ok, {} errors, {:.0} requests/s",
@@ -169,6 +179,9 @@ struct Load {
     parsed_url: reqwest::Url,
     body: Vec<u8>,
     count: u64,
+    /// With `--keyed`: keys are this prefix and a counter, new per request.
+    key_prefix: Option<String>,
+    keys_sent: AtomicU64,
 }
 
 impl Load {
@@ -183,9 +196,9 @@ impl Load {
                 (join(&config.url, "/next-id"), body)
             }
             Target::Etcd => {
-                if config.count != 1 || config.sequence.is_some() {
+                if config.count != 1 || config.sequence.is_some() || config.keyed {
                     return Err(CliError::Usage(
-                        "--target etcd takes neither --count nor --sequence".into(),
+                        "--target etcd takes neither --count, --sequence nor --keyed".into(),
                     ));
                 }
                 (join(&config.url, "/v3/kv/put"), ETCD_PUT_BODY.as_bytes().to_vec())
@@ -200,6 +213,9 @@ impl Load {
             parsed_url,
             body,
             count: config.count,
+            // Unique to this run, so that no key of an earlier run is reused.
+            key_prefix: config.keyed.then(|| format!("bench-{:016x}", rand_u64())),
+            keys_sent: AtomicU64::new(0),
         })
     }
 
@@ -213,6 +229,10 @@ impl Load {
             .body(self.body.clone());
         if let Some(token) = self.api.client_token() {
             request = request.bearer_auth(token);
+        }
+        if let Some(prefix) = &self.key_prefix {
+            let n = self.keys_sent.fetch_add(1, Ordering::Relaxed);
+            request = request.header("idempotency-key", format!("{prefix}-{n}"));
         }
         let response = check(Method::POST, &self.url, send(&self.url, request).await?).await?;
         let body = response
@@ -338,6 +358,7 @@ fn report(config: &BenchConfig, shared: &Shared, outcome: ClientOutcome, elapsed
         clients: config.clients,
         count: config.count,
         sequence: config.sequence.clone(),
+        keyed: config.keyed,
         elapsed_s: seconds,
         requests,
         errors: shared.errors.load(Ordering::Relaxed),
@@ -386,6 +407,15 @@ impl Int64 {
             Int64::Text(s) => s.parse().map_err(|e| format!("revision {s:?}: {e}")),
         }
     }
+}
+
+/// A random draw for the run's key prefix: the standard library's
+/// randomly seeded hasher (no RNG dependency for one number).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
 }
 
 #[cfg(test)]

@@ -260,6 +260,9 @@ pub struct BenchArgs {
     /// Sequence name (default: `default`).
     #[arg(long, env = "PAXID_SEQUENCE")]
     pub sequence: Option<String>,
+    /// Every request carries a new Idempotency-Key: what keys cost.
+    #[arg(long)]
+    pub keyed: bool,
     /// What --url is: a paxid sequencer (or the ceiling), or etcd's JSON gateway.
     #[arg(long, env = "PAXID_TARGET", value_enum, default_value_t = Target::Paxid)]
     pub target: Target,
@@ -502,6 +505,7 @@ async fn bench(cli: &Cli, args: &BenchArgs, api: &Api) -> Result<(), CliError> {
         stop,
         count: args.count,
         sequence: args.sequence.clone(),
+        keyed: args.keyed,
         progress: true,
     };
     let report = bench::run(api, &config).await?;
