@@ -81,3 +81,19 @@ fn a_configuration_needs_a_seat_and_no_address_or_member_twice() {
         "one member twice"
     );
 }
+
+#[test]
+fn idempotency_keys_and_their_errors_print_as_the_api_shows_them() {
+    use paxos_core::{IdempotencyKey, IdempotencyKeyError};
+    let key = IdempotencyKey::parse("order-42/retry").expect("valid");
+    assert_eq!(key.to_string(), "order-42/retry");
+    assert_eq!(IdempotencyKeyError::Empty.to_string(), "Idempotency-Key is empty");
+    assert_eq!(
+        IdempotencyKeyError::TooLong { len: 256 }.to_string(),
+        "Idempotency-Key has 256 characters; the maximum is 255"
+    );
+    assert_eq!(
+        IdempotencyKeyError::BadCharacter.to_string(),
+        "Idempotency-Key may hold only visible ASCII characters (! to ~)"
+    );
+}
