@@ -35,11 +35,23 @@
 //! nothing chosen. Old-epoch proposers keep campaigning and proposing
 //! meanwhile; acceptors that have not moved keep answering them.
 //!
+//! Commits (`model_check_commits`, off in the other checks so their state
+//! counts stay comparable): a leader's heartbeat (bounded) sends its
+//! `Commit`s, which travel like any request (any order, duplicated within
+//! the bound, or never); the leader keeps one chosen slot for catch-up, so
+//! a lagging acceptor gets the older ones as a snapshot in its commit; an
+//! acceptor may compact its chosen prefix (bounded).
+//!
 //! A ghost in the state records every durable vote. Properties: agreement
 //! (one value per slot, one value per ballot and slot); every `Chosen`
 //! effect matches the ghost; IDs handed to clients are unique and lie in
 //! ranges that take effect when the chosen log is applied; the ranges that
-//! take effect are disjoint and ordered by slot.
+//! take effect are disjoint and ordered by slot; real-time order (a call
+//! sent after another was answered gets higher IDs: the ghost counts the
+//! answers given when each request is sent; tracked in the two new checks
+//! only). `model_check_void_allocation` (three requests, a second campaign)
+//! asks, as a `sometimes` property, for a chosen allocation that is void.
+//! Both new checks are `#[ignore]` until measured: not yet run to the end.
 //!
 //! `PAXID_MODEL_TIMEOUTS`, `PAXID_MODEL_REQUESTS`, `PAXID_MODEL_CRASHES`,
 //! `PAXID_MODEL_DUPLICATES`, `PAXID_MODEL_DISK_LOSSES`, `PAXID_MODEL_REBUILDS`
@@ -66,7 +78,6 @@ use stateright::{Checker, Model, Property};
 const ACCEPTORS: usize = 3;
 const SPARE: usize = ACCEPTORS;
 const PROPOSERS: usize = 2;
-const MODEL_COMMITS: bool = false;
 /// Losing a reply after its request was handled doubles the branching. A
 /// proposer also misses replies when it steps down, times out or crashes
 /// before they arrive, which the model explores, so it is off by default.
@@ -187,6 +198,12 @@ struct Ghost {
     replies_after_loss: bool,
     replies_after_rebuild: bool,
     replies_in_epoch_1: bool,
+    /// Per request: how many calls had been answered when it was sent.
+    answered_at_invocation: BTreeMap<RequestId, usize>,
+    /// A chosen allocation did not take effect (a higher range came first).
+    void_allocation: bool,
+    /// An acceptor replaced its log with a leader's snapshot.
+    snapshot_installed: bool,
     /// The first broken property, by name, with what broke it.
     broken: Option<(&'static str, String)>,
 }
@@ -204,6 +221,10 @@ struct State {
     disk_losses_left: u8,
     rebuilds_left: u8,
     reconfigurations_left: u8,
+    /// Whether leaders' commits travel (constant within a check).
+    commits: bool,
+    heartbeats_left: u8,
+    compactions_left: u8,
     ghost: Ghost,
 }
 
@@ -226,6 +247,10 @@ enum Action {
     StartRebuild(u8, u8),
     /// Leader `p` is asked to move the cluster to epoch 1.
     Reconfigure(u8),
+    /// Leader `p`'s heartbeat timer fires: commits, and catch-up.
+    Heartbeat(u8),
+    /// Acceptor `a` folds its chosen prefix into its snapshot.
+    Compact(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -244,13 +269,20 @@ struct Paxid {
     /// The second sequencer has one timeout more than `timeouts`: with
     /// one, it can be rejected by a rebuild's ballot and campaign above it.
     second_campaign: bool,
+    /// Leaders' commits travel, with catch-up snapshots (the leader keeps
+    /// one chosen slot for catch-up, so a lagging acceptor gets a snapshot).
+    commits: bool,
+    /// Heartbeat timer firings of leaders, in all.
+    heartbeats: u8,
+    /// Acceptor compactions, in all.
+    compactions: u8,
 }
 
-fn config(p: usize) -> ProposerConfig {
-    config_in(p, 0)
+fn config(p: usize, commits: bool) -> ProposerConfig {
+    config_in(p, 0, commits)
 }
 
-fn config_in(p: usize, epoch: u64) -> ProposerConfig {
+fn config_in(p: usize, epoch: u64, commits: bool) -> ProposerConfig {
     let mut config = ProposerConfig::new(NodeId(p as u32 + 1), ACCEPTORS);
     config.epoch = epoch;
     // Room for every slot of the model in flight at once (requests, the
@@ -266,6 +298,10 @@ fn config_in(p: usize, epoch: u64) -> ProposerConfig {
     config.prevote = false;
     config.request_timeout_ms = 1_000_000;
     config.accept_retry_ms = 1_000_000;
+    if commits {
+        // Older chosen slots are folded at once: catch-up needs a snapshot.
+        config.catchup_slots_max = 1;
+    }
     config
 }
 
@@ -374,7 +410,7 @@ impl State {
                 // Heartbeats are left out to keep the space small: they only
                 // mark chosen slots and catch acceptors up, which accepts do
                 // too (their `chosen_below`); the simulation covers them.
-                Effect::Commit { to, commit } if MODEL_COMMITS => self.send(Msg::Commit {
+                Effect::Commit { to, commit } if self.commits => self.send(Msg::Commit {
                     p: pp,
                     inc,
                     to: seat(to),
@@ -382,9 +418,9 @@ impl State {
                 }),
                 Effect::Commit { .. } => {}
                 Effect::Reply {
+                    request,
                     result: Ok(allocation),
-                    ..
-                } => self.reply(allocation),
+                } => self.reply(request, allocation),
                 Effect::Reply { result: Err(_), .. } => {}
                 Effect::Chosen { slot, value } => {
                     if self.ghost.chosen.get(&(epoch, slot)) != Some(&value) {
@@ -424,11 +460,11 @@ impl State {
         let node = &mut self.proposers[p];
         node.inc += 1;
         node.seats = seats(epoch);
-        node.proposer = Proposer::resume(config_in(p, epoch), known, node.clock_ms, 0);
+        node.proposer = Proposer::resume(config_in(p, epoch, self.commits), known, node.clock_ms, 0);
         node.rebuild = None;
     }
 
-    fn reply(&mut self, allocation: Allocation) {
+    fn reply(&mut self, request: RequestId, allocation: Allocation) {
         let overlaps = |a: &Allocation| {
             a.sequence == allocation.sequence && a.first < allocation.end() && allocation.first < a.end()
         };
@@ -455,6 +491,21 @@ impl State {
                 "client IDs take effect",
                 format!("{allocation:?} is not in the applied log"),
             );
+        }
+        // Real-time order: every call answered before this one was sent
+        // got IDs below all of this one's.
+        let before = self
+            .ghost
+            .answered_at_invocation
+            .get(&request)
+            .copied()
+            .unwrap_or(0);
+        let earlier = self.ghost.replies[..before]
+            .iter()
+            .find(|a| a.sequence == allocation.sequence && a.end() > allocation.first);
+        if let Some(earlier) = earlier {
+            let what = format!("{request:?} got {allocation:?}, sent after {earlier:?} was answered");
+            self.break_property("real-time order", what);
         }
         self.ghost.replies.push(allocation);
     }
@@ -503,7 +554,11 @@ impl State {
             if value.reconfiguration().is_some() {
                 self.ghost.applied_epoch += 1;
             }
-            for allocation in self.ghost.applied.apply(&value) {
+            let effective = self.ghost.applied.apply(&value);
+            if effective.len() < value.allocations().len() {
+                self.ghost.void_allocation = true;
+            }
+            for allocation in effective {
                 let misordered = self
                     .ghost
                     .effective
@@ -568,6 +623,9 @@ impl State {
             }
             Msg::Commit { p, inc, commit, .. } => {
                 let (change, held) = node.acceptor.handle_commit(&commit).into_parts();
+                if commit.snapshot.is_some() && change.compact.is_some() {
+                    self.ghost.snapshot_installed = true;
+                }
                 let reply = held.release(&paxos_core::Persisted::after_durable_write());
                 (
                     change,
@@ -727,7 +785,7 @@ impl Model for Paxid {
                 .collect(),
             proposers: (0..PROPOSERS)
                 .map(|p| ProposerNode {
-                    proposer: Proposer::new(config(p), 0, 0),
+                    proposer: Proposer::new(config(p, self.commits), 0, 0),
                     seats: seats(0),
                     inc: 0,
                     clock_ms: 0,
@@ -744,6 +802,9 @@ impl Model for Paxid {
             disk_losses_left: self.disk_losses,
             rebuilds_left: self.rebuilds,
             reconfigurations_left: self.reconfigurations,
+            commits: self.commits,
+            heartbeats_left: self.heartbeats,
+            compactions_left: self.compactions,
             ghost: Ghost::default(),
         }]
     }
@@ -780,6 +841,9 @@ impl Model for Paxid {
             if state.reconfigurations_left > 0 && p == 1 && state.proposers[p].proposer.is_leader() {
                 actions.push(Action::Reconfigure(p as u8));
             }
+            if state.heartbeats_left > 0 && state.proposers[p].proposer.is_leader() {
+                actions.push(Action::Heartbeat(p as u8));
+            }
         }
         for a in 0..ACCEPTORS {
             // Writes are synchronous unless a bug defers them: a crash then
@@ -789,6 +853,10 @@ impl Model for Paxid {
             }
             if !state.acceptors[a].unwritten.is_empty() {
                 actions.push(Action::Write(a as u8));
+            }
+            let acceptor = &state.acceptors[a].acceptor;
+            if state.compactions_left > 0 && acceptor.chosen_snapshot().below > acceptor.state().base.below {
+                actions.push(Action::Compact(a as u8));
             }
             // The acceptors are symmetric (the model treats them alike up to
             // the names of their members), so the first disk lost is
@@ -849,6 +917,7 @@ impl Model for Paxid {
             Property::always("ranges disjoint and ordered", |_, s| {
                 holds(s, "ranges disjoint and ordered")
             }),
+            Property::always("real-time order", |_, s| holds(s, "real-time order")),
             // Evidence that the bounds reach the interesting states.
             Property::sometimes("a client gets IDs", |_, s: &State| !s.ghost.replies.is_empty()),
         ];
@@ -856,6 +925,21 @@ impl Model for Paxid {
             properties.push(Property::sometimes("two slots chosen", |_, s: &State| {
                 s.ghost.chosen.len() >= 2
             }));
+        }
+        if self.commits {
+            properties.push(Property::sometimes(
+                "a lagging acceptor installs a snapshot",
+                |_, s: &State| s.ghost.snapshot_installed,
+            ));
+            properties.push(Property::sometimes("an acceptor compacts", |_, s: &State| {
+                s.acceptors.iter().any(|n| n.durable.base.below > Slot::ZERO)
+            }));
+        }
+        if self.requests >= 3 {
+            properties.push(Property::sometimes(
+                "a chosen allocation is void",
+                |_, s: &State| s.ghost.void_allocation,
+            ));
         }
         if self.disk_losses > 0 {
             // The lost disk held a vote for a value chosen before the loss.
@@ -968,6 +1052,12 @@ impl Paxid {
                     count: id.0,
                     key: None,
                 };
+                // Only the new checks track it, so the older checks' state
+                // counts stay as they were measured.
+                if self.commits || self.requests >= 3 {
+                    let answered = state.ghost.replies.len();
+                    state.ghost.answered_at_invocation.insert(id, answered);
+                }
                 node.proposer.handle_request(node.clock_ms, request);
                 node.proposer.flush(node.clock_ms);
                 state.drain(p);
@@ -984,7 +1074,7 @@ impl Paxid {
                 node.inc += 1;
                 // A restarted sequencer starts in epoch 0 again, as one with
                 // a stale `--acceptors` list would, and is superseded.
-                node.proposer = Proposer::new(config(p as usize), node.clock_ms, 0);
+                node.proposer = Proposer::new(config(p as usize, state.commits), node.clock_ms, 0);
                 node.seats = seats(0);
                 node.rebuild = None;
                 if self.restart_campaigns {
@@ -1050,6 +1140,23 @@ impl Paxid {
                     .handle_reconfigure(node.clock_ms, RequestId(99), epoch_1());
                 state.drain(p);
             }
+            Action::Heartbeat(p) => {
+                let p = p as usize;
+                state.heartbeats_left -= 1;
+                let node = &mut state.proposers[p];
+                let interval = node.proposer.config().heartbeat_interval_ms;
+                node.clock_ms += interval;
+                node.proposer.tick(node.clock_ms, 0);
+                state.drain(p);
+            }
+            Action::Compact(a) => {
+                let a = a as usize;
+                state.compactions_left -= 1;
+                let node = &mut state.acceptors[a];
+                let below = node.acceptor.chosen_snapshot().below;
+                let (change, _held) = node.acceptor.compact(below).into_parts();
+                state.persist(a, change);
+            }
         }
     }
 }
@@ -1079,6 +1186,9 @@ fn model_check_two_slots() {
         rebuilds: bound("PAXID_MODEL_REBUILDS", bound("PAXID_MODEL_DISK_LOSSES", 0)),
         second_campaign: false,
         reconfigurations: 0,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
     });
 }
 
@@ -1095,6 +1205,9 @@ fn model_check_duplicating_network() {
         rebuilds: 0,
         second_campaign: false,
         reconfigurations: 0,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
     });
 }
 
@@ -1127,6 +1240,9 @@ fn model_check_disk_loss() {
         rebuilds: 0,
         second_campaign: false,
         reconfigurations: 0,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
     });
     check(Paxid {
         restart_campaigns: false,
@@ -1138,6 +1254,9 @@ fn model_check_disk_loss() {
         rebuilds: 1,
         second_campaign: bound("PAXID_MODEL_SECOND_CAMPAIGN", 0) == 1,
         reconfigurations: 0,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
     });
 }
 
@@ -1157,6 +1276,53 @@ fn model_check_reconfiguration() {
         // Sequencer 1 campaigns twice: once in each epoch.
         second_campaign: true,
         reconfigurations: 1,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
+    });
+}
+
+/// Commits on: leaders' heartbeats carry chosen marks and, to an acceptor
+/// behind the leader's catch-up window, a snapshot (delivered in any order,
+/// duplicated or never); acceptors compact their chosen prefix.
+#[test]
+#[ignore = "not yet measured: run with --ignored (bounds may need lowering)"]
+fn model_check_commits() {
+    check(Paxid {
+        restart_campaigns: false,
+        duplicates: bound("PAXID_MODEL_COMMIT_DUPLICATES", 0),
+        timeouts: 1,
+        requests: bound("PAXID_MODEL_COMMIT_REQUESTS", 2),
+        crashes: 0,
+        disk_losses: 0,
+        rebuilds: 0,
+        second_campaign: false,
+        reconfigurations: 0,
+        commits: true,
+        heartbeats: bound("PAXID_MODEL_HEARTBEATS", 1),
+        compactions: bound("PAXID_MODEL_COMPACTIONS", 1),
+    });
+}
+
+/// Three requests, one proposer campaigns twice: a deposed leader's
+/// allocation, recovered at a later slot after a higher range was chosen
+/// below it, is chosen and void.
+#[test]
+#[ignore = "not yet shown to reach the void case exhaustively: run with --ignored"]
+fn model_check_void_allocation() {
+    check(Paxid {
+        restart_campaigns: false,
+        duplicates: 0,
+        timeouts: 1,
+        requests: 3,
+        crashes: 0,
+        disk_losses: 0,
+        rebuilds: 0,
+        second_campaign: true,
+        reconfigurations: 0,
+        commits: false,
+        heartbeats: 0,
+        compactions: 0,
     });
 }
 
