@@ -182,6 +182,3 @@ fn new_node_uuid() -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     api::internal::node_uuid(paxos_core::MemberId(u128::from_be_bytes(bytes)))
 }
-
-#[cfg(test)]
-mod tests;
