@@ -11,6 +11,7 @@ use api::internal::{
     JoinRequest, JoinResponse, LeaderInfo, LearnerProgress, LogResponse, MemberState, PrepareRequest,
     PrepareResponse, TransitionRequest,
 };
+use api::routes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -40,16 +41,16 @@ pub const LEARNER_ID_CHARS_MAX: usize = 64;
 /// The `/v1` routes, each behind the cluster token when one is set.
 pub fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/v1/prepare", post(prepare))
-        .route("/v1/accept", post(accept))
-        .route("/v1/commit", post(commit))
-        .route("/v1/join", post(join))
-        .route("/v1/install", post(install))
-        .route("/v1/transition", post(transition).get(current_transition))
-        .route("/v1/log", get(log))
-        .route("/v1/status", get(status))
-        .route("/v1/snapshot", get(snapshot))
-        .route("/v1/learners/{learner_id}/progress", post(learner_progress))
+        .route(routes::PREPARE, post(prepare))
+        .route(routes::ACCEPT, post(accept))
+        .route(routes::COMMIT, post(commit))
+        .route(routes::JOIN, post(join))
+        .route(routes::INSTALL, post(install))
+        .route(routes::TRANSITION, post(transition).get(current_transition))
+        .route(routes::LOG, get(log))
+        .route(routes::STATUS, get(status))
+        .route(routes::SNAPSHOT, get(snapshot))
+        .route(routes::LEARNER_PROGRESS, post(learner_progress))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), same_cluster))
         .route_layer(service::require_bearer(state.cluster_token.clone()))
         .with_state(state)

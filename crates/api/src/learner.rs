@@ -54,6 +54,16 @@ pub struct SubscriptionView {
     pub lag_slots: u64,
 }
 
+/// `POST /v1/subscriptions/{id}/replay`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySubscription {
+    /// Deliver again from this slot on. A slot below the learner's
+    /// retained log is refused with 422.
+    #[schema(format = "uint64")]
+    pub from_slot: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub subscriptions: Vec<SubscriptionView>,

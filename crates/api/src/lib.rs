@@ -1,14 +1,17 @@
 //! Wire types shared by every paxid server and client, so they cannot drift.
 //!
-//! Only this crate knows JSON. Each internal type converts to and from its
+//! The wire's JSON shapes live here and nowhere else (stores have their own
+//! binary records). Each internal type converts to and from its
 //! `paxos-core` counterpart; conversions from the wire validate (sequence
 //! names, counts) and fail with a message fit for a problem+json `detail`.
+//! [`routes`] names every path the servers route and the clients call.
 
 pub mod client;
 pub mod internal;
 pub mod learner;
 pub mod openapi;
 pub mod problem;
+pub mod routes;
 
 /// Installs rustls' ring provider as the process default, once.
 ///
@@ -22,9 +25,6 @@ pub fn install_tls_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
-
-/// Prefix of every internal endpoint.
-pub const INTERNAL_PREFIX: &str = "/v1";
 
 /// Sequencers and learners name their cluster (`--cluster-id`) on every
 /// call to an acceptor; an acceptor of another cluster answers 409

@@ -26,6 +26,7 @@ use utoipa::openapi::{LicenseBuilder, OpenApi, RefOr};
 use utoipa::ToSchema;
 
 use crate::problem::{Problem, PUBLIC_TYPE_DOCS};
+use crate::routes;
 
 /// The sequencer's client API (`POST /next-id`) and probes, as served.
 pub const SEQUENCER: &str = include_str!("../openapi/sequencer.json");
@@ -33,9 +34,10 @@ pub const SEQUENCER: &str = include_str!("../openapi/sequencer.json");
 pub const LEARNER: &str = include_str!("../openapi/learner.json");
 
 /// Routes a sequencer serves that its document leaves out: `(method, path)`.
-pub const SEQUENCER_INTERNAL_ROUTES: &[(&str, &str)] = &[("GET", "/v1/status"), ("POST", "/v1/acceptors")];
+pub const SEQUENCER_INTERNAL_ROUTES: &[(&str, &str)] =
+    &[("GET", routes::STATUS), ("POST", routes::ACCEPTORS)];
 /// Routes a learner serves that its document leaves out: `(method, path)`.
-pub const LEARNER_INTERNAL_ROUTES: &[(&str, &str)] = &[("POST", "/v1/chosen"), ("GET", "/v1/status")];
+pub const LEARNER_INTERNAL_ROUTES: &[(&str, &str)] = &[("POST", routes::CHOSEN), ("GET", routes::STATUS)];
 
 /// Name of the bearer security scheme in both documents.
 pub const BEARER: &str = "bearer";

@@ -151,7 +151,7 @@ impl From<Refused> for ApiError {
 /// The ceiling's router with paxid's standard layers and health routes.
 pub fn app(ceiling: Arc<Ceiling>, common: &CommonArgs) -> Router {
     let app = Router::new()
-        .route("/next-id", post(next_id))
+        .route(api::routes::NEXT_ID, post(next_id))
         .with_state(ceiling)
         .merge(service::health_routes(|| async { Ok(()) }));
     service::with_standard_layers(app, &common.limits())

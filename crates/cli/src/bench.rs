@@ -193,7 +193,7 @@ impl Load {
                     sequence: config.sequence.clone(),
                 };
                 let body = serde_json::to_vec(&request).map_err(|e| CliError::Usage(e.to_string()))?;
-                (join(&config.url, "/next-id"), body)
+                (join(&config.url, api::routes::NEXT_ID), body)
             }
             Target::Etcd => {
                 if config.count != 1 || config.sequence.is_some() || config.keyed {

@@ -7,9 +7,6 @@ use serde::Serialize;
 
 use crate::http::{check, send, Api, CliError};
 
-/// Readiness, on every binary.
-pub const READYZ_PATH: &str = "/readyz";
-
 /// One URL's readiness.
 #[derive(Clone, Debug, Serialize)]
 pub struct Health {
@@ -23,7 +20,7 @@ pub struct Health {
 
 /// The URL's health; an invalid URL is an error, not "not ready".
 pub async fn probe(api: &Api, base: &str) -> Result<Health, CliError> {
-    let url = crate::http::join(base, READYZ_PATH);
+    let url = crate::http::join(base, api::routes::READYZ);
     let answer = match send(&url, api.client().get(&url)).await {
         Ok(response) => {
             let status = response.status().as_u16();

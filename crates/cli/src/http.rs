@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::problem::Problem;
+use api::routes;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -253,11 +254,12 @@ impl Api {
     /// client API, and every other internal `/v1` endpoint (the cluster's).
     fn request(&self, method: Method, url: &str, path: &str) -> RequestBuilder {
         let request = self.client.request(method, url);
-        let token = if path.starts_with("/v1/subscriptions") {
+        let path = path.split('?').next().unwrap_or(path);
+        let token = if routes::is_subscription_api(path) {
             &self.subscription_token
-        } else if path.starts_with("/next-id") {
+        } else if path == routes::NEXT_ID {
             &self.client_token
-        } else if path.starts_with(api::INTERNAL_PREFIX) {
+        } else if path.starts_with(routes::V1_PREFIX) {
             &self.token
         } else {
             &None
@@ -267,7 +269,7 @@ impl Api {
             None => request,
         };
         match &self.idempotency_key {
-            Some(key) if path.starts_with("/next-id") => request.header("idempotency-key", key),
+            Some(key) if path == routes::NEXT_ID => request.header("idempotency-key", key),
             _ => request,
         }
     }

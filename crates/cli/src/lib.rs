@@ -370,7 +370,13 @@ async fn next_id(cli: &Cli, args: &NextIdArgs, api: &Api) -> Result<(), CliError
     };
     let body = (request != NextIdRequest::default()).then_some(&request);
     let answer: NextIdResponse = api
-        .call_json(Method::POST, &cli.endpoints(), "/next-id", body, Retry::On503)
+        .call_json(
+            Method::POST,
+            &cli.endpoints(),
+            api::routes::NEXT_ID,
+            body,
+            Retry::On503,
+        )
         .await?;
     print(cli.json, &answer, || render_range(&answer))
 }

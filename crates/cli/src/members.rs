@@ -21,11 +21,11 @@ pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// follower learns a new one a poll later).
 pub async fn current(api: &Api, endpoints: &[String]) -> Result<SequencerStatus, CliError> {
     let status: SequencerStatus = api
-        .call_json::<(), _>(Method::GET, endpoints, "/v1/status", None, Retry::On503)
+        .call_json::<(), _>(Method::GET, endpoints, api::routes::STATUS, None, Retry::On503)
         .await?;
     match &status.leader_url {
         Some(leader) if status.role != "leader" && *leader != status.advertise_url => {
-            api.get_json(leader, "/v1/status").await
+            api.get_json(leader, api::routes::STATUS).await
         }
         _ => Ok(status),
     }
@@ -81,7 +81,8 @@ pub async fn change(
         epoch: Some(status.epoch),
     };
     let leader = status.advertise_url;
-    api.post_json(&leader, "/v1/acceptors", Some(&request)).await
+    api.post_json(&leader, api::routes::ACCEPTORS, Some(&request))
+        .await
 }
 
 pub fn render_configuration(configuration: &Configuration) -> String {
@@ -113,7 +114,7 @@ pub struct MembershipReport {
 
 pub async fn collect(api: &Api, urls: &[String]) -> MembershipReport {
     let calls = urls.iter().map(|url| async move {
-        let answer: Result<AcceptorStatus, _> = api.get_json(url, "/v1/status").await;
+        let answer: Result<AcceptorStatus, _> = api.get_json(url, api::routes::STATUS).await;
         (url.clone(), answer)
     });
     let answers = futures::future::join_all(calls).await;

@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::http::Api;
 
 /// The path of every component's status.
-pub const STATUS_PATH: &str = "/v1/status";
 
 /// Which components to probe.
 #[derive(Clone, Debug, Default)]
@@ -54,7 +53,7 @@ pub async fn discover(api: &Api, sequencers: &[String]) -> Option<Discovery> {
         .call(
             reqwest::Method::GET,
             sequencers,
-            STATUS_PATH,
+            api::routes::STATUS,
             None,
             crate::http::Retry::On503,
         )
@@ -67,7 +66,10 @@ pub async fn discover(api: &Api, sequencers: &[String]) -> Option<Discovery> {
         .leader_url
         .filter(|l| status.role != "leader" && !known.contains(&base(l)));
     Some(Discovery {
-        through: through.strip_suffix(STATUS_PATH).unwrap_or(&through).to_owned(),
+        through: through
+            .strip_suffix(api::routes::STATUS)
+            .unwrap_or(&through)
+            .to_owned(),
         acceptors: status.acceptor_urls,
         leader,
     })
@@ -154,7 +156,7 @@ pub fn render_human(status: &ClusterStatus) -> String {
 type Row = [String; 4];
 
 async fn probe<T: DeserializeOwned>(api: &Api, url: &str) -> Probe<T> {
-    match api.get_json::<T>(url, STATUS_PATH).await {
+    match api.get_json::<T>(url, api::routes::STATUS).await {
         Ok(status) => Probe {
             url: url.to_owned(),
             up: true,

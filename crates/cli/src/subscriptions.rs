@@ -5,22 +5,14 @@
 //! The learner has no routes for rotating a secret or sending a test event,
 //! so there are no `rotate-secret` or `ping` commands.
 
-use api::learner::{CreateSubscription, SubscriptionCreated, SubscriptionList, SubscriptionView};
+use api::learner::{
+    CreateSubscription, ReplaySubscription, SubscriptionCreated, SubscriptionList, SubscriptionView,
+};
+use api::routes;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::http::{Api, CliError, Retry};
-
-/// The collection, as the learner routes it.
-pub const SUBSCRIPTIONS_PATH: &str = "/v1/subscriptions";
-
-/// `POST /v1/subscriptions/{id}/replay`. The learner declares this body in
-/// its own crate (`ReplaySubscription`, marked to move to `api`), which the
-/// CLI does not depend on; the shape is the same one-field object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplayRequest {
-    pub from_slot: u64,
-}
 
 /// What `delete` prints with `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -29,31 +21,12 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
-/// `/v1/subscriptions/{id}` with the id as one path segment.
-pub fn path(id: &str, action: Option<&str>) -> Result<String, CliError> {
+/// An id must be given: an empty one would name the collection.
+fn checked(id: &str) -> Result<&str, CliError> {
     if id.trim().is_empty() {
         return Err(CliError::Usage("a subscription id is required".into()));
     }
-    let mut path = format!("{SUBSCRIPTIONS_PATH}/{}", encode_segment(id));
-    if let Some(action) = action {
-        path.push('/');
-        path.push_str(action);
-    }
-    Ok(path)
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, so an
-/// id can never name another route (`a/../b`).
-fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    Ok(id)
 }
 
 pub async fn create(
@@ -65,7 +38,7 @@ pub async fn create(
     api.call_json(
         Method::POST,
         &[learner.to_owned()],
-        SUBSCRIPTIONS_PATH,
+        routes::SUBSCRIPTIONS,
         Some(request),
         Retry::Never,
     )
@@ -76,7 +49,7 @@ pub async fn list(api: &Api, learner: &str) -> Result<SubscriptionList, CliError
     api.call_json::<(), _>(
         Method::GET,
         &[learner.to_owned()],
-        SUBSCRIPTIONS_PATH,
+        routes::SUBSCRIPTIONS,
         None,
         Retry::On503,
     )
@@ -87,7 +60,7 @@ pub async fn get(api: &Api, learner: &str, id: &str) -> Result<SubscriptionView,
     api.call_json::<(), _>(
         Method::GET,
         &[learner.to_owned()],
-        &path(id, None)?,
+        &routes::subscription(checked(id)?),
         None,
         Retry::On503,
     )
@@ -98,7 +71,7 @@ pub async fn delete(api: &Api, learner: &str, id: &str) -> Result<Deleted, CliEr
     api.call(
         Method::DELETE,
         &[learner.to_owned()],
-        &path(id, None)?,
+        &routes::subscription(checked(id)?),
         None,
         Retry::On503,
     )
@@ -113,7 +86,7 @@ pub async fn enable(api: &Api, learner: &str, id: &str) -> Result<SubscriptionVi
     api.call_json::<(), _>(
         Method::POST,
         &[learner.to_owned()],
-        &path(id, Some("enable"))?,
+        &routes::subscription_enable(checked(id)?),
         None,
         Retry::On503,
     )
@@ -129,8 +102,8 @@ pub async fn replay(
     api.call_json(
         Method::POST,
         &[learner.to_owned()],
-        &path(id, Some("replay"))?,
-        Some(&ReplayRequest { from_slot }),
+        &routes::subscription_replay(checked(id)?),
+        Some(&ReplaySubscription { from_slot }),
         Retry::On503,
     )
     .await
@@ -201,19 +174,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_one_path_segment() {
-        assert_eq!(path("sub_1f", None).expect("ok"), "/v1/subscriptions/sub_1f");
-        assert_eq!(
-            path("a/../b", Some("replay")).expect("ok"),
-            "/v1/subscriptions/a%2F..%2Fb/replay"
-        );
-        assert!(matches!(path(" ", None), Err(CliError::Usage(_))));
-    }
-
-    #[test]
-    fn the_replay_body_is_what_the_learner_reads() {
-        let body = serde_json::to_value(ReplayRequest { from_slot: 12 }).expect("json");
-        assert_eq!(body, serde_json::json!({"from_slot": 12}));
+    fn an_empty_id_is_a_usage_error() {
+        assert!(matches!(checked(" "), Err(CliError::Usage(_))));
+        assert_eq!(checked("sub_1f").expect("ok"), "sub_1f");
     }
 
     #[test]

@@ -78,6 +78,7 @@
 pub mod backoff;
 pub mod batch;
 mod error;
+pub mod internal;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -538,7 +539,10 @@ impl Inner {
             count: Some(count),
             sequence: Some(sequence.to_owned()),
         };
-        let mut request = self.http.post(format!("{endpoint}/next-id")).json(&body);
+        let mut request = self
+            .http
+            .post(internal::join(&endpoint, api::routes::NEXT_ID))
+            .json(&body);
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token);
         }

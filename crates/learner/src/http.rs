@@ -6,28 +6,18 @@
 
 use api::internal::ChosenPush;
 use api::learner::{
-    CreateSubscription, LearnerStatus, SubscriptionCreated, SubscriptionList, SubscriptionView,
+    CreateSubscription, LearnerStatus, ReplaySubscription, SubscriptionCreated, SubscriptionList,
+    SubscriptionView,
 };
 use api::problem::Problem;
+use api::routes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use service::{ApiError, JsonBody};
 
 use crate::AppState;
-
-/// `POST /v1/subscriptions/{id}/replay`.
-// TODO(api): move to crates/api/src/learner.rs so the CLI can send it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaySubscription {
-    /// Deliver again from this slot on. A slot below the learner's
-    /// retained log is refused with 422.
-    #[schema(format = "uint64")]
-    pub from_slot: u64,
-}
 
 // The OpenAPI document of the subscription API. Declared here rather than
 // in lib.rs so that it sees the handlers' `#[utoipa::path]`s; the file is
@@ -43,14 +33,14 @@ pub const STATUS_GAPS_MAX: usize = 16;
 /// consuming team never needs the cluster's credential).
 pub fn routes(state: AppState) -> Router {
     let internal = Router::new()
-        .route("/v1/chosen", post(chosen))
-        .route("/v1/status", get(status))
+        .route(routes::CHOSEN, post(chosen))
+        .route(routes::STATUS, get(status))
         .route_layer(service::require_bearer(state.config().cluster_token.clone()));
     let subscriptions = Router::new()
-        .route("/v1/subscriptions", post(create).get(list))
-        .route("/v1/subscriptions/{id}", get(show).delete(remove))
-        .route("/v1/subscriptions/{id}/enable", post(enable))
-        .route("/v1/subscriptions/{id}/replay", post(replay))
+        .route(routes::SUBSCRIPTIONS, post(create).get(list))
+        .route(routes::SUBSCRIPTION, get(show).delete(remove))
+        .route(routes::SUBSCRIPTION_ENABLE, post(enable))
+        .route(routes::SUBSCRIPTION_REPLAY, post(replay))
         .route_layer(service::require_bearer(state.config().subscription_token.clone()));
     internal.merge(subscriptions).with_state(state)
 }

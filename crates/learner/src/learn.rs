@@ -27,7 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api::internal::{LearnerProgress, LogResponse};
+use api::internal::LogResponse;
+use paxid_client::internal::{CallError, InternalClient};
 use paxos_core::learner::Conflict;
 use paxos_core::{Accepted, AcceptorId, Configuration, Counters, Learner, MemberId, Slot, Value};
 use tokio::sync::{mpsc, watch, Notify};
@@ -210,14 +211,6 @@ impl Coverage {
     }
 }
 
-/// How to talk to the acceptors (their URLs come from the [`AcceptorSet`]).
-#[derive(Clone)]
-pub struct AcceptorClient {
-    /// The cluster tokens; the current one is sent.
-    pub token: service::Tokens,
-    pub client: reqwest::Client,
-}
-
 /// What the acceptor's `GET /v1/status` says that the learner needs; other
 /// fields are ignored, so that an acceptor may report more.
 #[derive(Debug, serde::Deserialize)]
@@ -331,7 +324,7 @@ impl Learning {
     /// Polls every acceptor of the followed configuration from the learned
     /// point, forever. `silent_max` is how long no acceptor may answer
     /// before that is logged as an error (readiness says so too).
-    pub async fn pull_loop(self, client: AcceptorClient, interval: Duration, silent_max: Duration) {
+    pub async fn pull_loop(self, client: InternalClient, interval: Duration, silent_max: Duration) {
         let mut poll = PollState {
             silent_max,
             ..PollState::default()
@@ -359,7 +352,7 @@ impl Learning {
 
     /// Reports the learned point to every acceptor of the followed
     /// configuration, so that their compaction never outruns this learner.
-    pub async fn progress_loop(self, client: AcceptorClient, learner_id: String, interval: Duration) {
+    pub async fn progress_loop(self, client: InternalClient, learner_id: String, interval: Duration) {
         let mut reported: HashMap<String, (u64, Instant)> = HashMap::new();
         loop {
             tokio::time::sleep(interval).await;
@@ -374,7 +367,7 @@ impl Learning {
                 due.then(|| {
                     let client = &client;
                     let learner_id = &learner_id;
-                    async move { (url, report_progress(client, url, learner_id, below).await) }
+                    async move { (url, client.learner_progress(url, learner_id, below).await) }
                 })
             });
             for (url, result) in futures::future::join_all(calls).await {
@@ -393,7 +386,7 @@ impl Learning {
     /// Watches who answers at each acceptor URL of the followed
     /// configuration, and reports a new identity there (a lost or replaced
     /// disk): log line and `paxid_learner_acceptor_identity_changes_total`.
-    pub async fn identity_loop(self, client: AcceptorClient, interval: Duration) {
+    pub async fn identity_loop(self, client: InternalClient, interval: Duration) {
         let mut seen: HashMap<String, String> = HashMap::new();
         loop {
             tokio::time::sleep(interval).await;
@@ -420,15 +413,12 @@ impl Learning {
     /// One poll of every acceptor; true if some acceptor returned a full page.
     async fn pull_once(
         &self,
-        client: &AcceptorClient,
+        client: &InternalClient,
         set: &AcceptorSet,
         from: u64,
         poll: &mut PollState,
     ) -> bool {
-        let calls = set
-            .urls
-            .iter()
-            .map(|url| fetch_log(client, url, from, PULL_ENTRIES_MAX));
+        let calls = set.urls.iter().map(|url| client.log(url, from, PULL_ENTRIES_MAX));
         let results = futures::future::join_all(calls).await;
         let mut compacted_above = Vec::new();
         let mut answered = 0;
@@ -532,14 +522,14 @@ impl Learning {
     /// highest such epoch wins. If every such acceptor compacted past
     /// `from`, the learner jumps to the snapshot of one whose log starts in
     /// its epoch, recording the gap. True if the actor was told.
-    async fn adopt_later_epoch(&self, client: &AcceptorClient, set: &AcceptorSet, from: u64) -> bool {
+    async fn adopt_later_epoch(&self, client: &InternalClient, set: &AcceptorSet, from: u64) -> bool {
         let checks = set.urls.iter().map(|url| async move {
             let status = fetch_status(client, url).await.ok()?;
             let configuration = Configuration::try_from(status.configuration.as_ref()?).ok()?;
             if configuration.epoch <= set.epoch {
                 return None;
             }
-            let log = fetch_log(client, url, from, 1).await.ok()?;
+            let log = client.log(url, from, 1).await.ok()?;
             let first = log.entries.first().map(|entry| entry.ballot.epoch);
             first.is_none_or(|e| e == configuration.epoch).then_some((
                 configuration,
@@ -573,7 +563,7 @@ impl Learning {
                 configuration,
             }
         } else {
-            let snapshot = match fetch_snapshot(client, &acceptor).await {
+            let snapshot = match client.snapshot(&acceptor).await {
                 Ok(snapshot) if snapshot.below == at => snapshot,
                 Ok(snapshot) => {
                     tracing::warn!(%acceptor, below = snapshot.below, at, "the acceptor's log moved meanwhile");
@@ -622,7 +612,7 @@ impl Learning {
     /// between the reads is noticed (and retried at the next poll).
     async fn start_from_snapshot(
         &self,
-        client: &AcceptorClient,
+        client: &InternalClient,
         set: &AcceptorSet,
         from: u64,
         compacted_above: &[(usize, u64)],
@@ -643,7 +633,7 @@ impl Learning {
         let mut errors = Vec::new();
         for (_, i, _) in candidates {
             let url = &set.urls[i];
-            let snapshot = match fetch_snapshot(client, url).await {
+            let snapshot = match client.snapshot(url).await {
                 Ok(snapshot) => snapshot,
                 Err(error) => {
                     errors.push(format!("{url}: {error}"));
@@ -692,7 +682,7 @@ impl Learning {
     /// acceptor's own for a later one; an error when neither can be told.
     async fn epoch_at(
         &self,
-        client: &AcceptorClient,
+        client: &InternalClient,
         set: &AcceptorSet,
         url: &str,
         below: u64,
@@ -714,9 +704,7 @@ impl Learning {
         let Some(configuration) = reported.filter(|_| epoch > set.epoch) else {
             return Ok(None);
         };
-        let log = fetch_log(client, url, below, 1)
-            .await
-            .map_err(|e| e.to_string())?;
+        let log = client.log(url, below, 1).await.map_err(|e| e.to_string())?;
         if log.compacted_below != below {
             return Err(format!(
                 "its log moved from slot {below} to {} meanwhile",
@@ -1002,54 +990,8 @@ fn parse_entries(url: &str, response: &LogResponse) -> Vec<(Slot, Accepted)> {
     entries
 }
 
-fn get(client: &AcceptorClient, url: String) -> reqwest::RequestBuilder {
-    let mut request = client.client.get(url).timeout(ACCEPTOR_TIMEOUT);
-    if let Some(token) = client.token.current() {
-        request = request.bearer_auth(token);
-    }
-    request
-}
-
-async fn fetch_log(
-    client: &AcceptorClient,
-    url: &str,
-    from: u64,
-    limit: u64,
-) -> Result<LogResponse, reqwest::Error> {
-    let url = format!("{}/v1/log?from={from}&limit={limit}", url.trim_end_matches('/'));
-    get(client, url).send().await?.error_for_status()?.json().await
-}
-
-async fn fetch_snapshot(
-    client: &AcceptorClient,
-    url: &str,
-) -> Result<api::internal::Snapshot, reqwest::Error> {
-    let url = format!("{}/v1/snapshot", url.trim_end_matches('/'));
-    get(client, url).send().await?.error_for_status()?.json().await
-}
-
-async fn fetch_status(client: &AcceptorClient, url: &str) -> Result<AcceptorEpoch, reqwest::Error> {
-    let url = format!("{}/v1/status", url.trim_end_matches('/'));
-    get(client, url).send().await?.error_for_status()?.json().await
-}
-
-async fn report_progress(
-    client: &AcceptorClient,
-    url: &str,
-    learner_id: &str,
-    below: u64,
-) -> Result<(), reqwest::Error> {
-    let url = format!("{}/v1/learners/{learner_id}/progress", url.trim_end_matches('/'));
-    let mut request = client
-        .client
-        .post(url)
-        .timeout(ACCEPTOR_TIMEOUT)
-        .json(&LearnerProgress { learned_below: below });
-    if let Some(token) = client.token.current() {
-        request = request.bearer_auth(token);
-    }
-    request.send().await?.error_for_status()?;
-    Ok(())
+async fn fetch_status(client: &InternalClient, url: &str) -> Result<AcceptorEpoch, CallError> {
+    client.get_json(url, api::routes::STATUS).await
 }
 
 #[cfg(test)]

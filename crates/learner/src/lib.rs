@@ -33,9 +33,10 @@ use tokio::task::JoinHandle;
 pub use config::{Args, Config};
 
 use crate::delivery::{DeliveryContext, DeliveryLimits};
-use crate::learn::{AcceptorClient, Learning};
+use crate::learn::Learning;
 use crate::store::{Store, StoreError};
 use crate::subscriptions::Subscriptions;
+use paxid_client::internal::InternalClient;
 
 /// Metric names; each is documented where it is described.
 pub mod metric {
@@ -69,6 +70,8 @@ pub enum LearnerError {
     Serve(std::io::Error),
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("internal client: {0}")]
+    InternalClient(#[from] paxid_client::internal::BuildError),
     #[error("the learning task stopped: {0}")]
     LearningStopped(String),
 }
@@ -101,18 +104,13 @@ impl AppState {
         let store = Store::open(&config.data_dir)?;
         let learner_id = store.learner_id(new_learner_id)?;
         let (learning, actor) = Learning::start(store.clone(), config.acceptors.clone())?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        let cluster = reqwest::header::HeaderValue::from_str(&config.cluster_id)
-            .expect("a parsed cluster id (--cluster-id) is a valid header value");
-        headers.insert(api::CLUSTER_ID_HEADER, cluster);
-        let acceptors = AcceptorClient {
-            token: config.cluster_token.clone(),
-            client: reqwest::Client::builder()
-                .default_headers(headers)
-                .no_proxy()
-                .connect_timeout(learn::ACCEPTOR_TIMEOUT)
-                .build()?,
+        let options = paxid_client::internal::Options {
+            cluster_id: Some(config.cluster_id.clone()),
+            timeout: Some(learn::ACCEPTOR_TIMEOUT),
+            connect_timeout: learn::ACCEPTOR_TIMEOUT,
+            ..Default::default()
         };
+        let acceptors = InternalClient::new(options, Arc::new(config.cluster_token.clone()))?;
         let client = delivery::webhook_client(
             config.webhook_timeout,
             config.webhook_connect_timeout,

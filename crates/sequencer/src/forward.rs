@@ -212,7 +212,7 @@ async fn send_one(
         count: Some(count),
         sequence: Some(key.sequence.as_str().to_owned()),
     };
-    let target = format!("{}/next-id", url.trim_end_matches('/'));
+    let target = paxid_client::internal::join(&url, api::routes::NEXT_ID);
     let mut request = state.peers.client().post(&target);
     if let Some(credential) = &key.credential {
         request = request.header(reqwest::header::AUTHORIZATION, credential.as_bytes());

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use api::routes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -45,11 +46,9 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::driver::{Command, DriverHandle, DriverView};
-use crate::peers::Peers;
+use crate::peers::{PeerError, Peers};
 use crate::poller::ClusterView;
 
-/// The long poll followers keep open to the leader.
-pub const ROUTE: &str = "/v1/handover";
 /// The leader answers a long poll `204 No Content` after this long without
 /// a handover; the follower asks again. Below the server's default request
 /// timeout (10 s), which would answer 503 instead (also asked again).
@@ -116,7 +115,7 @@ impl Successors {
 /// `GET /v1/handover`, behind the cluster token.
 pub fn routes(successors: Arc<Successors>, cluster_token: service::Tokens) -> Router {
     Router::new()
-        .route(ROUTE, get(wait_for_handover))
+        .route(routes::HANDOVER, get(wait_for_handover))
         .route_layer(service::require_bearer(cluster_token))
         .with_state(successors)
 }
@@ -225,7 +224,6 @@ pub async fn wait_for_successor(state: &crate::http::AppState) {
 /// win its campaign), and campaigns when the answer names it.
 pub fn spawn_watcher(
     peers: Arc<Peers>,
-    cluster_token: service::Tokens,
     mut cluster: watch::Receiver<ClusterView>,
     driver: DriverHandle,
     advertise_url: String,
@@ -250,15 +248,12 @@ pub fn spawn_watcher(
                 }
                 continue;
             };
-            let mut request = peers
-                .client()
-                .get(format!("{}{ROUTE}", leader.trim_end_matches('/')))
-                .timeout(WAIT_MAX + Duration::from_secs(5));
-            if let Some(token) = cluster_token.current() {
-                request = request.bearer_auth(token);
-            }
-            match request.send().await.map(|r| r.status()) {
-                Ok(status) if status == reqwest::StatusCode::OK => {
+            match peers
+                .internal()
+                .handover_poll(&leader, WAIT_MAX + Duration::from_secs(5))
+                .await
+            {
+                Ok(true) => {
                     if driver.commands.send(Command::CampaignNow).await.is_err() {
                         return;
                     }
@@ -267,15 +262,9 @@ pub fn spawn_watcher(
                 }
                 // No handover yet, or the poll outlived the leader's
                 // request timeout: ask again at once, so as to be waiting.
-                Ok(status)
-                    if status == reqwest::StatusCode::NO_CONTENT
-                        || status == reqwest::StatusCode::SERVICE_UNAVAILABLE => {}
-                Ok(status) => {
-                    tracing::debug!(%leader, %status, "handover poll refused");
-                    tokio::time::sleep(RETRY).await;
-                }
+                Ok(false) | Err(PeerError::Status { status: 503, .. }) => {}
                 Err(error) => {
-                    tracing::debug!(%leader, "handover poll failed: {error}");
+                    tracing::debug!(%leader, "handover poll refused or failed: {error}");
                     tokio::time::sleep(RETRY).await;
                 }
             }

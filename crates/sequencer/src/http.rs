@@ -11,6 +11,7 @@ use std::time::Duration;
 use api::client::{NextIdRequest, NextIdResponse, ReconfigureRequest, SequencerStatus};
 use api::problem;
 use api::problem::Problem;
+use api::routes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
@@ -70,12 +71,12 @@ type Shared = Arc<AppState>;
 pub fn app(state: AppState) -> Router {
     let state: Shared = Arc::new(state);
     let internal = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/acceptors", post(change_acceptors))
+        .route(routes::STATUS, get(status))
+        .route(routes::ACCEPTORS, post(change_acceptors))
         .route_layer(service::require_bearer(state.cluster_token.clone()));
     let ready_state = state.clone();
     let client = Router::new()
-        .route("/next-id", post(next_id))
+        .route(routes::NEXT_ID, post(next_id))
         .route_layer(service::require_bearer(state.client_token.clone()));
     Router::new()
         .merge(client)

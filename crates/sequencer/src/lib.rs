@@ -85,7 +85,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let successors = Arc::new(handover::Successors::default());
     handover::spawn_watcher(
         peers.clone(),
-        config.common.cluster_tokens(),
         cluster.clone(),
         driver.clone(),
         advertise_url.clone(),

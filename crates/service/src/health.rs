@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use api::routes;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,10 +39,10 @@ where
     // recorded before it are not lost.
     install_metrics();
     Router::new()
-        .route("/livez", get(livez))
-        .route("/healthz", get(livez))
-        .route("/readyz", get(move || readyz(ready())))
-        .route("/metrics", get(render_metrics))
+        .route(routes::LIVEZ, get(livez))
+        .route(routes::HEALTHZ, get(livez))
+        .route(routes::READYZ, get(move || readyz(ready())))
+        .route(routes::METRICS, get(render_metrics))
 }
 
 /// `GET /openapi.json`: the service's OpenAPI document (static JSON),
@@ -52,7 +53,7 @@ where
 {
     let json = HeaderValue::from_static("application/json");
     Router::new().route(
-        "/openapi.json",
+        routes::OPENAPI,
         get(move || async move { ([(header::CONTENT_TYPE, json)], document) }),
     )
 }

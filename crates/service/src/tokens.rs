@@ -139,6 +139,14 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// The internal client presents the scope's current token on every call,
+/// so a rotated token file takes effect without a restart.
+impl paxid_client::internal::Credential for Tokens {
+    fn current(&self) -> Option<String> {
+        Tokens::current(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
