@@ -11,8 +11,6 @@ use serde::Serialize;
 
 use crate::http::Api;
 
-/// The path of every component's status.
-
 /// Which components to probe.
 #[derive(Clone, Debug, Default)]
 pub struct StatusTargets {

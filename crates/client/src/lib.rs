@@ -541,7 +541,7 @@ impl Inner {
         };
         let mut request = self
             .http
-            .post(internal::join(&endpoint, api::routes::NEXT_ID))
+            .post(internal::join(endpoint, api::routes::NEXT_ID))
             .json(&body);
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token);
