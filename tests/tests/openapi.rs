@@ -13,7 +13,7 @@
 // tests/sequencer.rs).
 #![allow(clippy::await_holding_lock)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use paxid_tests::{serial, Cluster, ClusterSpec};
@@ -264,10 +264,49 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) {
     }
 }
 
+/// The path constants of `api::routes`, by name: `pub const NAME: &str = "PATH";`.
+fn route_constants() -> BTreeMap<String, String> {
+    let path = format!("{}/../crates/api/src/routes.rs", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("pub const "))
+        .filter_map(|rest| {
+            let (name, value) = rest.split_once(": &str = \"")?;
+            let (value, _) = value.split_once('"')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// The path a `.route(` call registers, a literal or an `api::routes`
+/// constant, and the source after it.
+fn route_path<'a>(file: &str, source: &'a str, constants: &BTreeMap<String, String>) -> (String, &'a str) {
+    if let Some(literal) = source.strip_prefix('"') {
+        let (route, after) = literal.split_once('"').expect("a closed literal");
+        return (route.to_owned(), after);
+    }
+    let end = source
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(source.len());
+    let (name, after) = source.split_at(end);
+    let constant = name
+        .strip_prefix("api::")
+        .unwrap_or(name)
+        .strip_prefix("routes::");
+    match constant.and_then(|constant| constants.get(constant)) {
+        Some(route) => (route.clone(), after),
+        None => panic!(
+            "{file}: a route whose path is neither a literal nor an api::routes constant: {}",
+            &source[..source.len().min(80)]
+        ),
+    }
+}
+
 /// Every `(method, path)` a router built from these source files serves:
 /// each `.route("PATH", get(..).post(..))` call, comments left out.
 fn routes_in_source(files: &[&str]) -> BTreeSet<(String, String)> {
     const METHODS: [&str; 7] = ["get", "post", "put", "delete", "patch", "head", "options"];
+    let constants = route_constants();
     let mut routes = BTreeSet::new();
     for file in files {
         let path = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
@@ -280,13 +319,7 @@ fn routes_in_source(files: &[&str]) -> BTreeSet<(String, String)> {
         let mut rest = code.as_str();
         while let Some(at) = rest.find(".route(") {
             rest = &rest[at + ".route(".len()..];
-            let Some(literal) = rest.trim_start().strip_prefix('"') else {
-                panic!(
-                    "{file}: a route whose path is not a literal: {}",
-                    &rest[..rest.len().min(80)]
-                );
-            };
-            let (route, after) = literal.split_once('"').expect("a closed literal");
+            let (route, after) = route_path(file, rest.trim_start(), &constants);
             // The method router: up to the parenthesis that closes `.route(`.
             let mut depth = 1;
             let end = after

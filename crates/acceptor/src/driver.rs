@@ -227,6 +227,15 @@ impl DriverHandle {
         let _ = self.tx.send(Command::Shutdown).await;
     }
 
+    /// Asks the actor to stop without waiting for room in its queue; false
+    /// when the queue is full (the request was not sent).
+    pub fn try_shutdown(&self) -> bool {
+        match self.tx.try_send(Command::Shutdown) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+        }
+    }
+
     async fn call<R>(&self, make: impl FnOnce(oneshot::Sender<R>) -> Command) -> Result<R, DriverGone> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| DriverGone)?;

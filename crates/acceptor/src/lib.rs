@@ -131,6 +131,19 @@ impl Started {
             tracing::error!("waiting for the driver thread failed");
         }
     }
+
+    /// Stops outside an async context (a test harness's `Drop`): asks the
+    /// driver to stop and waits on this thread until it has closed the
+    /// store. A process that exits while the driver thread still closes
+    /// RocksDB races RocksDB's static destructors ("pthread lock: Invalid
+    /// argument"). The driver needs no runtime to finish, so blocking here
+    /// cannot deadlock; a full queue skips the wait.
+    pub fn stop_blocking(self) {
+        self.compactor.abort();
+        if self.state.driver.try_shutdown() {
+            self.driver.join();
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, finishes the

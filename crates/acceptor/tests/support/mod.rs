@@ -56,6 +56,15 @@ pub struct Harness {
     pub app: Router,
 }
 
+impl Drop for Harness {
+    /// Closes RocksDB before the test returns (see `Started::stop_blocking`).
+    fn drop(&mut self) {
+        if let Some(started) = self.started.take() {
+            started.stop_blocking();
+        }
+    }
+}
+
 impl Harness {
     pub async fn new(configure: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
