@@ -1,10 +1,16 @@
 //! The learner's RocksDB store: learned log, learner id, the configuration
 //! it follows, subscriptions and their delivery cursors.
 //!
-//! Every record is `crc32 (4 bytes, big endian) ++ JSON`, so a torn or
-//! corrupted record is detected on read instead of being delivered. Every
-//! state change is one `WriteBatch`; writes that other parties rely on are
-//! synced before the caller proceeds.
+//! Every record is framed by the shared record codec ([`record`]): a format
+//! version, a binary payload and a CRC32 over the key, the version and the
+//! payload, so a torn, corrupt or misplaced record is an error on read
+//! instead of being delivered. Every state change is one `WriteBatch`;
+//! writes that other parties rely on are synced before the caller proceeds.
+//!
+//! The previous release wrote `crc32(json) (4 bytes, big endian) ++ JSON`
+//! without a version or the key under the checksum; [`Store::open`] rewrites
+//! such a store in the binary format once ([`migrate`]), marked by
+//! `m:format`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +18,9 @@ use std::sync::Arc;
 
 use api::learner::LearnerGap;
 use paxos_core::{Allocation, Configuration, Counters, SequenceName, Slot, Value};
+use record::{printable_key, CorruptRecord, Decoder, Encoder};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// Why the store failed; every variant is an operating error of the disk.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +29,11 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record under key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The data directory was written by a newer build, or holds records
+    /// of the previous release that cannot be migrated: refused rather
+    /// than misread.
+    #[error("learner data dir {dir}: {reason}")]
+    Format { dir: String, reason: String },
     #[error("task running a store operation failed: {0}")]
     Join(String),
 }
@@ -88,6 +100,12 @@ pub struct ConfigurationRecord {
     pub configuration: api::internal::Configuration,
 }
 
+/// The store's format ([`STORE_FORMAT`]); absent in a store of the
+/// previous release (JSON records), which [`Store::open`] migrates.
+const FORMAT_KEY: &[u8] = b"m:format";
+/// Binary records framed by the shared codec (the JSON records of the
+/// previous release count as format 1).
+const STORE_FORMAT: u8 = 2;
 const CONFIGURATION_KEY: &[u8] = b"m:configuration";
 const LEARNER_ID_KEY: &[u8] = b"m:learner_id";
 const LEARNED_BELOW_KEY: &[u8] = b"m:learned_below";
@@ -108,30 +126,62 @@ impl Store {
         // Each record is small; a log of allocations compresses poorly anyway.
         options.set_compression_type(rocksdb::DBCompressionType::None);
         let db = DB::open(&options, dir)?;
-        Ok(Store { db: Arc::new(db) })
+        let store = Store { db: Arc::new(db) };
+        store.check_format(dir)?;
+        Ok(store)
+    }
+
+    /// Reads the format marker: writes it in a new store, migrates a store
+    /// of the previous release, refuses one of a later format.
+    fn check_format(&self, dir: &Path) -> Result<(), StoreError> {
+        let refuse = |reason: String| StoreError::Format {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        match self.db.get(FORMAT_KEY)? {
+            Some(bytes) => {
+                let format = decode(FORMAT_KEY, &bytes, Decoder::u8).map_err(|e| refuse(e.to_string()))?;
+                if format != STORE_FORMAT {
+                    return Err(refuse(format!(
+                        "store format {format}, this build reads {STORE_FORMAT}: run the release that wrote it"
+                    )));
+                }
+                Ok(())
+            }
+            None => {
+                let mut batch = migrate(&self.db).map_err(|e| {
+                    refuse(format!(
+                        "{e}; the previous release's records could not be migrated: \
+                         restore the directory from a backup or start this learner with an empty one"
+                    ))
+                })?;
+                batch.put(FORMAT_KEY, Encoder::default().u8(STORE_FORMAT).seal(FORMAT_KEY));
+                self.write(batch, true)
+            }
+        }
     }
 
     /// This learner's stable id, generated and persisted on first use.
     pub fn learner_id(&self, generate: impl FnOnce() -> String) -> Result<String, StoreError> {
-        if let Some(id) = self.get::<String>(LEARNER_ID_KEY)? {
+        if let Some(id) = self.get(LEARNER_ID_KEY, |d| d.str())? {
             return Ok(id);
         }
         let id = generate();
         let mut batch = WriteBatch::default();
-        batch.put(LEARNER_ID_KEY, encode(&id));
+        batch.put(LEARNER_ID_KEY, Encoder::default().str(&id).seal(LEARNER_ID_KEY));
         self.write(batch, true)?;
         Ok(id)
     }
 
     /// Every slot below this is in the learned log.
     pub fn learned_below(&self) -> Result<u64, StoreError> {
-        Ok(self.get::<u64>(LEARNED_BELOW_KEY)?.unwrap_or(0))
+        Ok(self.get(LEARNED_BELOW_KEY, |d| d.u64())?.unwrap_or(0))
     }
 
     /// The counters after applying every learned slot, in slot order.
     pub fn counters(&self) -> Result<Counters, StoreError> {
-        if let Some(wire) = self.get::<BTreeMap<String, u64>>(COUNTERS_KEY)? {
-            return counters_from_wire(wire).map_err(|reason| corrupt(COUNTERS_KEY, reason));
+        if let Some(counters) = self.get(COUNTERS_KEY, |d| d.counters())? {
+            return Ok(counters);
         }
         // A log written before the counters were kept holds the chosen values
         // themselves: replaying it gives the counters.
@@ -152,12 +202,7 @@ impl Store {
     /// The configuration this learner follows and the first slot it reads
     /// there; `None` in epoch 0 (the `--acceptors` list).
     pub fn configuration(&self) -> Result<Option<(u64, Configuration)>, StoreError> {
-        let Some(record) = self.get::<ConfigurationRecord>(CONFIGURATION_KEY)? else {
-            return Ok(None);
-        };
-        let configuration = Configuration::try_from(&record.configuration)
-            .map_err(|reason| corrupt(CONFIGURATION_KEY, reason))?;
-        Ok(Some((record.from_slot, configuration)))
+        self.get(CONFIGURATION_KEY, |d| Ok((d.u64()?, d.configuration()?)))
     }
 
     /// Appends chosen slots, which must continue the log exactly, and moves
@@ -194,11 +239,12 @@ impl Store {
             } else {
                 effective_value(applied)
             };
-            batch.put(log_key(slot.0), encode(&api::internal::Value::from(&effective)));
+            let key = log_key(slot.0);
+            batch.put(&key, Encoder::default().value(&effective).seal(&key));
             next += 1;
         }
-        batch.put(LEARNED_BELOW_KEY, encode(&next));
-        batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
+        put_u64(&mut batch, LEARNED_BELOW_KEY, next);
+        put_counters(&mut batch, counters);
         self.write(batch, true)?;
         Ok(next)
     }
@@ -229,9 +275,9 @@ impl Store {
         if let Some(configuration) = configuration {
             self.put_configuration(&mut batch, below, configuration)?;
         }
-        batch.put(gap_key(from), encode(&gap));
-        batch.put(LEARNED_BELOW_KEY, encode(&below));
-        batch.put(COUNTERS_KEY, encode(&counters_to_wire(counters)));
+        put_gap(&mut batch, &gap);
+        put_u64(&mut batch, LEARNED_BELOW_KEY, below);
+        put_counters(&mut batch, counters);
         self.write(batch, true)?;
         Ok(below)
     }
@@ -259,7 +305,7 @@ impl Store {
             if !key.starts_with(GAP_PREFIX) {
                 break;
             }
-            out.push(decode(&key, &bytes)?);
+            out.push(decode(&key, &bytes, gap)?);
         }
         Ok(out)
     }
@@ -271,7 +317,7 @@ impl Store {
 
     /// The first slot the learned log still holds (0 until pruned).
     pub fn log_start(&self) -> Result<u64, StoreError> {
-        Ok(self.get::<u64>(LOG_START_KEY)?.unwrap_or(0))
+        Ok(self.get(LOG_START_KEY, |d| d.u64())?.unwrap_or(0))
     }
 
     /// Deletes learned slots below `below` (one atomic batch with the new
@@ -284,7 +330,7 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         batch.delete_range(log_key(start), log_key(below));
-        batch.put(LOG_START_KEY, encode(&below));
+        put_u64(&mut batch, LOG_START_KEY, below);
         // Not synced: a lost prune leaves the slots and the old start, which
         // agree; pruning again later is harmless.
         self.write(batch, false)?;
@@ -304,9 +350,7 @@ impl Store {
             if slot >= until || out.len() >= slots_max {
                 break;
             }
-            let wire: api::internal::Value = decode(&key, &bytes)?;
-            let value = Value::try_from(&wire).map_err(|reason| corrupt(&key, reason))?;
-            out.push((slot, value));
+            out.push((slot, decode(&key, &bytes, Decoder::value)?));
         }
         Ok(out)
     }
@@ -320,7 +364,7 @@ impl Store {
             if !key.starts_with(SUBSCRIPTION_PREFIX) {
                 break;
             }
-            out.push(decode(&key, &bytes)?);
+            out.push(decode(&key, &bytes, subscription)?);
         }
         Ok(out)
     }
@@ -329,7 +373,7 @@ impl Store {
     /// process will rely on it (an API answer, a message about to be sent).
     pub fn put_subscription(&self, record: &SubscriptionRecord, sync: bool) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.put(subscription_key(&record.id), encode(record));
+        put_subscription(&mut batch, record);
         self.write(batch, sync)
     }
 
@@ -358,11 +402,7 @@ impl Store {
             "a learner moves to a later epoch only ({current} -> {})",
             configuration.epoch
         );
-        let record = ConfigurationRecord {
-            from_slot,
-            configuration: configuration.into(),
-        };
-        batch.put(CONFIGURATION_KEY, encode(&record));
+        put_configuration(batch, from_slot, configuration);
         Ok(())
     }
 
@@ -373,9 +413,13 @@ impl Store {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T>(
+        &self,
+        key: &[u8],
+        read: impl for<'a> FnOnce(&mut Decoder<'a>) -> Result<T, CorruptRecord>,
+    ) -> Result<Option<T>, StoreError> {
         match self.db.get(key)? {
-            Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+            Some(bytes) => Ok(Some(decode(key, &bytes, read)?)),
             None => Ok(None),
         }
     }
@@ -387,13 +431,6 @@ fn effective_value(allocations: Vec<Allocation>) -> Value {
     } else {
         Value::Allocations(allocations)
     }
-}
-
-fn counters_to_wire(counters: &Counters) -> BTreeMap<String, u64> {
-    counters
-        .iter()
-        .map(|(name, next)| (name.as_str().to_owned(), next))
-        .collect()
 }
 
 pub(crate) fn counters_from_wire(wire: BTreeMap<String, u64>) -> Result<Counters, String> {
@@ -428,30 +465,247 @@ fn subscription_key(id: &str) -> Vec<u8> {
     key
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serializing our own plain structs cannot fail.
-    let json = serde_json::to_vec(value).expect("store records serialize");
-    let mut out = crc32fast::hash(&json).to_be_bytes().to_vec();
-    out.extend_from_slice(&json);
-    out
+fn put_u64(batch: &mut WriteBatch, key: &[u8], v: u64) {
+    batch.put(key, Encoder::default().u64(v).seal(key));
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    if bytes.len() < 4 {
-        return Err(corrupt(key, "shorter than its checksum".into()));
+fn put_counters(batch: &mut WriteBatch, counters: &Counters) {
+    batch.put(
+        COUNTERS_KEY,
+        Encoder::default().counters(counters).seal(COUNTERS_KEY),
+    );
+}
+
+/// `from_slot u64`, then the configuration.
+fn put_configuration(batch: &mut WriteBatch, from_slot: u64, configuration: &Configuration) {
+    let record = Encoder::default()
+        .u64(from_slot)
+        .configuration(configuration)
+        .seal(CONFIGURATION_KEY);
+    batch.put(CONFIGURATION_KEY, record);
+}
+
+/// `from_slot u64, below_slot u64`.
+fn put_gap(batch: &mut WriteBatch, gap: &LearnerGap) {
+    let key = gap_key(gap.from_slot);
+    batch.put(
+        &key,
+        Encoder::default()
+            .u64(gap.from_slot)
+            .u64(gap.below_slot)
+            .seal(&key),
+    );
+}
+
+fn gap(d: &mut Decoder<'_>) -> Result<LearnerGap, CorruptRecord> {
+    let from_slot = d.u64()?;
+    let below_slot = d.u64()?;
+    if below_slot <= from_slot {
+        return Err(d.corrupt(format!("gap {from_slot}..{below_slot} is empty")));
     }
-    let (crc, json) = bytes.split_at(4);
-    let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32fast::hash(json) != expected {
-        return Err(corrupt(key, "checksum mismatch".into()));
+    Ok(LearnerGap {
+        from_slot,
+        below_slot,
+    })
+}
+
+const STATE_ACTIVE: u8 = 0;
+const STATE_FAILING: u8 = 1;
+const STATE_DISABLED: u8 = 2;
+
+/// A subscription, in field order: `id`, `url`, `sequences` (option of a
+/// u32 count and names), `secret`, `state u8`, `failing_since_ms` (option
+/// u64), `disabled_reason` (option string), `delivered_below u64`,
+/// `pending` (option of `first_slot u64, end_slot u64, created_ms u64,
+/// gap flag`), `epoch u64`.
+fn put_subscription(batch: &mut WriteBatch, r: &SubscriptionRecord) {
+    let key = subscription_key(&r.id);
+    let mut e = Encoder::default();
+    e.str(&r.id).str(&r.url);
+    e.option(r.sequences.as_ref(), |e, names| {
+        e.u32(u32::try_from(names.len()).expect("a subscription names few sequences"));
+        for name in names {
+            e.str(name);
+        }
+    });
+    let state = match r.state {
+        DeliveryState::Active => STATE_ACTIVE,
+        DeliveryState::Failing => STATE_FAILING,
+        DeliveryState::Disabled => STATE_DISABLED,
+    };
+    e.str(&r.secret).u8(state);
+    e.option(r.failing_since_ms, |e, ms| {
+        e.u64(ms);
+    });
+    e.option(r.disabled_reason.as_deref(), |e, reason| {
+        e.str(reason);
+    });
+    e.u64(r.delivered_below);
+    e.option(r.pending, |e, p| {
+        e.u64(p.first_slot).u64(p.end_slot).u64(p.created_ms).bool(p.gap);
+    });
+    e.u64(r.epoch);
+    batch.put(&key, e.seal(&key));
+}
+
+fn subscription(d: &mut Decoder<'_>) -> Result<SubscriptionRecord, CorruptRecord> {
+    let id = d.str()?;
+    let url = d.str()?;
+    let sequences = d.option(|d| {
+        let n = d.u32()?;
+        // Not preallocated: a corrupt count runs out of bytes instead.
+        let mut names = Vec::new();
+        for _ in 0..n {
+            names.push(d.str()?);
+        }
+        Ok(names)
+    })?;
+    let secret = d.str()?;
+    let state = match d.u8()? {
+        STATE_ACTIVE => DeliveryState::Active,
+        STATE_FAILING => DeliveryState::Failing,
+        STATE_DISABLED => DeliveryState::Disabled,
+        other => return Err(d.corrupt(format!("delivery state {other}"))),
+    };
+    let failing_since_ms = d.option(|d| d.u64())?;
+    let disabled_reason = d.option(|d| d.str())?;
+    let delivered_below = d.u64()?;
+    let pending = d.option(|d| {
+        Ok(PendingMessage {
+            first_slot: d.u64()?,
+            end_slot: d.u64()?,
+            created_ms: d.u64()?,
+            gap: d.bool()?,
+        })
+    })?;
+    let epoch = d.u64()?;
+    Ok(SubscriptionRecord {
+        id,
+        url,
+        sequences,
+        secret,
+        state,
+        failing_since_ms,
+        disabled_reason,
+        delivered_below,
+        pending,
+        epoch,
+    })
+}
+
+/// Opens the record under `key` and reads all of it with `read`.
+fn decode<'a, T>(
+    key: &'a [u8],
+    bytes: &'a [u8],
+    read: impl FnOnce(&mut Decoder<'a>) -> Result<T, CorruptRecord>,
+) -> Result<T, StoreError> {
+    let mut d = Decoder::open(key, bytes)?;
+    let value = read(&mut d)?;
+    d.finish()?;
+    Ok(value)
+}
+
+impl From<CorruptRecord> for StoreError {
+    fn from(e: CorruptRecord) -> StoreError {
+        StoreError::Corrupt {
+            key: e.key,
+            reason: e.reason,
+        }
     }
-    serde_json::from_slice(json).map_err(|e| corrupt(key, e.to_string()))
 }
 
 fn corrupt(key: &[u8], reason: String) -> StoreError {
     StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
+        key: printable_key(key),
         reason,
+    }
+}
+
+/// The rewrite of a store of the previous release (`crc32(json) ++ json`
+/// records, no format marker) in the binary format: every record read,
+/// checked and re-encoded into one batch, which the caller writes synced
+/// with the marker, so the migration happens entirely or not at all. A
+/// record that fails its old checksum or does not parse fails the
+/// migration; a key this store never wrote too. An empty store yields an
+/// empty batch.
+fn migrate(db: &DB) -> Result<WriteBatch, StoreError> {
+    let mut batch = WriteBatch::default();
+    for item in db.iterator(IteratorMode::Start) {
+        let (key, bytes) = item?;
+        let key = &key[..];
+        match key {
+            LEARNER_ID_KEY => {
+                let id: String = legacy::decode(key, &bytes)?;
+                batch.put(key, Encoder::default().str(&id).seal(key));
+            }
+            LEARNED_BELOW_KEY | LOG_START_KEY => put_u64(&mut batch, key, legacy::decode(key, &bytes)?),
+            COUNTERS_KEY => {
+                let wire: BTreeMap<String, u64> = legacy::decode(key, &bytes)?;
+                put_counters(
+                    &mut batch,
+                    &counters_from_wire(wire).map_err(|r| corrupt(key, r))?,
+                );
+            }
+            CONFIGURATION_KEY => {
+                let record: ConfigurationRecord = legacy::decode(key, &bytes)?;
+                let configuration =
+                    Configuration::try_from(&record.configuration).map_err(|r| corrupt(key, r))?;
+                put_configuration(&mut batch, record.from_slot, &configuration);
+            }
+            _ if parse_log_key(key).is_some() => {
+                let wire: api::internal::Value = legacy::decode(key, &bytes)?;
+                let value = Value::try_from(&wire).map_err(|r| corrupt(key, r))?;
+                batch.put(key, Encoder::default().value(&value).seal(key));
+            }
+            _ if key.starts_with(GAP_PREFIX) => {
+                let gap: LearnerGap = legacy::decode(key, &bytes)?;
+                if key != gap_key(gap.from_slot) {
+                    return Err(corrupt(key, "a gap stored under another slot".into()));
+                }
+                put_gap(&mut batch, &gap);
+            }
+            _ if key.starts_with(SUBSCRIPTION_PREFIX) => {
+                let record: SubscriptionRecord = legacy::decode(key, &bytes)?;
+                if key != subscription_key(&record.id) {
+                    return Err(corrupt(key, "a subscription stored under another id".into()));
+                }
+                put_subscription(&mut batch, &record);
+            }
+            _ => return Err(corrupt(key, "not a key a learner writes".into())),
+        }
+    }
+    Ok(batch)
+}
+
+/// The record format of the previous release, read only to migrate it.
+mod legacy {
+    use serde::de::DeserializeOwned;
+
+    use super::{corrupt, StoreError};
+
+    /// `crc32(json)` (4 bytes, big endian), then the JSON.
+    pub(super) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+        if bytes.len() < 4 {
+            return Err(corrupt(key, "shorter than its checksum".into()));
+        }
+        let (crc, json) = bytes.split_at(4);
+        let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32fast::hash(json) != expected {
+            return Err(corrupt(
+                key,
+                "checksum mismatch (previous release's format)".into(),
+            ));
+        }
+        serde_json::from_slice(json).map_err(|e| corrupt(key, e.to_string()))
+    }
+
+    /// How the previous release wrote a record, for the migration tests.
+    #[cfg(test)]
+    pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        let json = serde_json::to_vec(value).expect("store records serialize");
+        let mut out = crc32fast::hash(&json).to_be_bytes().to_vec();
+        out.extend_from_slice(&json);
+        out
     }
 }
 
@@ -599,9 +853,9 @@ mod tests {
             )
             .expect("append");
         store.db.delete(COUNTERS_KEY).expect("delete");
-        let mut batch = WriteBatch::default();
-        batch.put(log_key(1), encode(&api::internal::Value::from(&range(5, 20))));
-        store.write(batch, true).expect("write");
+        let key = log_key(1);
+        let record = Encoder::default().value(&range(5, 20)).seal(&key);
+        store.db.put(&key, record).expect("put");
         let counters = store.counters().expect("counters");
         assert_eq!(counters.next_id(&SequenceName::default_sequence()), 25);
     }
@@ -754,14 +1008,14 @@ mod tests {
     fn a_corrupt_configuration_record_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let bad = ConfigurationRecord {
-            from_slot: 3,
-            configuration: api::internal::Configuration {
+        let bad = Encoder::default()
+            .u64(3)
+            .configuration(&Configuration {
                 epoch: 1,
                 seats: vec![],
-            },
-        };
-        store.db.put(CONFIGURATION_KEY, encode(&bad)).expect("put");
+            })
+            .seal(CONFIGURATION_KEY);
+        store.db.put(CONFIGURATION_KEY, bad).expect("put");
         assert!(matches!(store.configuration(), Err(StoreError::Corrupt { .. })));
     }
 
@@ -789,5 +1043,185 @@ mod tests {
             .append(Slot(0), &[(Slot(0), stop(2))], &mut counters)
             .expect("append");
         let _ = store.append(Slot(1), &[(Slot(1), stop(2))], &mut counters);
+    }
+
+    fn subscription_record(id: &str, pending: Option<PendingMessage>) -> SubscriptionRecord {
+        SubscriptionRecord {
+            id: id.to_owned(),
+            url: format!("https://hooks.example/{id}"),
+            sequences: Some(vec!["default".into(), "orders".into()]),
+            secret: "whsec_c2VjcmV0".into(),
+            state: DeliveryState::Failing,
+            failing_since_ms: Some(1_700_000_000_000),
+            disabled_reason: None,
+            delivered_below: 7,
+            pending,
+            epoch: 3,
+        }
+    }
+
+    /// A data dir as the previous release wrote it: every record
+    /// `crc32(json) ++ json`, built the way its `encode` did.
+    fn write_previous_release_store(dir: &Path) -> (SubscriptionRecord, SubscriptionRecord, Configuration) {
+        let db = DB::open_default(dir).expect("open raw");
+        let next = configuration(2, &["http://d:1", "http://e:2"]);
+        let with_pending = subscription_record(
+            "sub_a",
+            Some(PendingMessage {
+                first_slot: 7,
+                end_slot: 9,
+                created_ms: 1_700_000_000_123,
+                gap: true,
+            }),
+        );
+        let mut disabled = subscription_record("sub_b", None);
+        disabled.state = DeliveryState::Disabled;
+        disabled.sequences = None;
+        disabled.disabled_reason = Some("410 Gone".into());
+        db.put(LEARNER_ID_KEY, legacy::encode(&"lrn_old")).expect("put");
+        db.put(LEARNED_BELOW_KEY, legacy::encode(&102u64)).expect("put");
+        db.put(LOG_START_KEY, legacy::encode(&1u64)).expect("put");
+        let counters = BTreeMap::from([("default".to_owned(), 4002u64), ("orders".to_owned(), 61)]);
+        db.put(COUNTERS_KEY, legacy::encode(&counters)).expect("put");
+        let record = ConfigurationRecord {
+            from_slot: 100,
+            configuration: (&next).into(),
+        };
+        db.put(CONFIGURATION_KEY, legacy::encode(&record)).expect("put");
+        for (slot, value) in [(1, range(1, 10)), (100, Value::Noop), (101, range(4000, 2))] {
+            db.put(log_key(slot), legacy::encode(&api::internal::Value::from(&value)))
+                .expect("put");
+        }
+        let gap = LearnerGap {
+            from_slot: 2,
+            below_slot: 100,
+        };
+        db.put(gap_key(2), legacy::encode(&gap)).expect("put");
+        for record in [&with_pending, &disabled] {
+            db.put(subscription_key(&record.id), legacy::encode(record))
+                .expect("put");
+        }
+        (with_pending, disabled, next)
+    }
+
+    /// The first open of a previous release's store rewrites every record
+    /// in the binary format (one synced batch with the format marker);
+    /// every record reads back intact, and no JSON is left on disk.
+    #[test]
+    fn a_store_of_the_previous_release_is_migrated_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (with_pending, disabled, next) = write_previous_release_store(dir.path());
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).expect("opens and migrates");
+            assert_eq!(store.learner_id(|| "lrn_new".into()).expect("id"), "lrn_old");
+            assert_eq!(store.learned_below().expect("read"), 102);
+            assert_eq!(store.log_start().expect("read"), 1);
+            let counters = store.counters().expect("counters");
+            assert_eq!(counters.next_id(&SequenceName::default_sequence()), 4002);
+            assert_eq!(
+                counters.next_id(&SequenceName::parse("orders").expect("name")),
+                61
+            );
+            assert_eq!(store.configuration().expect("read"), Some((100, next.clone())));
+            assert_eq!(
+                store.read_log(0, 200, 10).expect("read"),
+                vec![(1, range(1, 10)), (100, Value::Noop), (101, range(4000, 2))]
+            );
+            assert_eq!(
+                store.gaps().expect("gaps"),
+                vec![LearnerGap {
+                    from_slot: 2,
+                    below_slot: 100
+                }]
+            );
+            assert_eq!(
+                store.subscriptions().expect("subscriptions"),
+                vec![with_pending.clone(), disabled.clone()]
+            );
+            for item in store.db.iterator(IteratorMode::Start) {
+                let (key, bytes) = item.expect("iterate");
+                assert!(
+                    Decoder::open(&key, &bytes).is_ok(),
+                    "{} is a binary record",
+                    printable_key(&key)
+                );
+            }
+            // The previous release's reader refuses the new records (a
+            // downgrade stops at its first read instead of misreading).
+            let bytes = store.db.get(LEARNED_BELOW_KEY).expect("get").expect("present");
+            assert!(legacy::decode::<u64>(LEARNED_BELOW_KEY, &bytes).is_err());
+        }
+    }
+
+    /// A previous release's record that fails its checksum is not skipped
+    /// or defaulted: the open is refused, naming the data dir, and the
+    /// store is left as it was.
+    #[test]
+    fn a_corrupt_record_of_the_previous_release_refuses_the_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_previous_release_store(dir.path());
+        {
+            let db = DB::open_default(dir.path()).expect("open raw");
+            let mut bytes = db.get(log_key(100)).expect("get").expect("present");
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x01;
+            db.put(log_key(100), bytes).expect("put");
+        }
+        for _ in 0..2 {
+            let error = Store::open(dir.path()).err().expect("refused");
+            let text = error.to_string();
+            assert!(matches!(error, StoreError::Format { .. }), "{text}");
+            assert!(text.contains(&dir.path().display().to_string()), "{text}");
+            assert!(text.contains("checksum mismatch"), "{text}");
+        }
+    }
+
+    /// A record copied under another key, a record of a future version and
+    /// a store of a future format are errors, never values.
+    #[test]
+    fn moved_and_future_records_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .append(
+                    Slot(0),
+                    &[(Slot(0), alloc(1)), (Slot(1), alloc(2))],
+                    &mut Counters::default(),
+                )
+                .expect("append");
+            store
+                .put_subscription(&subscription_record("sub_a", None), true)
+                .expect("put");
+            let record = store.db.get(log_key(0)).expect("get").expect("present");
+            store.db.put(log_key(1), record).expect("copy under another key");
+            assert!(matches!(store.read_log(0, 2, 2), Err(StoreError::Corrupt { .. })));
+            let record = store
+                .db
+                .get(subscription_key("sub_a"))
+                .expect("get")
+                .expect("present");
+            store.db.put(subscription_key("sub_b"), record).expect("copy");
+            assert!(matches!(store.subscriptions(), Err(StoreError::Corrupt { .. })));
+            store.db.delete(subscription_key("sub_b")).expect("delete");
+            // A well-framed record of a version this build does not know.
+            let mut future = vec![record::VERSION_LATEST + 1];
+            future.extend_from_slice(&5u64.to_be_bytes());
+            let crc = record::checksum(LEARNED_BELOW_KEY, &future);
+            future.extend_from_slice(&crc.to_be_bytes());
+            store.db.put(LEARNED_BELOW_KEY, &future).expect("put");
+            let error = store.learned_below().expect_err("refused");
+            assert!(error.to_string().contains("unknown format version"), "{error}");
+            let marker = Encoder::default().u8(STORE_FORMAT + 1).seal(FORMAT_KEY);
+            store.db.put(FORMAT_KEY, marker).expect("put");
+        }
+        let error = Store::open(dir.path())
+            .err()
+            .expect("a later store format is refused");
+        assert!(matches!(error, StoreError::Format { .. }), "{error}");
+        assert!(
+            error.to_string().contains(&dir.path().display().to_string()),
+            "{error}"
+        );
     }
 }
