@@ -3,7 +3,11 @@
 //! order, a slot comes again only inside a repeat of the same message (same
 //! `webhook-id`, same content), allocations of one sequence never overlap
 //! and a higher slot holds higher IDs; and every range a client was given
-//! lies inside some delivered allocation.
+//! lies inside some delivered allocation. [`Delivered::missing_chosen`]
+//! compares the delivered slots with the chosen log read from the
+//! acceptors ([`crate::chosen`]): every effective chosen allocation must be
+//! delivered in its slot with exactly the chosen content, including those
+//! no client received.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,6 +60,8 @@ pub struct DeliverySummary {
 pub struct Delivered {
     /// Per sequence, `(first, last)` in ascending order (and slot order).
     ranges: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Slot -> its allocations as delivered.
+    slots: BTreeMap<u64, Vec<Allocation>>,
     pub summary: DeliverySummary,
 }
 
@@ -103,7 +109,11 @@ pub fn check_deliveries(messages: &[Received], secret: &str) -> Result<Delivered
         .flatten()
         .map(|(first, last)| last - first + 1)
         .sum();
-    Ok(Delivered { ranges, summary })
+    Ok(Delivered {
+        ranges,
+        slots,
+        summary,
+    })
 }
 
 impl Delivered {
@@ -119,6 +129,37 @@ impl Delivered {
             .iter()
             .filter(|op| op.result.as_ref().is_some_and(|result| !self.covers(result)))
             .collect()
+    }
+
+    /// Differences between the delivered slots and `chosen` (the effective
+    /// allocations of the chosen log, [`crate::chosen::effective`]), up to
+    /// `through` (slots above it may not be delivered yet): effective
+    /// chosen slots not delivered, delivered slots whose allocations differ
+    /// from the chosen ones, delivered slots that are not chosen.
+    pub fn missing_chosen(&self, chosen: &crate::chosen::Effective, through: u64) -> Vec<String> {
+        let sorted = |list: &[Allocation]| {
+            let mut list = list.to_vec();
+            list.sort_by(|a, b| (&a.sequence, a.id, a.count).cmp(&(&b.sequence, b.id, b.count)));
+            list
+        };
+        let mut problems = Vec::new();
+        for (slot, wanted) in chosen.range(..=through) {
+            match self.slots.get(slot) {
+                None => problems.push(format!("slot {slot}: chosen {wanted:?}, never delivered")),
+                Some(got) if sorted(got) != sorted(wanted) => {
+                    problems.push(format!("slot {slot}: chosen {wanted:?}, delivered {got:?}"))
+                }
+                Some(_) => {}
+            }
+        }
+        for (slot, got) in self.slots.range(..=through) {
+            if !chosen.contains_key(slot) {
+                problems.push(format!(
+                    "slot {slot}: delivered {got:?}, nothing effective chosen"
+                ));
+            }
+        }
+        problems
     }
 
     fn covers(&self, (sequence, first, count): &(String, u64, u64)) -> bool {
@@ -378,6 +419,51 @@ mod tests {
         ];
         let uncovered = delivered.uncovered(&history);
         assert_eq!(uncovered, vec![&history[0], &history[1], &history[2]]);
+    }
+
+    #[test]
+    fn missing_wrong_and_unchosen_slots_are_reported() {
+        let delivered = check_deliveries(
+            &[message(
+                "msg_a",
+                &[
+                    (0, &[("default", 1, 3)]),
+                    (2, &[("default", 5, 1)]),
+                    (3, &[("default", 9, 1)]),
+                ],
+            )],
+            SECRET,
+        )
+        .expect("valid");
+        let value = |allocations: &[Alloc]| api::internal::Value::Allocations {
+            allocations: allocations
+                .iter()
+                .map(|(sequence, id, count)| Allocation {
+                    sequence: (*sequence).into(),
+                    id: *id,
+                    count: *count,
+                })
+                .collect(),
+            keys: Vec::new(),
+        };
+        // Slot 1 is void (starts inside slot 0's range); slot 4 is not delivered.
+        let chosen: BTreeMap<u64, api::internal::Value> = [
+            (0, value(&[("default", 1, 3)])),
+            (1, value(&[("default", 2, 1)])),
+            (2, value(&[("default", 5, 2)])),
+            (4, value(&[("default", 20, 1)])),
+        ]
+        .into();
+        let effective = crate::chosen::effective(&chosen, |_| true);
+        assert!(
+            !effective.contains_key(&1),
+            "a void allocation is never delivered"
+        );
+        let problems = delivered.missing_chosen(&effective, 4);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("slot 2:") && problems[0].contains("delivered"));
+        assert!(problems[1].starts_with("slot 4:") && problems[1].contains("never delivered"));
+        assert!(problems[2].starts_with("slot 3:") && problems[2].contains("nothing effective"));
     }
 
     #[test]

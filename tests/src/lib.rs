@@ -3,6 +3,7 @@
 //! linearizability checker of the product brief.
 
 pub mod checker;
+pub mod chosen;
 pub mod cluster;
 pub mod delivery;
 pub mod load;
