@@ -122,6 +122,13 @@ impl Delivered {
         self.ranges.keys().map(String::as_str)
     }
 
+    /// The lowest and the highest slot delivered, if any.
+    pub fn slot_span(&self) -> Option<std::ops::RangeInclusive<u64>> {
+        let first = self.slots.keys().next()?;
+        let last = self.slots.keys().next_back()?;
+        Some(*first..=*last)
+    }
+
     /// Successful client calls whose IDs are not all inside one delivered
     /// allocation.
     pub fn uncovered<'a>(&self, history: &'a [Op]) -> Vec<&'a Op> {
@@ -132,18 +139,24 @@ impl Delivered {
     }
 
     /// Differences between the delivered slots and `chosen` (the effective
-    /// allocations of the chosen log, [`crate::chosen::effective`]), up to
-    /// `through` (slots above it may not be delivered yet): effective
-    /// chosen slots not delivered, delivered slots whose allocations differ
-    /// from the chosen ones, delivered slots that are not chosen.
-    pub fn missing_chosen(&self, chosen: &crate::chosen::Effective, through: u64) -> Vec<String> {
+    /// allocations of the chosen log, [`crate::chosen::effective`]) within
+    /// `slots` (a subscription starts where the learner was when it was
+    /// created, and slots above the last delivered may not be delivered
+    /// yet): effective chosen slots not delivered, delivered slots whose
+    /// allocations differ from the chosen ones, delivered slots that are
+    /// not chosen.
+    pub fn missing_chosen(
+        &self,
+        chosen: &crate::chosen::Effective,
+        slots: std::ops::RangeInclusive<u64>,
+    ) -> Vec<String> {
         let sorted = |list: &[Allocation]| {
             let mut list = list.to_vec();
             list.sort_by(|a, b| (&a.sequence, a.id, a.count).cmp(&(&b.sequence, b.id, b.count)));
             list
         };
         let mut problems = Vec::new();
-        for (slot, wanted) in chosen.range(..=through) {
+        for (slot, wanted) in chosen.range(slots.clone()) {
             match self.slots.get(slot) {
                 None => problems.push(format!("slot {slot}: chosen {wanted:?}, never delivered")),
                 Some(got) if sorted(got) != sorted(wanted) => {
@@ -152,7 +165,7 @@ impl Delivered {
                 Some(_) => {}
             }
         }
-        for (slot, got) in self.slots.range(..=through) {
+        for (slot, got) in self.slots.range(slots) {
             if !chosen.contains_key(slot) {
                 problems.push(format!(
                     "slot {slot}: delivered {got:?}, nothing effective chosen"
@@ -459,7 +472,7 @@ mod tests {
             !effective.contains_key(&1),
             "a void allocation is never delivered"
         );
-        let problems = delivered.missing_chosen(&effective, 4);
+        let problems = delivered.missing_chosen(&effective, 0..=4);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].starts_with("slot 2:") && problems[0].contains("delivered"));
         assert!(problems[1].starts_with("slot 4:") && problems[1].contains("never delivered"));

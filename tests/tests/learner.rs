@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::learner::{SubscriptionCreated, SubscriptionView};
+use paxid_tests::chosen;
 use paxid_tests::cluster::free_port;
 use paxid_tests::delivery::{self, Delivered};
 use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpec, Op, Proc};
@@ -207,6 +208,40 @@ async fn nothing_is_lost_across_a_subscriber_outage_and_a_learner_kill9() {
         3,
         "default, orders and users"
     );
+    assert_every_chosen_allocation_delivered(&cluster, &[&all, &orders, &users]).await;
+}
+
+/// Each subscriber received every effective allocation of the chosen log
+/// (as the acceptors hold it) for its sequences, slot by slot, from the
+/// first slot it received (a subscription starts where the learner was) to
+/// the last: also those no client saw answered.
+async fn assert_every_chosen_allocation_delivered(cluster: &Cluster, subscribers: &[&Subscriber]) {
+    let chosen = chosen::read_chosen_log(cluster).await.expect("the chosen log");
+    for subscriber in subscribers {
+        let wanted = |sequence: &str| {
+            subscriber
+                .sequences
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|s| s == sequence))
+        };
+        let effective = chosen::effective(&chosen, wanted);
+        let delivered = subscriber.delivered();
+        let span = delivered.slot_span().expect("something delivered");
+        let problems = delivered.missing_chosen(&effective, span.clone());
+        assert!(
+            problems.is_empty(),
+            "{}: {} slots of {} chosen differ: {:?}",
+            subscriber.proc.name,
+            problems.len(),
+            effective.range(span.clone()).count(),
+            &problems[..problems.len().min(5)]
+        );
+        println!(
+            "{}: every one of {} effective chosen slots in {span:?} delivered",
+            subscriber.proc.name,
+            effective.range(span.clone()).count()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
