@@ -53,8 +53,10 @@ pub struct ProposerConfig {
     pub quorum_contact_ms: u64,
     /// An accept not acknowledged after this long is sent again.
     pub accept_retry_ms: u64,
-    /// A client waits at most this long for its slot to be chosen.
-    pub request_timeout_ms: u64,
+    /// A client waits at most this long for its slot to be chosen (the
+    /// sequencer's `--id-timeout-ms`; not the HTTP layer's
+    /// `--request-timeout-ms`, which bounds a whole request).
+    pub id_timeout_ms: u64,
     /// Chosen values kept to catch lagging acceptors up slot by slot.
     pub catchup_slots_max: usize,
     /// Catch-up slots sent to one acceptor in one accept, at most.
@@ -82,7 +84,7 @@ impl ProposerConfig {
     pub const QUORUM_CONTACT_MS: u64 = 1_000;
     /// Accepts are sent again after this many heartbeats without an answer.
     pub const ACCEPT_RETRY_HEARTBEATS: u64 = 4;
-    pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+    pub const ID_TIMEOUT_MS: u64 = 5_000;
 
     pub fn new(node: NodeId, acceptors: usize) -> ProposerConfig {
         ProposerConfig {
@@ -100,7 +102,7 @@ impl ProposerConfig {
             prevote: true,
             quorum_contact_ms: Self::QUORUM_CONTACT_MS,
             accept_retry_ms: Self::HEARTBEAT_INTERVAL_MS * Self::ACCEPT_RETRY_HEARTBEATS,
-            request_timeout_ms: Self::REQUEST_TIMEOUT_MS,
+            id_timeout_ms: Self::ID_TIMEOUT_MS,
             catchup_slots_max: 65_536,
             catchup_batch_max: 1024,
             catchup_allocations_max: 65_536,
@@ -929,7 +931,7 @@ impl Proposer {
             self.step_down(now_ms, ballot, None);
             return;
         }
-        leader.time_out_requests(now_ms, config.request_timeout_ms, &mut self.effects);
+        leader.time_out_requests(now_ms, config.id_timeout_ms, &mut self.effects);
         leader.resend_unacknowledged(now_ms, config, &mut self.effects);
         if now_ms.saturating_sub(leader.heartbeat_sent_at_ms) >= config.heartbeat_interval_ms {
             leader.heartbeat_sent_at_ms = now_ms;

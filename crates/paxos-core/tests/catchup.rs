@@ -23,7 +23,7 @@ fn config() -> ProposerConfig {
     config.election_timeout_max_ms = ELECTION_MS;
     config.heartbeat_interval_ms = 50;
     config.accept_retry_ms = 200;
-    config.request_timeout_ms = 10_000;
+    config.id_timeout_ms = 10_000;
     config.quorum_contact_ms = 10_000;
     config
 }

@@ -296,7 +296,7 @@ fn config_in(p: usize, epoch: u64, commits: bool) -> ProposerConfig {
     // campaign whenever its timer fires, a superset of what pre-vote allows
     // (pre-vote only removes campaigns, so safety checked here holds with it).
     config.prevote = false;
-    config.request_timeout_ms = 1_000_000;
+    config.id_timeout_ms = 1_000_000;
     config.accept_retry_ms = 1_000_000;
     if commits {
         // Older chosen slots are folded at once: catch-up needs a snapshot.

@@ -17,7 +17,7 @@ fn config(pipeline_slots_max: usize) -> ProposerConfig {
     config.election_timeout_max_ms = ELECTION_MS;
     config.heartbeat_interval_ms = 50;
     config.accept_retry_ms = 200;
-    config.request_timeout_ms = 1_000;
+    config.id_timeout_ms = 1_000;
     config.quorum_contact_ms = ELECTION_MS;
     config
 }

@@ -397,7 +397,7 @@ impl World {
         config.count_max = 100;
         config.sequences_max = self.sequences.len();
         config.accept_retry_ms = 100;
-        config.request_timeout_ms = 2_000;
+        config.id_timeout_ms = 2_000;
         config.catchup_slots_max = 16;
         config.catchup_batch_max = 4;
         config

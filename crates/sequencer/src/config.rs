@@ -97,7 +97,7 @@ pub struct Config {
     pub quorum_contact_ms: u64,
 
     /// A client waits at most this long for its IDs before a 503.
-    #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = ProposerConfig::REQUEST_TIMEOUT_MS)]
+    #[arg(long, env = "PAXID_ID_TIMEOUT_MS", default_value_t = ProposerConfig::ID_TIMEOUT_MS)]
     pub id_timeout_ms: u64,
 
     /// Timeout of one call to an acceptor or learner.
@@ -180,7 +180,7 @@ impl Config {
         config.accept_retry_ms = self
             .heartbeat_interval_ms
             .saturating_mul(ProposerConfig::ACCEPT_RETRY_HEARTBEATS);
-        config.request_timeout_ms = self.id_timeout_ms;
+        config.id_timeout_ms = self.id_timeout_ms;
         Ok(config)
     }
 }

@@ -112,11 +112,11 @@ pub struct ReconfigureRequest {
 }
 
 /// What the HTTP layer may read of the proposer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DriverView {
-    pub role: &'static str,
+    /// The core's role, with its ballot when it has one.
+    pub role: Role,
     pub epoch: u64,
-    pub ballot: Option<Ballot>,
     pub chosen_below: u64,
     pub slots_in_flight: usize,
     /// Stopping: asked to resign (see [`Command::Resign`]).
@@ -126,8 +126,41 @@ pub struct DriverView {
 }
 
 impl DriverView {
+    /// A proposer that has not started: a follower of epoch 0.
+    fn starting() -> Self {
+        DriverView {
+            role: Role::Follower,
+            epoch: 0,
+            chosen_below: 0,
+            slots_in_flight: 0,
+            resigned: false,
+            drained: false,
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
-        self.role == "leader"
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    pub fn is_candidate(&self) -> bool {
+        matches!(self.role, Role::Candidate { .. })
+    }
+
+    /// The ballot a candidate campaigns with or a leader leads under.
+    pub fn ballot(&self) -> Option<Ballot> {
+        match self.role {
+            Role::Follower => None,
+            Role::Candidate { ballot } | Role::Leader { ballot } => Some(ballot),
+        }
+    }
+
+    /// The role as `GET /v1/status` names it.
+    pub fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Follower => "follower",
+            Role::Candidate { .. } => "candidate",
+            Role::Leader { .. } => "leader",
+        }
     }
 }
 
@@ -194,10 +227,7 @@ impl Driver {
         let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
         let (commands_tx, commands_rx) = mpsc::channel(4);
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-        let (view_tx, view_rx) = watch::channel(DriverView {
-            role: "follower",
-            ..DriverView::default()
-        });
+        let (view_tx, view_rx) = watch::channel(DriverView::starting());
         let mut rng = rand::rngs::StdRng::from_os_rng();
         let proposer = Proposer::new(config.clone(), 0, rng.random());
         let driver = Driver {
@@ -709,15 +739,9 @@ impl Driver {
     }
 
     fn publish_view(&self) {
-        let (role, ballot) = match self.proposer.role() {
-            Role::Follower => ("follower", None),
-            Role::Candidate { ballot } => ("candidate", Some(ballot)),
-            Role::Leader { ballot } => ("leader", Some(ballot)),
-        };
         let view = DriverView {
-            role,
+            role: self.proposer.role(),
             epoch: self.base_config.epoch,
-            ballot,
             chosen_below: self.proposer.chosen_below().0,
             slots_in_flight: self.proposer.slots_in_flight(),
             resigned: self.proposer.is_resigned(),
@@ -726,8 +750,7 @@ impl Driver {
         metrics::gauge!("paxid_sequencer_slots_in_flight").set(view.slots_in_flight as f64);
         metrics::gauge!("paxid_sequencer_is_leader").set(if view.is_leader() { 1.0 } else { 0.0 });
         self.view.send_if_modified(|current| {
-            let changed =
-                current.role != view.role || current.ballot != view.ballot || current.epoch != view.epoch;
+            let changed = current.role != view.role || current.epoch != view.epoch;
             let moved = current.chosen_below != view.chosen_below
                 || current.slots_in_flight != view.slots_in_flight
                 || (current.resigned, current.drained) != (view.resigned, view.drained);

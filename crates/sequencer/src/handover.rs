@@ -203,7 +203,7 @@ const CAMPAIGN_WAIT_MAX: Duration = Duration::from_secs(1);
 /// Waits (bounded) while this replica is a candidate.
 pub async fn wait_for_campaign(view: &watch::Receiver<DriverView>) {
     let mut view = view.clone();
-    let _ = tokio::time::timeout(CAMPAIGN_WAIT_MAX, view.wait_for(|v| v.role != "candidate")).await;
+    let _ = tokio::time::timeout(CAMPAIGN_WAIT_MAX, view.wait_for(|v| !v.is_candidate())).await;
 }
 
 /// A resigned replica forwards what it gets to its successor: waits

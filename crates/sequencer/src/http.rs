@@ -359,8 +359,8 @@ async fn status(State(state): State<Shared>) -> Json<SequencerStatus> {
     let table = state.peers.acceptors();
     Json(SequencerStatus {
         node_id: state.node_id,
-        role: view.role.to_owned(),
-        ballot: view.ballot.map(Into::into),
+        role: view.role_name().to_owned(),
+        ballot: view.ballot().map(Into::into),
         advertise_url: state.advertise_url.clone(),
         leader_url: cluster.leader.map(|(_, url)| url),
         chosen_below: view.chosen_below,
