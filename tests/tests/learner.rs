@@ -228,18 +228,17 @@ async fn assert_every_chosen_allocation_delivered(cluster: &Cluster, subscribers
         let delivered = subscriber.delivered();
         let span = delivered.slot_span().expect("something delivered");
         let problems = delivered.missing_chosen(&effective, span.clone());
+        let chosen_in_span = effective.range(span.clone()).count();
         assert!(
             problems.is_empty(),
-            "{}: {} slots of {} chosen differ: {:?}",
+            "{}: {} slots of {chosen_in_span} chosen differ: {:?}",
             subscriber.proc.name,
             problems.len(),
-            effective.range(span.clone()).count(),
             &problems[..problems.len().min(5)]
         );
         println!(
-            "{}: every one of {} effective chosen slots in {span:?} delivered",
-            subscriber.proc.name,
-            effective.range(span.clone()).count()
+            "{}: every one of {chosen_in_span} effective chosen slots in {span:?} delivered",
+            subscriber.proc.name
         );
     }
 }
