@@ -696,7 +696,7 @@ impl PrepareResponse {
                 member: node_uuid(p.member),
                 membership: (&p.membership).into(),
                 snapshot: (&p.snapshot).into(),
-                entries: p.entries.iter().map(|(s, a)| Entry::from_core(*s, a)).collect(),
+                entries: p.votes.iter().map(|(s, a)| Entry::from_core(*s, a)).collect(),
             },
             core::PrepareReply::NotVoting => return None,
         })
@@ -720,7 +720,7 @@ impl PrepareResponse {
                     member: member_id(member)?,
                     membership: core::Membership::try_from(membership)?,
                     snapshot: core::Snapshot::try_from(snapshot)?,
-                    entries: entries?,
+                    votes: entries?,
                 })
             }
         })

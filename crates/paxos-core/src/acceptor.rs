@@ -32,8 +32,9 @@ pub struct Promise {
     pub membership: Membership,
     /// Every slot below `snapshot.below` is chosen; `counters` applies them.
     pub snapshot: Snapshot,
-    /// Every accepted entry at or above `max(from, snapshot.below)`.
-    pub entries: Vec<(Slot, Accepted)>,
+    /// Its votes: every slot it accepted a value in, at or above
+    /// `max(from, snapshot.below)`, with the ballot of that vote.
+    pub votes: Vec<(Slot, Accepted)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -381,7 +382,7 @@ impl Acceptor {
                 below: self.chosen_below,
                 counters: self.chosen_counters.clone(),
             },
-            entries: self.entries_from(from, usize::MAX),
+            votes: self.entries_from(from, usize::MAX),
         };
         Step::new(change, PrepareReply::Promised(promise))
     }
@@ -728,7 +729,7 @@ mod tests {
             panic!("expected a promise")
         };
         assert_eq!(promise.ballot, ballot(1, 1));
-        assert!(promise.entries.is_empty());
+        assert!(promise.votes.is_empty());
         assert_eq!(a.state().promised, ballot(1, 1));
     }
 
@@ -850,7 +851,7 @@ mod tests {
             11
         );
         assert_eq!(
-            promise.entries,
+            promise.votes,
             vec![(
                 Slot(1),
                 Accepted {

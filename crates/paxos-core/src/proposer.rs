@@ -175,8 +175,16 @@ pub enum Effect {
         to: AcceptorId,
         prepare: Prepare,
     },
+    /// An accept for one acceptor: catch-up and resends, whose entries
+    /// differ from one acceptor to the next.
     Accept {
         to: AcceptorId,
+        accept: Accept,
+    },
+    /// The same accept for every acceptor of this proposer's configuration
+    /// (phase 2a of new or recovered slots): one value, so the driver
+    /// encodes it once whatever the number of acceptors.
+    AcceptAll {
         accept: Accept,
     },
     Commit {
@@ -224,6 +232,18 @@ pub enum Effect {
     Superseded {
         epoch: u64,
     },
+}
+
+impl Effect {
+    /// The accept this effect sends to acceptor `to`, if it sends one: an
+    /// [`Effect::Accept`] for `to` or an [`Effect::AcceptAll`].
+    pub fn accept_for(&self, to: AcceptorId) -> Option<&Accept> {
+        match self {
+            Effect::Accept { to: target, accept } if *target == to => Some(accept),
+            Effect::AcceptAll { accept } => Some(accept),
+            _ => None,
+        }
+    }
 }
 
 /// A follower's view of one acceptor, from its status endpoint.
@@ -565,7 +585,7 @@ impl Proposer {
             unreachable!("checked above")
         };
         let slot = leader.propose_stop(now_ms, request, configuration, self.config.acceptors);
-        leader.send_accepts(&[slot], self.config.acceptors, &mut self.effects);
+        leader.send_accepts(&[slot], &mut self.effects);
         leader.refuse_pending(&mut self.effects);
     }
 
@@ -793,7 +813,7 @@ impl Proposer {
             }
         }
         if !proposed.is_empty() {
-            leader.send_accepts(&proposed, config.acceptors, &mut self.effects);
+            leader.send_accepts(&proposed, &mut self.effects);
         }
     }
 
@@ -915,7 +935,7 @@ impl Proposer {
         let recovered: Vec<Slot> = leader.in_flight.keys().copied().collect();
         self.effects.push(Effect::BecameLeader { ballot });
         let mut leader = Box::new(leader);
-        leader.send_accepts(&recovered, self.config.acceptors, &mut self.effects);
+        leader.send_accepts(&recovered, &mut self.effects);
         leader.send_heartbeats(&self.config, &mut self.effects);
         self.state = State::Leader(leader);
         self.flush(now_ms);
@@ -1237,22 +1257,20 @@ impl Leader {
     }
 
     /// One accept per acceptor carrying every listed in-flight slot.
-    fn send_accepts(&mut self, slots: &[Slot], acceptors: usize, effects: &mut Vec<Effect>) {
+    fn send_accepts(&mut self, slots: &[Slot], effects: &mut Vec<Effect>) {
         if slots.is_empty() {
             return;
         }
-        for to in (0..acceptors).map(AcceptorId) {
-            let entries = slots
-                .iter()
-                .filter_map(|s| self.in_flight.get(s).map(|f| (*s, f.value.clone())))
-                .collect();
-            let accept = Accept {
-                ballot: self.ballot,
-                chosen_below: self.chosen_below,
-                entries,
-            };
-            effects.push(Effect::Accept { to, accept });
-        }
+        let entries = slots
+            .iter()
+            .filter_map(|s| self.in_flight.get(s).map(|f| (*s, f.value.clone())))
+            .collect();
+        let accept = Accept {
+            ballot: self.ballot,
+            chosen_below: self.chosen_below,
+            entries,
+        };
+        effects.push(Effect::AcceptAll { accept });
     }
 
     fn ack(&mut self, slot: Slot, from: AcceptorId, member: Option<MemberId>) {
@@ -1558,7 +1576,7 @@ pub(crate) fn recover_log<'a>(
     let mut highest: BTreeMap<Slot, (Ballot, Value)> = BTreeMap::new();
     for promise in promises {
         counters.merge(&promise.snapshot.counters);
-        for (slot, accepted) in &promise.entries {
+        for (slot, accepted) in &promise.votes {
             counters.raise_above(&accepted.value);
             if *slot < base.below {
                 continue;

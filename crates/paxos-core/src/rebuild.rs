@@ -134,7 +134,7 @@ mod tests {
             member: MemberId(member),
             membership: membership.clone(),
             snapshot: Snapshot::default(),
-            entries,
+            votes: entries,
         })
     }
 

@@ -73,15 +73,21 @@ fn no_leader_heard(p: &mut Proposer, now: u64) {
     }
 }
 
-/// The effects addressed to acceptor `id`, in order.
+/// The effects addressed to acceptor `id`, in order; an accept for every
+/// acceptor shows as an accept for `id`.
 fn sent_to(effects: &[Effect], id: usize) -> Vec<Effect> {
     effects
         .iter()
-        .filter(|e| match e {
-            Effect::Prepare { to, .. } | Effect::Accept { to, .. } | Effect::Commit { to, .. } => to.0 == id,
-            _ => false,
+        .filter_map(|e| match e {
+            Effect::Prepare { to, .. } | Effect::Accept { to, .. } | Effect::Commit { to, .. } => {
+                (to.0 == id).then(|| e.clone())
+            }
+            Effect::AcceptAll { accept } => Some(Effect::Accept {
+                to: AcceptorId(id),
+                accept: accept.clone(),
+            }),
+            _ => None,
         })
-        .cloned()
         .collect()
 }
 
@@ -133,6 +139,12 @@ impl Cluster {
                 let slots: Vec<Slot> = accept.entries.iter().map(|(slot, _)| *slot).collect();
                 let reply = release(self.acceptors[to.0].handle_accept(&accept));
                 p.handle_accept_reply(now, to, accept.ballot, &slots, reply);
+            }
+            Effect::AcceptAll { accept } => {
+                for to in (0..ACCEPTORS).map(AcceptorId) {
+                    let accept = accept.clone();
+                    self.deliver(now, Effect::Accept { to, accept });
+                }
             }
             Effect::Commit { to, commit } if self.up[to.0] => {
                 let reply = release(self.acceptors[to.0].handle_commit(&commit));
@@ -499,7 +511,7 @@ fn a_rejection_naming_the_candidates_own_ballot_does_not_end_the_campaign() {
             member: member(from),
             membership: membership.clone(),
             snapshot: Snapshot::default(),
-            entries: Vec::new(),
+            votes: Vec::new(),
         })
     };
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, promise(0));
@@ -548,7 +560,7 @@ fn a_promise_naming_another_ballot_is_not_counted() {
             member: member(from),
             membership: membership.clone(),
             snapshot: Snapshot::default(),
-            entries: Vec::new(),
+            votes: Vec::new(),
         });
         p.handle_prepare_reply(ELECTION_MS, AcceptorId(from), b, reply);
     }

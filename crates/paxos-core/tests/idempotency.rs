@@ -57,7 +57,7 @@ fn promise(from: usize, ballot: Ballot, snapshot: Snapshot, entries: Vec<(Slot, 
         member: MemberId(from as u128 + 1),
         membership: Membership::founding((1..=3).map(MemberId)),
         snapshot,
-        entries,
+        votes: entries,
     })
 }
 
@@ -127,13 +127,7 @@ fn choose(p: &mut Proposer, now: u64, slot: Slot) -> Vec<Effect> {
 fn proposed(effects: &[Effect]) -> Vec<(Slot, Value)> {
     let mut values: Vec<(Slot, Value)> = effects
         .iter()
-        .filter_map(|e| match e {
-            Effect::Accept {
-                to: AcceptorId(0),
-                accept,
-            } => Some(accept.entries.clone()),
-            _ => None,
-        })
+        .filter_map(|e| e.accept_for(AcceptorId(0)).map(|accept| accept.entries.clone()))
         .flatten()
         .collect();
     values.dedup();

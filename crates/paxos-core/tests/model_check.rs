@@ -407,6 +407,16 @@ impl State {
                     to: seat(to),
                     accept,
                 }),
+                Effect::AcceptAll { accept } => {
+                    for &to in &seats {
+                        self.send(Msg::Accept {
+                            p: pp,
+                            inc,
+                            to,
+                            accept: accept.clone(),
+                        });
+                    }
+                }
                 // Heartbeats are left out to keep the space small: they only
                 // mark chosen slots and catch acceptors up, which accepts do
                 // too (their `chosen_below`); the simulation covers them.

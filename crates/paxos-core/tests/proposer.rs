@@ -71,6 +71,19 @@ fn to_all(make: impl Fn(AcceptorId) -> Effect) -> Vec<Effect> {
 
 fn accepts(ballot: Ballot, chosen_below: u64, entries: &[(u64, Value)]) -> Vec<Effect> {
     let entries: Vec<(Slot, Value)> = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
+    vec![Effect::AcceptAll {
+        accept: Accept {
+            ballot,
+            chosen_below: Slot(chosen_below),
+            entries,
+        },
+    }]
+}
+
+/// Resent accepts: one per acceptor (each gets the slots it has not
+/// acknowledged), here the same slots to all.
+fn resent(ballot: Ballot, chosen_below: u64, entries: &[(u64, Value)]) -> Vec<Effect> {
+    let entries: Vec<(Slot, Value)> = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
     to_all(|to| Effect::Accept {
         to,
         accept: Accept {
@@ -119,7 +132,7 @@ fn empty_promise(from: usize, ballot: Ballot) -> PrepareReply {
         member: member(from),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: Vec::new(),
+        votes: Vec::new(),
     })
 }
 
@@ -296,7 +309,7 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
         member: member(0),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: vec![
+        votes: vec![
             (Slot(0), vote(ballot(3, 2), &value(&[alloc("default", 1, 5)]))),
             (Slot(2), vote(ballot(2, 3), &y)),
         ],
@@ -307,7 +320,7 @@ fn a_quorum_of_promises_makes_a_leader_that_recovers_the_log() {
         member: member(1),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: vec![(Slot(0), vote(ballot(4, 2), &z))],
+        votes: vec![(Slot(0), vote(ballot(4, 2), &z))],
     };
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, PrepareReply::Promised(first));
     assert_eq!(p.drain_effects(), vec![], "one promise is not a quorum");
@@ -351,7 +364,7 @@ fn recovery_starts_from_the_most_advanced_snapshot() {
             below: Slot(3),
             counters,
         },
-        entries: Vec::new(),
+        votes: Vec::new(),
     };
     // The other acceptor is behind and still reports slot 1, which is chosen.
     let vote = Accepted {
@@ -364,14 +377,14 @@ fn recovery_starts_from_the_most_advanced_snapshot() {
         member: member(1),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: vec![(Slot(1), vote)],
+        votes: vec![(Slot(1), vote)],
     };
     p.handle_prepare_reply(0, AcceptorId(0), b, PrepareReply::Promised(ahead));
     p.handle_prepare_reply(0, AcceptorId(1), b, PrepareReply::Promised(behind));
     assert_eq!(p.chosen_below(), Slot(3));
     let effects = p.drain_effects();
     assert_eq!(effects[0], Effect::BecameLeader { ballot: b });
-    assert!(!effects.iter().any(|e| matches!(e, Effect::Accept { accept, .. } if !accept.entries.is_empty() && accept.entries[0].0 < Slot(3))), "nothing below the snapshot is re-proposed");
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Accept { accept, .. } | Effect::AcceptAll { accept } if !accept.entries.is_empty() && accept.entries[0].0 < Slot(3))), "nothing below the snapshot is re-proposed");
     p.handle_request(0, request(1, "default", 1));
     p.flush(0);
     assert_eq!(
@@ -609,7 +622,7 @@ fn a_request_timeout_answers_timed_out_but_keeps_the_slot() {
         result: Err(Refusal::TimedOut),
     }];
     // The slot stays in flight with its value: it is sent again, unchanged.
-    expected.extend(accepts(b, 0, &[(0, slot0.clone())]));
+    expected.extend(resent(b, 0, &[(0, slot0.clone())]));
     expected.extend(commits(b, 0));
     assert_eq!(p.drain_effects(), expected);
     assert_eq!(p.slots_in_flight(), 1);
@@ -694,7 +707,7 @@ fn a_retired_members_promise_does_not_count() {
         member: member(0),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: vec![(Slot(0), stale_vote)],
+        votes: vec![(Slot(0), stale_vote)],
     };
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, PrepareReply::Promised(stale));
     let fresh = Promise {
@@ -702,7 +715,7 @@ fn a_retired_members_promise_does_not_count() {
         member: member(1),
         membership: retired.clone(),
         snapshot: Snapshot::default(),
-        entries: Vec::new(),
+        votes: Vec::new(),
     };
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(1), b, PrepareReply::Promised(fresh));
     assert_eq!(
@@ -718,7 +731,7 @@ fn a_retired_members_promise_does_not_count() {
     assert_eq!(p.role(), Role::Leader { ballot: b });
     let effects = p.drain_effects();
     assert!(
-        !effects.iter().any(|e| matches!(e, Effect::Accept { .. })),
+        !effects.iter().any(|e| matches!(e, Effect::Accept { .. } | Effect::AcceptAll { .. })),
         "nothing to recover: the retired member's vote is ignored, got {effects:?}"
     );
 }
@@ -897,7 +910,7 @@ fn a_recovered_stop_sign_stops_new_proposals() {
         member: member(0),
         membership: founders(),
         snapshot: Snapshot::default(),
-        entries: vec![(
+        votes: vec![(
             Slot(0),
             Accepted {
                 ballot: ballot(0, 2),
@@ -975,7 +988,7 @@ fn a_majority_of_the_list_is_not_enough_when_the_promises_name_more_voters() {
             member: member(from),
             membership: five.clone(),
             snapshot: Snapshot::default(),
-            entries: Vec::new(),
+            votes: Vec::new(),
         })
     };
     p.handle_prepare_reply(ELECTION_MS, AcceptorId(0), b, promise(0));

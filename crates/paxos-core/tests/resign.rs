@@ -64,7 +64,7 @@ fn promise(from: usize, ballot: Ballot) -> PrepareReply {
         member: MemberId(from as u128 + 1),
         membership: Membership::founding((1..=3).map(MemberId)),
         snapshot: Snapshot::default(),
-        entries: Vec::new(),
+        votes: Vec::new(),
     })
 }
 
@@ -92,7 +92,7 @@ fn leader() -> Proposer {
 /// (Catch-up accepts re-send chosen slot 0 to the acceptor behind.)
 fn opens_a_slot(effects: &[Effect]) -> bool {
     effects.iter().any(|e| {
-        matches!(e, Effect::Accept { accept, .. } if accept.entries.iter().any(|(slot, _)| *slot >= Slot(1)))
+        matches!(e, Effect::Accept { accept, .. } | Effect::AcceptAll { accept } if accept.entries.iter().any(|(slot, _)| *slot >= Slot(1)))
     })
 }
 

@@ -1387,6 +1387,12 @@ impl Sim {
                 Effect::Accept { to, accept } => {
                     self.send(from, Node::Acceptor(to.0), Msg::Accept { p, inc, accept })
                 }
+                Effect::AcceptAll { accept } => {
+                    for a in 0..self.world.acceptors {
+                        let accept = accept.clone();
+                        self.send(from, Node::Acceptor(a), Msg::Accept { p, inc, accept })
+                    }
+                }
                 Effect::Commit { to, commit } => {
                     self.send(from, Node::Acceptor(to.0), Msg::Commit { p, inc, commit })
                 }

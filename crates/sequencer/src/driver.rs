@@ -515,24 +515,20 @@ impl Driver {
         // Chosen slots go to learners tagged with the epoch they were chosen
         // in, even when a stop sign among them moves us to the next one.
         let epoch = self.base_config.epoch;
+        // The acceptors of the proposer that emitted these effects.
+        let acceptors = self.base_config.acceptors;
         let mut chosen = Vec::new();
         let mut answered = 0usize;
-        // The proposer emits a new slot's accept once per acceptor, one after
-        // the other: encode it once and send the same bytes to each.
-        let mut encoded: Option<(paxos_core::Accept, EncodedAccept)> = None;
         for effect in self.proposer.drain_effects() {
             match effect {
                 Effect::Prepare { to, prepare } => self.send_prepare(to, prepare),
-                Effect::Accept { to, accept } => {
-                    let body = match &encoded {
-                        Some((same, body)) if *same == accept => body.clone(),
-                        _ => {
-                            let body = self.encode_accept(&accept);
-                            encoded = Some((accept, body.clone()));
-                            body
-                        }
-                    };
-                    self.send_accept(to, body);
+                Effect::Accept { to, accept } => self.send_accept(to, self.encode_accept(&accept)),
+                Effect::AcceptAll { accept } => {
+                    // Encoded once; every acceptor gets the same bytes.
+                    let body = self.encode_accept(&accept);
+                    for to in (0..acceptors).map(AcceptorId) {
+                        self.send_accept(to, body.clone());
+                    }
                 }
                 Effect::Commit { to, commit } => self.send_commit(to, commit),
                 Effect::Reply { request, result } => {
