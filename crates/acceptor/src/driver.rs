@@ -644,11 +644,10 @@ pub fn passed_learners(
 
 /// fsyncgate: after a failed write or fsync the kernel may have dropped the
 /// dirty pages, so retrying could report durable what is not. Only the
-/// disk, read again from a fresh start, can be trusted.
+/// disk, read again from a fresh start, can be trusted: the process exits
+/// and the acceptor restarts from disk.
 fn fatal_write_error(error: &crate::store::StoreError) -> ! {
-    tracing::error!(%error, "a synced write failed; exiting so the acceptor restarts from disk");
-    eprintln!("paxid-acceptor: fatal: a synced write failed: {error}");
-    std::process::exit(1);
+    service::fatal(crate::SERVICE_NAME, &format!("a synced write failed: {error}"))
 }
 
 #[cfg(test)]

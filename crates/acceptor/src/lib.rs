@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use service::HttpLimits;
+use service::{Context, HttpLimits, RunError};
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -39,14 +39,8 @@ pub struct AppState {
     pub limits: HttpLimits,
 }
 
-/// Why the acceptor could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("cannot open the data dir: {0}")]
-    Store(#[from] StoreError),
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
-}
+/// The binary's name, as its log, its stderr lines and its exit say it.
+pub const SERVICE_NAME: &str = "paxid-acceptor";
 
 /// A started acceptor: its store is open and its driver and compaction run.
 pub struct Started {
@@ -81,9 +75,11 @@ pub fn app(state: AppState) -> Router {
 /// Opens the data dir, checks its identity, loads the state, and starts the
 /// driver and the periodic compaction. Call inside a Tokio runtime.
 pub fn start(config: &Config) -> Result<Started, RunError> {
-    let (store, identity) = store::open_data_dir(&config.data_dir, &config.common.cluster_id, new_node_uuid)?;
-    let state = paxos_core::AcceptorStore::load(&store)?;
-    let learners = store.learners()?;
+    let opening = "cannot open the data dir";
+    let (store, identity) =
+        store::open_data_dir(&config.data_dir, &config.common.cluster_id, new_node_uuid).context(opening)?;
+    let state = paxos_core::AcceptorStore::load(&store).context(opening)?;
+    let learners = store.learners().context(opening)?;
     let acceptor = paxos_core::Acceptor::restore(state);
     let view = acceptor.view();
     tracing::info!(
@@ -102,10 +98,7 @@ pub fn start(config: &Config) -> Result<Started, RunError> {
         },
     };
     let (handle, thread) =
-        driver::spawn(acceptor, store, learners, settings).map_err(|source| RunError::Io {
-            context: "cannot start the driver thread".into(),
-            source,
-        })?;
+        driver::spawn(acceptor, store, learners, settings).context("cannot start the driver thread")?;
     let compactor = tokio::spawn(compact_periodically(handle.clone(), config.compact_interval()));
     let state = AppState {
         driver: handle,
@@ -155,25 +148,20 @@ pub async fn run(
     // Before anything records a metric (the loaded state's gauges).
     service::install_metrics();
     let started = start(&config)?;
-    let listen = &config.common.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| RunError::Io {
-            context: format!("cannot listen on {listen}"),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| RunError::Io {
-        context: "no local address".into(),
-        source,
-    })?;
-    // Tests and scripts started with port 0 read the port from this line.
-    eprintln!("listening on http://{addr}");
-    let served = service::serve(listener, app(started.state.clone()), shutdown).await;
+    let state = started.state.clone();
+    let served: Result<(), RunError> = async {
+        let listener = service::listen(&config.common.listen).await?;
+        // Tests and scripts started with port 0 read the port from this line.
+        service::announce_listener(&listener)?;
+        service::serve(listener, app(state), shutdown)
+            .await
+            .context("serving failed")
+    }
+    .await;
+    // After a failed bind too: a process that exits while the driver thread
+    // still closes RocksDB races RocksDB's static destructors.
     started.stop().await;
-    served.map_err(|source| RunError::Io {
-        context: "serving failed".into(),
-        source,
-    })
+    served
 }
 
 async fn compact_periodically(driver: DriverHandle, every: Duration) {

@@ -10,13 +10,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = paxid_acceptor::Config::parse();
-    let _telemetry = telemetry::init("paxid-acceptor", config.common.log_format);
-    match paxid_acceptor::run(config, service::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "paxid-acceptor stopped");
-            eprintln!("paxid-acceptor: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let _telemetry = telemetry::init(paxid_acceptor::SERVICE_NAME, config.common.log_format);
+    service::log_panics();
+    let result = paxid_acceptor::run(config, service::shutdown_signal()).await;
+    service::exit_code(paxid_acceptor::SERVICE_NAME, result)
 }

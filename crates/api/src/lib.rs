@@ -13,11 +13,10 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 
-/// Installs rustls' ring provider as the process default, once.
-///
-/// reqwest is built with `rustls-no-provider` (https webhooks without a C
-/// build), and panics when a client is built before a provider is
-/// installed; every paxid process calls this before its first client.
+/// Transitional, not part of the wire types: the TLS provider belongs to
+/// the clients, `paxid_client::install_tls_provider` (which this mirrors).
+/// Only the `tests/` crate still calls this one; once it calls that one,
+/// delete this function and this crate's `rustls` dependency.
 pub fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -14,6 +14,9 @@
 //! every start, so they are neither durable nor unique across restarts.
 //! Nothing in `make run`, `deploy/` or `k8s/` starts it; only
 //! `scripts/bench/run.sh` and tests do.
+//!
+//! Like every paxid service it prints `listening on http://ADDR` to stderr
+//! once bound, so `--listen 127.0.0.1:0` works.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,8 +28,10 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use paxos_core::{Counters, SequenceName, SequenceNameError};
-use service::{ApiError, CommonArgs, OptionalJsonBody};
-use tokio::net::TcpListener;
+use service::{ApiError, CommonArgs, Context, OptionalJsonBody, RunError};
+
+/// The binary's name, as its log, its stderr lines and its exit say it.
+pub const SERVICE_NAME: &str = "paxid-ceiling";
 
 /// IDs one request may ask for, at most, unless `--count-max` says
 /// otherwise; the sequencer's default.
@@ -161,10 +166,13 @@ pub fn app(ceiling: Arc<Ceiling>, common: &CommonArgs) -> Router {
 pub async fn run(
     args: CeilingArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = TcpListener::bind(&args.common.listen).await?;
+) -> Result<(), RunError> {
+    let listener = service::listen(&args.common.listen).await?;
+    service::announce_listener(&listener)?;
     let ceiling = Arc::new(Ceiling::new(args.count_max, args.sequences_max));
-    service::serve(listener, app(ceiling, &args.common), shutdown).await
+    service::serve(listener, app(ceiling, &args.common), shutdown)
+        .await
+        .context("serving failed")
 }
 
 async fn next_id(

@@ -12,16 +12,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = CeilingArgs::parse();
-    let _telemetry = telemetry::init("paxid-ceiling", args.common.log_format);
+    let _telemetry = telemetry::init(paxid_ceiling::SERVICE_NAME, args.common.log_format);
+    service::log_panics();
     // Said on stderr whatever the log level, so nobody mistakes it for paxid.
     eprintln!(
         "paxid-ceiling: BENCH-ONLY server; IDs live in memory and restart at 1; never use it in production"
     );
-    match paxid_ceiling::run(args, service::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("paxid-ceiling: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = paxid_ceiling::run(args, service::shutdown_signal()).await;
+    service::exit_code(paxid_ceiling::SERVICE_NAME, result)
 }

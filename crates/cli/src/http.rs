@@ -81,7 +81,7 @@ impl Api {
     pub fn new(timeout: Duration, token: Option<String>, pool_idle_per_host: usize) -> Result<Api, CliError> {
         // reqwest panics on building a client without a rustls provider
         // when a `--workspace` build unifies in the learner's TLS feature.
-        api::install_tls_provider();
+        paxid_client::install_tls_provider();
         let client = reqwest::Client::builder()
             .http1_only()
             .tcp_nodelay(true)

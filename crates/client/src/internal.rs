@@ -118,7 +118,7 @@ pub enum BuildError {
 
 impl InternalClient {
     pub fn new(options: Options, token: Arc<dyn Credential>) -> Result<InternalClient, BuildError> {
-        api::install_tls_provider();
+        crate::install_tls_provider();
         let mut headers = HeaderMap::new();
         if let Some(cluster_id) = &options.cluster_id {
             let value =

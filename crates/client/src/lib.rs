@@ -96,6 +96,20 @@ pub const DEFAULT_SEQUENCE: &str = "default";
 /// The sequencers' default `--count-max`.
 pub const COUNT_MAX_DEFAULT: u64 = 1_000_000;
 
+/// Installs rustls' ring provider as the process default, once.
+///
+/// reqwest is built with `rustls-no-provider` (https webhooks without a C
+/// build), and panics when a client is built before a provider is
+/// installed; every paxid process calls this before its first client
+/// ([`Builder::build`] and [`internal::InternalClient::new`] do).
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is installed already: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// IDs `first ..= first + count - 1` of `sequence`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
@@ -244,7 +258,7 @@ impl Builder {
             "paxid-client needs at least one endpoint"
         );
         // reqwest is built with rustls and no default provider.
-        api::install_tls_provider();
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)

@@ -21,7 +21,8 @@ use crate::learn::Learning;
 use crate::signing::SigningKey;
 use crate::store::{DeliveryState, PendingMessage, Store, StoreError, SubscriptionRecord};
 use crate::subscriptions::Handle;
-use crate::{fatal, metric, ssrf};
+use crate::{metric, ssrf, SERVICE_NAME};
+use service::fatal;
 
 /// Most learned slots looked at while building one message; a longer run of
 /// slots with nothing for a subscriber is skipped in steps of this size.
@@ -58,7 +59,7 @@ pub fn webhook_client(
     connect_timeout: Duration,
     allow_private: bool,
 ) -> Result<reqwest::Client, reqwest::Error> {
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -233,12 +234,15 @@ fn plan(context: &DeliveryContext, record: &SubscriptionRecord, learned_below: u
         }
         Ok(Some(gap)) => until = until.min(gap.from_slot),
         Ok(None) => {}
-        Err(error) => fatal(&format!("reading the learner's gaps failed: {error}")),
+        Err(error) => fatal(
+            SERVICE_NAME,
+            &format!("reading the learner's gaps failed: {error}"),
+        ),
     }
     let learned_below = until;
     let log = match context.store.read_log(from, learned_below, SCAN_SLOTS_MAX) {
         Ok(log) => log,
-        Err(error) => fatal(&format!("reading the learned log failed: {error}")),
+        Err(error) => fatal(SERVICE_NAME, &format!("reading the learned log failed: {error}")),
     };
     let limits = &context.limits;
     let mut first = None;
@@ -350,7 +354,7 @@ async fn send(
     };
     let body = match render(&context.store, record, pending) {
         Ok(body) => body,
-        Err(error) => fatal(&format!("reading the learned log failed: {error}")),
+        Err(error) => fatal(SERVICE_NAME, &format!("reading the learned log failed: {error}")),
     };
     let timestamp_s = now_ms() / 1000;
     let headers = match signed_headers(&key, msg_id, timestamp_s, &body) {

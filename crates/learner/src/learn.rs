@@ -34,7 +34,8 @@ use paxos_core::{Accepted, AcceptorId, Configuration, Counters, Learner, MemberI
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::store::Store;
-use crate::{fatal, metric};
+use crate::{metric, SERVICE_NAME};
+use service::fatal;
 
 /// Slots above the learned point the learner keeps in memory; votes beyond
 /// are dropped (the pull loop brings them again once the window moves).
@@ -470,7 +471,7 @@ impl Learning {
                     .await
                     .is_err()
             {
-                fatal("the learning actor stopped");
+                fatal(SERVICE_NAME, "the learning actor stopped");
             }
         }
         poll.reachable.retain(|url, _| set.urls.contains(url));
@@ -591,7 +592,7 @@ impl Learning {
             })
         };
         if self.inputs.send(input).await.is_err() {
-            fatal("the learning actor stopped");
+            fatal(SERVICE_NAME, "the learning actor stopped");
         }
         true
     }
@@ -670,7 +671,7 @@ impl Learning {
                 configuration,
             };
             if self.inputs.send(Input::Jump(jump)).await.is_err() {
-                fatal("the learning actor stopped");
+                fatal(SERVICE_NAME, "the learning actor stopped");
             }
             return Ok(());
         }
@@ -800,8 +801,14 @@ async fn run_actor(
             let adopted = tokio::task::spawn_blocking(move || store.adopt(from, &moved)).await;
             match adopted {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => fatal(&format!("recording the configuration failed: {error}")),
-                Err(error) => fatal(&format!("recording the configuration failed: {error}")),
+                Ok(Err(error)) => fatal(
+                    SERVICE_NAME,
+                    &format!("recording the configuration failed: {error}"),
+                ),
+                Err(error) => fatal(
+                    SERVICE_NAME,
+                    &format!("recording the configuration failed: {error}"),
+                ),
             }
             let set = AcceptorSet::of(&configuration);
             following(&set, from, "acceptors moved on");
@@ -829,8 +836,14 @@ async fn run_actor(
                 tokio::task::spawn_blocking(move || store.jump(from, below, &kept, moved.as_ref())).await;
             match jumped {
                 Ok(Ok(_)) => {}
-                Ok(Err(error)) => fatal(&format!("recording a gap in the learned log failed: {error}")),
-                Err(error) => fatal(&format!("recording a gap in the learned log failed: {error}")),
+                Ok(Err(error)) => fatal(
+                    SERVICE_NAME,
+                    &format!("recording a gap in the learned log failed: {error}"),
+                ),
+                Err(error) => fatal(
+                    SERVICE_NAME,
+                    &format!("recording a gap in the learned log failed: {error}"),
+                ),
             }
             let set = match &configuration {
                 Some(configuration) => AcceptorSet::of(configuration),
@@ -891,8 +904,14 @@ async fn run_actor(
                     counters = advanced;
                     below
                 }
-                Ok((Err(error), _)) => fatal(&format!("appending to the learned log failed: {error}")),
-                Err(error) => fatal(&format!("appending to the learned log failed: {error}")),
+                Ok((Err(error), _)) => fatal(
+                    SERVICE_NAME,
+                    &format!("appending to the learned log failed: {error}"),
+                ),
+                Err(error) => fatal(
+                    SERVICE_NAME,
+                    &format!("appending to the learned log failed: {error}"),
+                ),
             };
             metrics::gauge!(metric::LEARNED_BELOW).set(below as f64);
             learned.send_replace(below);

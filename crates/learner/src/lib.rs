@@ -11,6 +11,12 @@
 //! - [`subscriptions`]: the operator API and one [`delivery`] task per
 //!   subscription, each with a durable cursor.
 //! - [`signing`] (Standard Webhooks v1) and the [`ssrf`] guard.
+//!
+//! Every `service::fatal` here ends the process after an operating error
+//! that leaves memory and disk possibly out of step (a failed write or
+//! fsync, a failed read of what was written), or when the learning actor is
+//! gone (only a bug ends it): the learner restarts from disk, where every
+//! released slot and every cursor is durable.
 
 pub mod config;
 pub mod delivery;
@@ -27,6 +33,7 @@ use std::time::Duration;
 
 use axum::Router;
 use rand::RngCore;
+use service::{fatal, Context, RunError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -34,7 +41,7 @@ pub use config::{Args, Config};
 
 use crate::delivery::{DeliveryContext, DeliveryLimits};
 use crate::learn::Learning;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::subscriptions::Subscriptions;
 use paxid_client::internal::InternalClient;
 
@@ -59,22 +66,8 @@ pub mod metric {
     pub const EPOCH: &str = "paxid_learner_epoch";
 }
 
-/// Why the learner could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum LearnerError {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
-    #[error("server: {0}")]
-    Serve(std::io::Error),
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    #[error("internal client: {0}")]
-    InternalClient(#[from] paxid_client::internal::BuildError),
-    #[error("the learning task stopped: {0}")]
-    LearningStopped(String),
-}
+/// The binary's name, as its log, its stderr lines and its exit say it.
+pub const SERVICE_NAME: &str = "paxid-learner";
 
 /// Everything the handlers and background tasks share; cheap to clone.
 #[derive(Clone)]
@@ -99,23 +92,28 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 impl AppState {
     /// Opens the store and starts learning, progress reports and every
     /// subscription's delivery. Must be called inside a Tokio runtime.
-    pub fn start(config: Config) -> Result<AppState, LearnerError> {
-        api::install_tls_provider();
-        let store = Store::open(&config.data_dir)?;
-        let learner_id = store.learner_id(new_learner_id)?;
-        let (learning, actor) = Learning::start(store.clone(), config.acceptors.clone())?;
+    pub fn start(config: Config) -> Result<AppState, RunError> {
+        paxid_client::install_tls_provider();
+        let store = Store::open(&config.data_dir).context("cannot open the data dir")?;
+        let learner_id = store
+            .learner_id(new_learner_id)
+            .context("cannot read the learner id")?;
+        let (learning, actor) = Learning::start(store.clone(), config.acceptors.clone())
+            .context("cannot load the learned log")?;
         let options = paxid_client::internal::Options {
             cluster_id: Some(config.cluster_id.clone()),
             timeout: Some(learn::ACCEPTOR_TIMEOUT),
             connect_timeout: learn::ACCEPTOR_TIMEOUT,
             ..Default::default()
         };
-        let acceptors = InternalClient::new(options, Arc::new(config.cluster_token.clone()))?;
+        let acceptors = InternalClient::new(options, Arc::new(config.cluster_token.clone()))
+            .context("cannot build the client of the acceptors")?;
         let client = delivery::webhook_client(
             config.webhook_timeout,
             config.webhook_connect_timeout,
             config.allow_private_webhooks,
-        )?;
+        )
+        .context("cannot build the webhook client")?;
         let context = Arc::new(DeliveryContext {
             store: store.clone(),
             learning: learning.clone(),
@@ -129,7 +127,8 @@ impl AppState {
                 disable_after_failing: config.disable_after_failing,
             },
         });
-        let subscriptions = Subscriptions::start(context, config.subscriptions_max)?;
+        let subscriptions = Subscriptions::start(context, config.subscriptions_max)
+            .context("cannot load the subscriptions")?;
         let tasks = vec![
             tokio::spawn(learning.clone().pull_loop(
                 acceptors.clone(),
@@ -181,7 +180,7 @@ impl AppState {
                 tokio::time::sleep(interval).await;
                 match pruner.subscriptions().prune_log(retain) {
                     Ok(start) => metrics::gauge!(metric::LOG_START).set(start as f64),
-                    Err(error) => fatal(&format!("pruning the learned log failed: {error}")),
+                    Err(error) => fatal(SERVICE_NAME, &format!("pruning the learned log failed: {error}")),
                 }
             }
         });
@@ -281,15 +280,10 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), LearnerError> {
+) -> Result<(), RunError> {
     // Before anything records a metric (the store's restored counters).
     service::install_metrics();
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| LearnerError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
+    let listener = service::listen(&config.listen).await?;
     serve_on(listener, config, shutdown).await
 }
 
@@ -298,26 +292,20 @@ pub async fn serve_on(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), LearnerError> {
+) -> Result<(), RunError> {
     let state = AppState::start(config)?;
-    if let Ok(addr) = listener.local_addr() {
-        eprintln!("listening on http://{addr}");
+    let result: Result<(), RunError> = async {
+        // Tests and scripts started with port 0 read the port from this line.
+        service::announce_listener(&listener)?;
+        let server = service::serve(listener, app(state.clone()), shutdown);
+        tokio::select! {
+            served = server => served.context("serving failed"),
+            reason = state.learning_stopped() => Err(RunError::new("the learning task stopped", reason)),
+        }
     }
-    let server = service::serve(listener, app(state.clone()), shutdown);
-    let result = tokio::select! {
-        served = server => served.map_err(LearnerError::Serve),
-        reason = state.learning_stopped() => Err(LearnerError::LearningStopped(reason)),
-    };
+    .await;
     state.shutdown();
     result
-}
-
-/// Ends the process after an operating error that leaves memory and disk
-/// possibly out of step (a failed write or fsync): it restarts from disk.
-pub(crate) fn fatal(message: &str) -> ! {
-    tracing::error!("fatal: {message}");
-    eprintln!("paxid-learner: fatal: {message}");
-    std::process::exit(1)
 }
 
 fn new_learner_id() -> String {

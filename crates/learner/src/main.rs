@@ -9,14 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let _telemetry = telemetry::init("paxid-learner", args.common.log_format);
+    let _telemetry = telemetry::init(paxid_learner::SERVICE_NAME, args.common.log_format);
+    service::log_panics();
     let config = Config::from(args);
-    match paxid_learner::run(config, service::shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "paxid-learner stopped");
-            eprintln!("paxid-learner: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let result = paxid_learner::run(config, service::shutdown_signal()).await;
+    service::exit_code(paxid_learner::SERVICE_NAME, result)
 }

@@ -26,7 +26,8 @@ use tokio::sync::Notify;
 
 use crate::delivery::{self, DeliveryContext};
 use crate::store::{DeliveryState, Store, StoreError, SubscriptionRecord};
-use crate::{fatal, signing, ssrf};
+use crate::{signing, ssrf, SERVICE_NAME};
+use service::fatal;
 
 /// Most sequence names in one subscription filter.
 pub const SEQUENCES_MAX: usize = 100;
@@ -132,7 +133,10 @@ impl Subscriptions {
         let _record = handle.record.lock().expect("subscription lock poisoned");
         handle.deleted.store(true, Ordering::SeqCst);
         if let Err(error) = self.context.store.delete_subscription(id) {
-            fatal(&format!("deleting subscription {id} failed: {error}"));
+            fatal(
+                SERVICE_NAME,
+                &format!("deleting subscription {id} failed: {error}"),
+            );
         }
         handle.wake.notify_one();
         metrics::gauge!(crate::metric::DELIVERY_LAG_SLOTS, "subscription" => id.to_owned()).set(0.0);
@@ -250,7 +254,10 @@ impl Subscriptions {
 
     fn persist(&self, record: &SubscriptionRecord) {
         if let Err(error) = self.context.store.put_subscription(record, true) {
-            fatal(&format!("writing subscription {} failed: {error}", record.id));
+            fatal(
+                SERVICE_NAME,
+                &format!("writing subscription {} failed: {error}", record.id),
+            );
         }
     }
 }
@@ -290,7 +297,10 @@ impl Handle {
         let mut next = record.clone();
         change(&mut next);
         if let Err(error) = store.put_subscription(&next, sync) {
-            fatal(&format!("writing subscription {} failed: {error}", next.id));
+            fatal(
+                SERVICE_NAME,
+                &format!("writing subscription {} failed: {error}", next.id),
+            );
         }
         *record = next;
         true
@@ -304,7 +314,10 @@ impl Handle {
         change(&mut next);
         if next != *record {
             if let Err(error) = store.put_subscription(&next, true) {
-                fatal(&format!("writing subscription {} failed: {error}", next.id));
+                fatal(
+                    SERVICE_NAME,
+                    &format!("writing subscription {} failed: {error}", next.id),
+                );
             }
             *record = next;
         }

@@ -162,7 +162,7 @@ impl TestLearner {
 }
 
 fn client() -> reqwest::Client {
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     reqwest::Client::new()
 }
 

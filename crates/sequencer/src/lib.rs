@@ -24,6 +24,10 @@ use std::time::Duration;
 
 pub use config::Config;
 pub use http::{app, AppState};
+use service::{Context, RunError};
+
+/// The binary's name, as its log, its stderr lines and its exit say it.
+pub const SERVICE_NAME: &str = "paxid-sequencer";
 
 /// How often membership (first start, lost disks) is looked at.
 const MEMBERSHIP_INTERVAL: Duration = Duration::from_millis(500);
@@ -33,15 +37,16 @@ const REQUEST_QUEUE_MAX: usize = 65_536;
 
 /// Binds, starts the driver and the poller, and serves until `shutdown`;
 /// a leader then hands over before the server stops (see `handover`).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     // Before anything records a metric (the driver's first gauges).
     service::install_metrics();
-    let proposer_config = config.proposer_config()?;
-    let listener = tokio::net::TcpListener::bind(&config.common.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.common.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("listening on http://{address}");
+    let proposer_config = config.proposer_config().context("invalid configuration")?;
+    let listener = service::listen(&config.common.listen).await?;
+    // Tests and scripts started with port 0 read the port from this line.
+    service::announce_listener(&listener)?;
     let timeout = Duration::from_millis(config.peer_timeout_ms);
     let peers = Arc::new(peers::Peers::new(
         &config.acceptors,
@@ -71,6 +76,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     // cluster view's sender: either closes when its task ends.
     let requests = driver.requests.clone();
     let mut cluster_view = cluster.clone();
+    // Ends the process when either is gone: the replica would otherwise
+    // stay ready and answer 503 forever. It holds no durable state, so a
+    // restart (by the supervisor) loses nothing.
     let watcher = watch_essential(
         vec![
             Essential::new("driver", async move { requests.closed().await }),
@@ -79,7 +87,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
                 async move { while cluster_view.changed().await.is_ok() {} },
             ),
         ],
-        fatal,
+        |message| service::fatal(SERVICE_NAME, &message),
     );
     tracing::info!(node_id = config.node_id, %advertise_url, acceptors = config.acceptors.len(), "sequencer started");
     let successors = Arc::new(handover::Successors::default());
@@ -117,7 +125,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let router = handover::close_connections_when_stopping(router, successors);
     let served = service::serve(listener, router, shutdown)
         .await
-        .map_err(|e| e.to_string());
+        .context("serving failed");
     // Shutting down: the tasks may now end with the runtime.
     watcher.abort();
     served
@@ -160,15 +168,6 @@ pub fn watch_essential(
             "the {name} task ended (a panic is logged above); this replica cannot serve without it"
         ));
     })
-}
-
-/// Ends the process: a replica whose driver or poller is gone would stay
-/// ready and answer 503 forever. It holds no durable state, so a restart
-/// (by the supervisor) loses nothing.
-fn fatal(message: String) {
-    tracing::error!("fatal: {message}");
-    eprintln!("paxid-sequencer: fatal: {message}");
-    std::process::exit(1);
 }
 
 #[cfg(test)]

@@ -16,7 +16,12 @@
 //!   lower layer into a problem;
 //! - [`health_routes`]: `/livez`, `/healthz`, `/readyz`, `/metrics`;
 //! - [`require_bearer`]: the cluster-token check on internal `/v1/` routes;
-//! - [`CommonArgs`], [`serve`] and [`shutdown_signal`] for `main`.
+//! - [`CommonArgs`], [`serve`] and [`shutdown_signal`] for `main`;
+//! - one error shape for every service's `run`, [`RunError`] (with the
+//!   [`Context`] extension for one-line call sites), [`listen`] and
+//!   [`announce_listener`] (the `listening on http://ADDR` line tests and
+//!   scripts read), [`fatal`] for an error a process cannot go on from,
+//!   and [`exit_code`] and [`log_panics`] for `main`.
 //!
 //! A service assembles them like this:
 //!
@@ -29,7 +34,7 @@
 //!     .with_state(state)
 //!     .merge(service::health_routes(move || ready(store.clone())));
 //! let app = service::with_standard_layers(app, &args.limits());
-//! service::serve(listener, app, service::shutdown_signal()).await?;
+//! service::serve(listener, app, service::shutdown_signal()).await.context("serving failed")?;
 //! ```
 
 mod args;
@@ -41,6 +46,7 @@ mod health;
 mod layers;
 pub mod planted;
 mod process_metrics;
+mod run;
 mod server;
 mod tokens;
 
@@ -54,6 +60,7 @@ pub use layers::{
     method_not_allowed, not_found, with_limits, with_standard_layers, HttpLimits,
     REQUEST_TIMEOUT_RETRY_AFTER_S,
 };
+pub use run::{announce_listener, exit_code, fatal, listen, log_panics, BoxError, Context, RunError};
 pub use server::{serve, shutdown_signal};
 pub use tokens::Tokens;
 

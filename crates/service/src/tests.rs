@@ -370,7 +370,7 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
         let _ = stopped.await;
     }));
 
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}");
     let live = client.get(format!("{base}/livez")).send().await.expect("livez");
@@ -560,7 +560,7 @@ async fn a_client_still_sending_2_mib_reads_the_413_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_sending_2_mib_gets_the_413_problem_every_time() {
     let addr = serve_test_app().await;
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let client = reqwest::Client::new();
     let body = vec![b' '; 2 * 1024 * 1024];
     for attempt in 0..20 {

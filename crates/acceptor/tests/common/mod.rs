@@ -148,7 +148,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str) -> Client {
-        api::install_tls_provider();
+        paxid_client::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
