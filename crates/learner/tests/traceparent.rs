@@ -97,12 +97,17 @@ async fn each_delivery_sends_the_traceparent_of_its_span() {
         .to_owned();
     let fields: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(fields.len(), 4, "traceparent {traceparent:?}");
-    provider.force_flush().expect("flush");
-    let spans = exporter.get_finished_spans().expect("spans");
-    let delivery = spans
-        .iter()
-        .find(|s| s.name == "webhook_delivery")
-        .expect("a webhook_delivery span");
+    // The span closes only after the learner has read the response, which
+    // can be after the subscriber recorded the headers: wait for it too.
+    let delivery = loop {
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+        if let Some(span) = spans.into_iter().find(|s| s.name == "webhook_delivery") {
+            break span;
+        }
+        assert!(Instant::now() < deadline, "no webhook_delivery span closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(fields[1], delivery.span_context.trace_id().to_string());
     assert_eq!(fields[2], delivery.span_context.span_id().to_string());
 }
