@@ -12,6 +12,7 @@ pub mod proposer;
 pub mod rebuild;
 pub mod storage;
 pub mod types;
+pub mod upkeep;
 
 pub use acceptor::{
     Accept, AcceptReply, Acceptor, AcceptorState, AcceptorView, Change, Commit, CommitReply, HeldReply,

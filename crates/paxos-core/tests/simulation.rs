@@ -13,6 +13,12 @@
 //! `TimedOut` and the key refusals; the acceptors then keep their logs, and
 //! a new leader reads the keys back from one of them.
 //!
+//! The learner crashes too, and is cut off like any node: while down it
+//! receives nothing; it restarts with `Learner::new` at the slot it had
+//! released (what a learner's store keeps), and stale answers to its old
+//! reads may still reach it. The acceptors compact only below what it
+//! released, as they do below the progress a learner reports.
+//!
 //! In some worlds an acceptor crash may also lose the disk: the acceptor
 //! restarts blank (`AcceptorState::blank`) with a new `MemberId` and votes
 //! on nothing. At most one acceptor is blank at a time (more than a
@@ -48,9 +54,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use paxos_core::idempotency::{effective_parts, sources, History};
+use paxos_core::upkeep::{plan, Observed, Plan};
 use paxos_core::{
     Accept, AcceptReply, Accepted, Acceptor, AcceptorId, AcceptorState, AcceptorStatus, AcceptorStore,
-    Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, JoinReply,
+    Allocation, Ballot, Change, Commit, CommitReply, Effect, HeldReply, IdRequest, Install, Join, JoinReply,
     LeaderContact, Learner, MemberId, Membership, MemoryStore, NodeId, NotVoting, Persisted, Prepare,
     PrepareReply, Proposer, ProposerConfig, Rebuild, RebuildStep, Refusal, Replace, RequestId, Role,
     SequenceName, Slot, Step, Value,
@@ -242,6 +249,9 @@ pub struct Stats {
     pub acceptor_crashes: u64,
     pub writes_lost: u64,
     pub proposer_crashes: u64,
+    pub learner_crashes: u64,
+    pub learner_jumps: u64,
+    pub slots_skipped: u64,
     pub partitions: u64,
     pub messages: u64,
     pub dropped: u64,
@@ -250,6 +260,7 @@ pub struct Stats {
     pub rebuilds_rejected: u64,
     pub rebuilds_timed_out: u64,
     pub rebuilds_installed: u64,
+    pub founders_joined: u64,
     pub keyed_calls: u64,
     pub keyed_retries: u64,
     pub keys_read_back: u64,
@@ -270,6 +281,9 @@ impl Stats {
         self.acceptor_crashes += o.acceptor_crashes;
         self.writes_lost += o.writes_lost;
         self.proposer_crashes += o.proposer_crashes;
+        self.learner_crashes += o.learner_crashes;
+        self.learner_jumps += o.learner_jumps;
+        self.slots_skipped += o.slots_skipped;
         self.partitions += o.partitions;
         self.messages += o.messages;
         self.dropped += o.dropped;
@@ -282,6 +296,7 @@ impl Stats {
         self.rebuilds_rejected += o.rebuilds_rejected;
         self.rebuilds_timed_out += o.rebuilds_timed_out;
         self.rebuilds_installed += o.rebuilds_installed;
+        self.founders_joined += o.founders_joined;
     }
 }
 
@@ -480,6 +495,11 @@ enum Msg {
         inc: u64,
         install: Install,
     },
+    /// A sequencer's members task lets a blank founder in (no answer
+    /// awaited: the next status poll shows whether it joined).
+    Join {
+        membership: Membership,
+    },
     InstallReply {
         a: usize,
         inc: u64,
@@ -488,6 +508,8 @@ enum Msg {
     },
     LogEntries {
         a: usize,
+        /// Where the acceptor's log starts (`GET /v1/log`'s `compacted_below`).
+        compacted_below: Slot,
         entries: Vec<(Slot, Accepted)>,
     },
     ChosenPush {
@@ -549,6 +571,7 @@ enum Event {
     RestartProposer {
         p: usize,
     },
+    RestartLearner,
     HealLinks {
         links: Vec<(Node, Node)>,
     },
@@ -593,6 +616,9 @@ enum Held {
         ballot: Ballot,
         reply: HeldReply<JoinReply>,
     },
+    Joined {
+        reply: HeldReply<JoinReply>,
+    },
     /// Reads answer from memory, which may be ahead of the disk: they wait too.
     Status {
         p: usize,
@@ -602,6 +628,7 @@ enum Held {
         blank: bool,
     },
     Log {
+        compacted_below: Slot,
         entries: Vec<(Slot, Accepted)>,
     },
 }
@@ -619,8 +646,8 @@ struct AcceptorNode {
     leader: LeaderContact<usize>,
     /// The crash that took it down lost the disk: it restarts blank.
     lose_disk: bool,
-    /// The last voting member whose disk this acceptor lost: the one a
-    /// rebuild retires (known to the simulation, as to an operator).
+    /// The last voting member whose disk this acceptor lost (a blank
+    /// acceptor that never lost one is a bug of the simulation).
     lost_member: Option<MemberId>,
 }
 
@@ -709,6 +736,12 @@ struct Sim {
     acceptors: Vec<AcceptorNode>,
     proposers: Vec<ProposerNode>,
     learner: Learner,
+    learner_up: bool,
+    /// The first slot the learner has not released: its store's cursor,
+    /// which survives its crashes.
+    learner_released: Slot,
+    /// Where each acceptor's log started in its last answer to the learner.
+    learner_compacted: Vec<Slot>,
     ghost: Ghost,
     calls: Vec<Call>,
     /// Directed links that drop everything.
@@ -779,6 +812,9 @@ impl Sim {
             .collect();
         let mut sim = Sim {
             learner: Learner::new(world.acceptors, Slot(0), 4096),
+            learner_up: true,
+            learner_released: Slot(0),
+            learner_compacted: vec![Slot(0); world.acceptors],
             ghost: Ghost::new(world.acceptors, raw_ranges()),
             world,
             rng,
@@ -865,9 +901,11 @@ impl Sim {
                 }
             }
             Event::LearnerPoll => {
-                let from = self.learner.next();
-                for a in 0..self.world.acceptors {
-                    self.send(Node::Learner, Node::Acceptor(a), Msg::LogRead { from });
+                if self.learner_up {
+                    let from = self.learner.next();
+                    for a in 0..self.world.acceptors {
+                        self.send(Node::Learner, Node::Acceptor(a), Msg::LogRead { from });
+                    }
                 }
                 self.at(LEARNER_POLL_MS, Event::LearnerPoll);
             }
@@ -878,6 +916,7 @@ impl Sim {
             Event::Fault => self.fault(),
             Event::RestartAcceptor { a } => self.restart_acceptor(a),
             Event::RestartProposer { p } => self.restart_proposer(p),
+            Event::RestartLearner => self.restart_learner(),
             Event::HealLinks { links } => {
                 for link in links {
                     self.cut.remove(&link);
@@ -923,7 +962,8 @@ impl Sim {
                     self.client_refused(call, attempt);
                 }
             }
-            Node::Learner => self.learner_receive(msg),
+            Node::Learner if self.learner_up => self.learner_receive(msg),
+            Node::Learner => {}
             Node::Client => self.client_receive(msg),
             Node::Acceptor(_) => {}
         }
@@ -1001,6 +1041,14 @@ impl Sim {
                     },
                 )
             }
+            Msg::Join { membership } => {
+                let join = Join {
+                    membership,
+                    floor: Counters::default(),
+                };
+                let (change, reply) = node.acceptor.handle_join(&join).into_parts();
+                (change, Held::Joined { reply })
+            }
             Msg::StatusPoll { p, inc } => {
                 let state = node.acceptor.state();
                 let (member, blank) = (state.member, state.membership.is_none());
@@ -1022,7 +1070,14 @@ impl Sim {
             }
             Msg::LogRead { from } => {
                 let entries = node.acceptor.entries_from(from, LOG_READ_ENTRIES_MAX);
-                (Change::default(), Held::Log { entries })
+                let compacted_below = node.acceptor.view().compacted_below;
+                (
+                    Change::default(),
+                    Held::Log {
+                        compacted_below,
+                        entries,
+                    },
+                )
             }
             other => self.fail(format!("acceptor {a} got {other:?}")),
         };
@@ -1038,9 +1093,13 @@ impl Sim {
             // Planted bug: the reply escapes at once, the write comes later.
             let forged = Persisted::after_durable_write();
             self.release(a, held, &forged);
-            self.acceptors[a]
-                .unwritten
-                .push((change, Held::Log { entries: Vec::new() }));
+            self.acceptors[a].unwritten.push((
+                change,
+                Held::Log {
+                    compacted_below: Slot(0),
+                    entries: Vec::new(),
+                },
+            ));
         }
         #[cfg(not(paxid_bug = "reply_before_persist"))]
         self.acceptors[a].unwritten.push((change, held));
@@ -1151,6 +1210,11 @@ impl Sim {
                 };
                 self.send(from, Node::Proposer(p), msg);
             }
+            Held::Joined { reply } => {
+                if reply.release(proof) == JoinReply::Joined {
+                    self.stats.founders_joined += 1;
+                }
+            }
             Held::Install {
                 p,
                 inc,
@@ -1185,10 +1249,16 @@ impl Sim {
                 };
                 self.send(from, Node::Proposer(p), msg)
             }
-            Held::Log { entries } => {
-                if !entries.is_empty() {
-                    self.send(from, Node::Learner, Msg::LogEntries { a, entries });
-                }
+            Held::Log {
+                compacted_below,
+                entries,
+            } => {
+                let msg = Msg::LogEntries {
+                    a,
+                    compacted_below,
+                    entries,
+                };
+                self.send(from, Node::Learner, msg);
             }
         }
     }
@@ -1202,7 +1272,8 @@ impl Sim {
             // which is longer than the run.
             return;
         }
-        let below = self.learner.next();
+        // What the learner reported: the cursor of its store.
+        let below = self.learner_released;
         for a in 0..self.world.acceptors {
             if self.acceptors[a].up && self.rng.chance(500) {
                 let step: Step<Slot> = self.acceptors[a].acceptor.compact(below);
@@ -1594,6 +1665,38 @@ impl Sim {
         self.send(Node::Proposer(p), Node::Acceptor(a), Msg::StatusPoll { p, inc });
     }
 
+    /// What the sequencer's members task would do about acceptor `a`,
+    /// decided as it does ([`plan`] over every acceptor's status; one that
+    /// is down does not answer): the replacement to rebuild it with, if
+    /// any. A join the plan asks for is sent from `from` at once.
+    fn planned_replacement(&mut self, from: Node, a: usize) -> Option<Replace> {
+        let statuses: Vec<Option<Observed>> = self
+            .acceptors
+            .iter()
+            .map(|node| {
+                let Ok(state) = node.store.load();
+                node.up.then_some(Observed {
+                    member: state.member,
+                    epoch: 0,
+                    membership: state.membership,
+                    promised_round: state.promised.round,
+                })
+            })
+            .collect();
+        match plan(&statuses) {
+            Plan::Rebuild { target, replace, .. } if target.0 == a => Some(replace),
+            Plan::Join {
+                acceptors,
+                membership,
+                founding: false,
+            } if acceptors.contains(&AcceptorId(a)) => {
+                self.send(from, Node::Acceptor(a), Msg::Join { membership });
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// Acceptor `a` reports it is blank, as `member`: rebuild it unless a
     /// rebuild of it runs already.
     fn maybe_rebuild(&mut self, p: usize, a: usize, member: MemberId) {
@@ -1608,8 +1711,16 @@ impl Sim {
             }
             // The acceptor lost its disk again since: this one cannot install.
         }
-        let Some(retire) = self.acceptors[a].lost_member else {
+        if self.acceptors[a].lost_member.is_none() {
             self.fail(format!("acceptor {a} is blank but never lost a disk"));
+        }
+        let Some(replace) = self
+            .planned_replacement(Node::Proposer(p), a)
+            .filter(|r| r.admit == member)
+        else {
+            // Nothing clear-cut to do, or the status is stale (the disk
+            // was lost again since).
+            return;
         };
         let node = &mut self.proposers[p];
         let own = match node.proposer.role() {
@@ -1619,10 +1730,6 @@ impl Sim {
         let round = node.round_seen_max.max(own) + 1;
         node.round_seen_max = round;
         let ballot = Ballot::new(round, NodeId(p as u32 + 1));
-        let replace = Replace {
-            retire,
-            admit: member,
-        };
         let rebuild = Rebuild::new(ballot, AcceptorId(a), replace, self.world.acceptors);
         let prepares = rebuild.prepares();
         node.rebuilding = Some(Rebuilding {
@@ -1696,6 +1803,44 @@ impl Sim {
 
     // ---- learner ----
 
+    /// The learner process dies: what it observed and had not released is
+    /// gone; what it released stays (its store).
+    fn crash_learner(&mut self) {
+        if !self.learner_up {
+            return;
+        }
+        self.learner_up = false;
+        self.stats.learner_crashes += 1;
+        let down = self.rng.range(50, 2_000);
+        self.at(down, Event::RestartLearner);
+    }
+
+    /// As the learner service does: when every acceptor's log starts above
+    /// the next slot to release, nobody holds it any more; start again at
+    /// the lowest of their snapshots (the shortest gap), skipping the rest.
+    fn jump_if_compacted_past(&mut self) {
+        let next = self.learner.next();
+        if !self.learner_compacted.iter().all(|below| *below > next) {
+            return;
+        }
+        let below = *self.learner_compacted.iter().min().expect("acceptors");
+        self.stats.learner_jumps += 1;
+        self.stats.slots_skipped += below.0 - next.0;
+        if self.trace {
+            println!("        learner jumps from slot {next} to {below}");
+        }
+        self.learner = Learner::new(self.world.acceptors, below, 4096);
+        self.learner_released = below;
+    }
+
+    fn restart_learner(&mut self) {
+        if self.learner_up {
+            return;
+        }
+        self.learner = Learner::new(self.world.acceptors, self.learner_released, 4096);
+        self.learner_up = true;
+    }
+
     fn learner_receive(&mut self, msg: Msg) {
         match msg {
             Msg::ChosenPush { slot, value } => {
@@ -1703,7 +1848,12 @@ impl Sim {
                     self.fail(format!("the learner refused a push: {conflict}"));
                 }
             }
-            Msg::LogEntries { a, entries } => {
+            Msg::LogEntries {
+                a,
+                compacted_below,
+                entries,
+            } => {
+                self.learner_compacted[a] = compacted_below;
                 for (slot, accepted) in &entries {
                     if accepted.chosen {
                         if let Err(e) =
@@ -1720,7 +1870,15 @@ impl Sim {
             }
             other => self.fail(format!("learner got {other:?}")),
         }
+        self.jump_if_compacted_past();
         for (slot, value) in self.learner.take_ready() {
+            if slot != self.learner_released {
+                let released = self.learner_released;
+                self.fail(format!(
+                    "the learner released slot {slot}, its store's cursor is at {released}"
+                ));
+            }
+            self.learner_released = slot.next();
             if let Err(e) = self.ghost.check_claim(slot, &value, "the learner") {
                 self.fail(e);
             }
@@ -1891,7 +2049,7 @@ impl Sim {
         if self.healed {
             return;
         }
-        match self.rng.below(6) {
+        match self.rng.below(7) {
             0 | 1 => {
                 let a = self.rng.below(self.world.acceptors as u64) as usize;
                 self.crash_acceptor(a);
@@ -1901,6 +2059,7 @@ impl Sim {
                 self.crash_proposer(p);
             }
             3 | 4 => self.partition(),
+            5 => self.crash_learner(),
             _ => {
                 // One link, one way.
                 let nodes = self.nodes();
@@ -1918,6 +2077,7 @@ impl Sim {
     fn nodes(&self) -> Vec<Node> {
         let mut nodes: Vec<Node> = (0..self.world.acceptors).map(Node::Acceptor).collect();
         nodes.extend((0..self.world.proposers).map(Node::Proposer));
+        nodes.push(Node::Learner);
         nodes
     }
 
@@ -1997,6 +2157,7 @@ impl Sim {
         for p in 0..self.world.proposers {
             self.restart_proposer(p);
         }
+        self.restart_learner();
     }
 
     // ---- the end ----

@@ -1,19 +1,10 @@
 //! Founding a new cluster and rebuilding lost members.
 //!
 //! Acceptors start blank and never vote until they are made members. Every
-//! sequencer polls every acceptor's status and decides ([`plan`]):
-//!
-//! - **First start**: every configured acceptor answered and every one is
-//!   blank. Then this is a new cluster: each is sent `join` with the same
-//!   founding membership (all of their node uuids), which every sequencer
-//!   computes alike, so concurrent sequencers agree.
-//! - **A founder that missed its join** (blank, but its uuid is a member):
-//!   it never voted, so it joins as it is.
-//! - **A lost disk**: a blank acceptor whose uuid is not a member, while
-//!   exactly one member is seen at no URL. The leader rebuilds it in that
-//!   member's place ([`paxos_core::Rebuild`]: its own phase 1 with
-//!   `replace`, then `install`). Anything less clear-cut waits and is
-//!   reported: guessing wrong would retire a member that is only down.
+//! sequencer polls every acceptor's status; the core decides what to do
+//! ([`paxos_core::upkeep::plan`]: found, join a founder that missed its
+//! join, rebuild a lost member, or wait) and this task carries it out (a
+//! rebuild only while this sequencer leads).
 //!
 //! All of that is epoch 0, the cluster as founded. Once a configuration
 //! was chosen (see `reconfigure`), upkeep follows it instead
@@ -35,109 +26,12 @@ use std::time::Duration;
 
 use api::internal::{AcceptorStatus, InstallRequest, JoinRequest, PrepareRequest};
 use futures::stream::{FuturesUnordered, StreamExt};
+use paxos_core::upkeep::{aliases, plan, Observed, Plan};
 use paxos_core::{AcceptorId, Ballot, MemberId, Membership, NodeId, Rebuild, RebuildStep, Replace};
 use tracing::{error, info, warn};
 
 use crate::driver::DriverHandle;
 use crate::peers::{AcceptorTable, Peers};
-
-/// What one acceptor said in its status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observed {
-    pub member: MemberId,
-    /// The epoch of the configuration it is in (0: as founded).
-    pub epoch: u64,
-    /// None while blank.
-    pub membership: Option<Membership>,
-    pub promised_round: u64,
-}
-
-/// What to do about membership now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Plan {
-    /// Nothing to do, or nothing safe to do yet.
-    Wait,
-    /// Send `join` with this membership to these (blank) acceptors;
-    /// `founding` when none is a member yet (then a floor applies).
-    Join {
-        acceptors: Vec<AcceptorId>,
-        membership: Membership,
-        founding: bool,
-    },
-    /// Rebuild a blank acceptor in the place of a lost member.
-    Rebuild {
-        target: AcceptorId,
-        replace: Replace,
-        /// Above every promise seen.
-        round: u64,
-    },
-}
-
-/// Decides from the acceptors' statuses (None: no answer).
-pub fn plan(statuses: &[Option<Observed>]) -> Plan {
-    let answered: Vec<(AcceptorId, &Observed)> = statuses
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (AcceptorId(i), s)))
-        .collect();
-    let blank: Vec<(AcceptorId, MemberId)> = answered
-        .iter()
-        .filter(|(_, s)| s.membership.is_none())
-        .map(|(id, s)| (*id, s.member))
-        .collect();
-    if blank.is_empty() {
-        return Plan::Wait;
-    }
-    let mut known = Membership::default();
-    for (_, status) in &answered {
-        if let Some(membership) = &status.membership {
-            known.merge(membership);
-        }
-    }
-    if known.members.is_empty() {
-        // Nobody is a member yet: a first start, once every acceptor answered
-        // and as itself (two URLs of one acceptor would found a smaller
-        // cluster than the list says; `report_aliases` names them).
-        if answered.len() < statuses.len() || !aliases(statuses).is_empty() {
-            return Plan::Wait;
-        }
-        return Plan::Join {
-            acceptors: blank.iter().map(|(id, _)| *id).collect(),
-            membership: Membership::founding(blank.iter().map(|(_, m)| *m)),
-            founding: true,
-        };
-    }
-    let founders_left: Vec<AcceptorId> = blank
-        .iter()
-        .filter(|(_, member)| known.votes(*member))
-        .map(|(id, _)| *id)
-        .collect();
-    if !founders_left.is_empty() {
-        return Plan::Join {
-            acceptors: founders_left,
-            membership: known,
-            founding: false,
-        };
-    }
-    let seen: BTreeSet<MemberId> = answered.iter().map(|(_, s)| s.member).collect();
-    let missing: Vec<MemberId> = known.voters().filter(|m| !seen.contains(m)).collect();
-    // A retired identity can never vote again, whatever it says.
-    let newcomers: Vec<(AcceptorId, MemberId)> = blank
-        .into_iter()
-        .filter(|(_, m)| !known.members.contains(m) && !known.retired.contains(m))
-        .collect();
-    match (newcomers.as_slice(), missing.as_slice()) {
-        ([(target, admit)], [retire]) => Plan::Rebuild {
-            target: *target,
-            replace: Replace {
-                retire: *retire,
-                admit: *admit,
-            },
-            round: answered.iter().map(|(_, s)| s.promised_round).max().unwrap_or(0) + 1,
-        },
-        _ => Plan::Wait,
-    }
-}
 
 /// Polls the acceptors and carries out [`plan`] every `interval`; a rebuild
 /// only while this sequencer leads (one rebuild at a time in the cluster).
@@ -321,21 +215,6 @@ fn report_identity_changes(
     }
 }
 
-/// Members that answer at more than one of the addresses, with those
-/// addresses' positions. Votes count once per member whatever the list
-/// says (the core counts members), but such a list holds fewer acceptors
-/// than it seems to.
-fn aliases(statuses: &[Option<Observed>]) -> BTreeMap<MemberId, Vec<usize>> {
-    let mut at: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
-    for (i, status) in statuses.iter().enumerate() {
-        if let Some(status) = status {
-            at.entry(status.member).or_default().push(i);
-        }
-    }
-    at.retain(|_, positions| positions.len() > 1);
-    at
-}
-
 /// Logs once per member, and shows in a gauge, acceptors that answer at
 /// two or more URLs of the list.
 fn report_aliases(reported: &mut BTreeSet<MemberId>, table: &AcceptorTable, statuses: &[Option<Observed>]) {
@@ -437,105 +316,4 @@ async fn rebuild(peers: &Peers, ballot: Ballot, target: AcceptorId, replace: Rep
 
 fn outcome(outcome: &'static str) {
     metrics::counter!("paxid_sequencer_rebuilds_total", "outcome" => outcome).increment(1);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(i: u128) -> MemberId {
-        MemberId(i)
-    }
-
-    fn blank(i: u128) -> Option<Observed> {
-        Some(Observed {
-            member: member(i),
-            epoch: 0,
-            membership: None,
-            promised_round: 0,
-        })
-    }
-
-    fn voting(i: u128, membership: &Membership, round: u64) -> Option<Observed> {
-        Some(Observed {
-            member: member(i),
-            epoch: 0,
-            membership: Some(membership.clone()),
-            promised_round: round,
-        })
-    }
-
-    #[test]
-    fn a_first_start_needs_every_acceptor_blank_and_answering() {
-        assert_eq!(plan(&[blank(1), blank(2), None]), Plan::Wait);
-        assert_eq!(
-            plan(&[blank(3), blank(1), blank(2)]),
-            Plan::Join {
-                acceptors: vec![AcceptorId(0), AcceptorId(1), AcceptorId(2)],
-                membership: Membership::founding([member(1), member(2), member(3)]),
-                founding: true,
-            }
-        );
-    }
-
-    /// `127.0.0.1:7001` and `localhost:7001` in one list: founding would
-    /// make a two-member cluster of what the operator thinks are three.
-    #[test]
-    fn no_founding_while_one_acceptor_answers_at_two_urls() {
-        let statuses = [blank(1), blank(1), blank(2)];
-        assert_eq!(plan(&statuses), Plan::Wait);
-        assert_eq!(aliases(&statuses), BTreeMap::from([(member(1), vec![0, 1])]));
-        assert!(aliases(&[blank(1), None, blank(2)]).is_empty());
-    }
-
-    #[test]
-    fn a_founder_that_missed_its_join_joins_as_it_is() {
-        let founders = Membership::founding([member(1), member(2), member(3)]);
-        let statuses = [voting(1, &founders, 4), voting(2, &founders, 4), blank(3)];
-        assert_eq!(
-            plan(&statuses),
-            Plan::Join {
-                acceptors: vec![AcceptorId(2)],
-                membership: founders,
-                founding: false,
-            }
-        );
-    }
-
-    #[test]
-    fn a_wiped_member_is_rebuilt_in_the_place_of_the_one_missing_member() {
-        let founders = Membership::founding([member(1), member(2), member(3)]);
-        let statuses = [voting(1, &founders, 4), blank(9), voting(3, &founders, 7)];
-        assert_eq!(
-            plan(&statuses),
-            Plan::Rebuild {
-                target: AcceptorId(1),
-                replace: Replace {
-                    retire: member(2),
-                    admit: member(9),
-                },
-                round: 8,
-            }
-        );
-    }
-
-    #[test]
-    fn an_unclear_picture_waits() {
-        let founders = Membership::founding([member(1), member(2), member(3)]);
-        // Member 3 is down, not known lost: two missing, one blank.
-        assert_eq!(plan(&[voting(1, &founders, 1), blank(9), None]), Plan::Wait);
-        // Nothing blank: nothing to do.
-        assert_eq!(
-            plan(&[voting(1, &founders, 1), voting(2, &founders, 1), None]),
-            Plan::Wait
-        );
-        // A retired member never comes back by a join.
-        let mut replaced = founders.clone();
-        replaced.replace(Replace {
-            retire: member(2),
-            admit: member(9),
-        });
-        let statuses = [voting(1, &replaced, 1), blank(2), voting(9, &replaced, 1)];
-        assert_eq!(plan(&statuses), Plan::Wait);
-    }
 }
