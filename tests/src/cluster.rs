@@ -277,7 +277,7 @@ impl Cluster {
                 make(format!("sequencer-{}", i + 1), "paxid-sequencer", port, args)
             })
             .collect();
-        api::install_tls_provider();
+        paxid_client::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

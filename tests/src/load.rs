@@ -47,7 +47,7 @@ pub fn run_load(spec: LoadSpec) -> Load {
     let epoch = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let history = Arc::new(Mutex::new(Vec::new()));
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let http = reqwest::Client::builder()
         .timeout(spec.call_timeout)
         .build()

@@ -63,7 +63,7 @@ async fn faults_across_containers_keep_ids_linearizable_and_delivered() {
         "{ENABLE_ENV} is set but `docker info` fails"
     );
     // reqwest is built without a default TLS provider; every client needs one.
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let schedule = Schedule::from_env();
     let image = std::env::var("PAXID_IMAGE").unwrap_or_else(|_| "paxid:latest".into());
     let started = Instant::now();

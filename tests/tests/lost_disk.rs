@@ -47,7 +47,7 @@ struct Client {
 
 impl Client {
     fn new(url: String) -> Client {
-        api::install_tls_provider();
+        paxid_client::install_tls_provider();
         Client {
             http: reqwest::Client::builder()
                 .timeout(CALL_TIMEOUT)

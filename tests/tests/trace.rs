@@ -53,7 +53,7 @@ async fn accept_calls_are_child_spans_of_the_client_request() {
         let _ = stopped.await;
     }));
 
-    api::install_tls_provider();
+    paxid_client::install_tls_provider();
     let http = reqwest::Client::new();
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

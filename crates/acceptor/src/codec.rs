@@ -12,21 +12,7 @@ pub use record::{
 /// Records as the version 1 codec (before epochs) wrote them, for the
 /// tests that check old data dirs still load.
 #[cfg(test)]
-pub(crate) mod v1_samples {
-    /// A log entry at slot 3: ballot 7.2, chosen, `orders` 10 + 5.
-    pub const V1_LOG_KEY: &[u8] = b"log/\0\0\0\0\0\0\0\x03";
-    pub const V1_LOG_RECORD: &str =
-        "01000000000000000700000002010100000001000000066f7264657273000000000000000a000000000000000525bcf8b7";
-    /// `meta/promised`: ballot 4.2.
-    pub const V1_PROMISED_RECORD: &str = "01000000000000000400000002db05f272";
-
-    pub fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
-}
+pub(crate) use record::v1_samples;
 
 #[cfg(test)]
 mod tests {

@@ -11,14 +11,7 @@ async fn prepare_promises_a_higher_ballot_and_rejects_the_rest() {
         .post("/v1/prepare", json!({ "ballot": ballot(3, 1), "from": 0 }))
         .await
         .ok();
-    let me = h
-        .started
-        .as_ref()
-        .expect("started")
-        .state
-        .identity
-        .node_uuid
-        .clone();
+    let me = h.node_uuid();
     let membership = json!({ "members": [me.clone()], "retired": [] });
     assert_eq!(
         promised,

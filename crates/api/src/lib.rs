@@ -13,18 +13,6 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 
-/// Transitional, not part of the wire types: the TLS provider belongs to
-/// the clients, `paxid_client::install_tls_provider` (which this mirrors).
-/// Only the `tests/` crate still calls this one; once it calls that one,
-/// delete this function and this crate's `rustls` dependency.
-pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err means another provider is installed already: that one serves.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// Sequencers and learners name their cluster (`--cluster-id`) on every
 /// call to an acceptor; an acceptor of another cluster answers 409
 /// `wrong-cluster` and so is never counted.

@@ -731,7 +731,9 @@ fn a_retired_members_promise_does_not_count() {
     assert_eq!(p.role(), Role::Leader { ballot: b });
     let effects = p.drain_effects();
     assert!(
-        !effects.iter().any(|e| matches!(e, Effect::Accept { .. } | Effect::AcceptAll { .. })),
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Accept { .. } | Effect::AcceptAll { .. })),
         "nothing to recover: the retired member's vote is ignored, got {effects:?}"
     );
 }

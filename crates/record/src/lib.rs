@@ -476,10 +476,11 @@ impl<'a> Decoder<'a> {
 }
 
 /// Records as the version 1 codec (before epochs) wrote them, for the
-/// tests that check old records still decode (the acceptor pins the
-/// same bytes in its store tests).
-#[cfg(test)]
-mod v1_samples {
+/// tests that check old records still decode, here and in the acceptor's
+/// store (which loads them from a data dir). Test data only: public so that
+/// both crates pin the same bytes.
+#[doc(hidden)]
+pub mod v1_samples {
     /// A log entry at slot 3: ballot 7.2, chosen, `orders` 10 + 5.
     pub const V1_LOG_KEY: &[u8] = b"log/\0\0\0\0\0\0\0\x03";
     pub const V1_LOG_RECORD: &str =
@@ -487,6 +488,7 @@ mod v1_samples {
     /// `meta/promised`: ballot 4.2.
     pub const V1_PROMISED_RECORD: &str = "01000000000000000400000002db05f272";
 
+    /// The bytes of a hex string (the samples above).
     pub fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)

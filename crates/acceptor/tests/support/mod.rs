@@ -85,16 +85,15 @@ impl Harness {
         harness
     }
 
+    /// This acceptor's node UUID: its member id in memberships.
+    pub fn node_uuid(&self) -> String {
+        let started = self.started.as_ref().expect("started");
+        started.state.identity.node_uuid.clone()
+    }
+
     /// A new acceptor is blank and never votes: found a one-acceptor cluster.
     pub async fn found_alone(&self) {
-        let uuid = self
-            .started
-            .as_ref()
-            .expect("started")
-            .state
-            .identity
-            .node_uuid
-            .clone();
+        let uuid = self.node_uuid();
         self.post("/v1/join", json!({ "membership": { "members": [uuid] } }))
             .await
             .ok();
