@@ -21,7 +21,7 @@ core_bugs=(accept_below_promise no_adopt_highest reply_before_persist ballot_reu
 declare -A driver_test=(
     [acceptor_unsynced_write]="-p paxid-acceptor --test fsync_order"
     [acceptor_reply_before_fsync]="-p paxid-acceptor --test fsync_order"
-    [learner_cursor_before_2xx]="-p paxid-learner --lib tests::a_failed_message_is_retried_with_the_same_id_and_body"
+    [learner_cursor_before_2xx]="-p paxid-learner --test delivery a_failed_message_is_retried_with_the_same_id_and_body"
     [learner_delivers_void]="-p paxid-learner --lib store::tests::void_allocations_are_dropped_and_counters_persist"
 )
 driver_bugs=(acceptor_unsynced_write acceptor_reply_before_fsync learner_cursor_before_2xx learner_delivers_void)

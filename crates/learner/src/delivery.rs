@@ -553,3 +553,19 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let year = yoe + era * 400 + u64::from(month <= 2);
     (year, month, day)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(crate::delivery::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            crate::delivery::rfc3339(1_649_367_553_123),
+            "2022-04-07T21:39:13.123Z"
+        );
+        assert_eq!(
+            crate::delivery::rfc3339(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}

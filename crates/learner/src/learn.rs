@@ -24,6 +24,7 @@
 //! never taken for a seat of the new one.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use paxid_client::internal::{CallError, InternalClient};
 use paxos_core::learner::Conflict;
 use paxos_core::{Accepted, AcceptorId, Configuration, Counters, Learner, MemberId, Slot, Value};
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinError;
 
 use crate::store::Store;
 use crate::{metric, SERVICE_NAME};
@@ -799,17 +801,7 @@ async fn run_actor(
             }
             let (store, moved) = (store.clone(), configuration.clone());
             let adopted = tokio::task::spawn_blocking(move || store.adopt(from, &moved)).await;
-            match adopted {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => fatal(
-                    SERVICE_NAME,
-                    &format!("recording the configuration failed: {error}"),
-                ),
-                Err(error) => fatal(
-                    SERVICE_NAME,
-                    &format!("recording the configuration failed: {error}"),
-                ),
-            }
+            done_or_fatal(adopted, "recording the configuration");
             let set = AcceptorSet::of(&configuration);
             following(&set, from, "acceptors moved on");
             learner = Learner::in_epoch(set.epoch, set.urls.len(), Slot(from), WINDOW_SLOTS_MAX);
@@ -834,17 +826,7 @@ async fn run_actor(
             let (store, kept, moved) = (store.clone(), snapshot.clone(), configuration.clone());
             let jumped =
                 tokio::task::spawn_blocking(move || store.jump(from, below, &kept, moved.as_ref())).await;
-            match jumped {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => fatal(
-                    SERVICE_NAME,
-                    &format!("recording a gap in the learned log failed: {error}"),
-                ),
-                Err(error) => fatal(
-                    SERVICE_NAME,
-                    &format!("recording a gap in the learned log failed: {error}"),
-                ),
-            }
+            done_or_fatal(jumped, "recording a gap in the learned log");
             let set = match &configuration {
                 Some(configuration) => AcceptorSet::of(configuration),
                 None => acceptors.borrow().clone(),
@@ -899,20 +881,9 @@ async fn run_actor(
                 (below, counters)
             })
             .await;
-            let below = match appended {
-                Ok((Ok(below), advanced)) => {
-                    counters = advanced;
-                    below
-                }
-                Ok((Err(error), _)) => fatal(
-                    SERVICE_NAME,
-                    &format!("appending to the learned log failed: {error}"),
-                ),
-                Err(error) => fatal(
-                    SERVICE_NAME,
-                    &format!("appending to the learned log failed: {error}"),
-                ),
-            };
+            let appended = appended.map(|(below, advanced)| below.map(|below| (below, advanced)));
+            let (below, advanced) = done_or_fatal(appended, "appending to the learned log");
+            counters = advanced;
             metrics::gauge!(metric::LEARNED_BELOW).set(below as f64);
             learned.send_replace(below);
             if let Some(configuration) = learner.ended().cloned() {
@@ -927,6 +898,16 @@ async fn run_actor(
                 pull_now.notify_one();
             }
         }
+    }
+}
+
+/// What a blocking store write run by `spawn_blocking` returned; ends the
+/// process (see the crate's doc) if `what` failed or its task did.
+fn done_or_fatal<T, E: Display>(joined: Result<Result<T, E>, JoinError>, what: &str) -> T {
+    match joined {
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => fatal(SERVICE_NAME, &format!("{what} failed: {error}")),
+        Err(error) => fatal(SERVICE_NAME, &format!("{what} failed: {error}")),
     }
 }
 

@@ -206,6 +206,13 @@ impl AppState {
         self.inner.store.counters()
     }
 
+    /// The learner's store, for the service tests in `tests/` (which read
+    /// the learned log and the recorded configuration back).
+    #[doc(hidden)]
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Every slot range skipped by starting again from a snapshot.
     pub fn gaps(&self) -> Result<Vec<api::learner::LearnerGap>, store::StoreError> {
         self.inner.store.gaps()
@@ -314,6 +321,3 @@ fn new_learner_id() -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("lrn_{hex}")
 }
-
-#[cfg(test)]
-mod tests;
