@@ -13,6 +13,9 @@
 //! `TimedOut` and the key refusals; the acceptors then keep their logs, and
 //! a new leader reads the keys back from one of them.
 //!
+//! A client's connection may break mid-call: a plain call is then lost, a
+//! keyed one is sent again under its key.
+//!
 //! The learner crashes too, and is cut off like any node: while down it
 //! receives nothing; it restarts with `Learner::new` at the slot it had
 //! released (what a learner's store keeps), and stale answers to its old
@@ -250,6 +253,7 @@ pub struct Stats {
     pub writes_lost: u64,
     pub proposer_crashes: u64,
     pub learner_crashes: u64,
+    pub client_links_cut: u64,
     pub learner_jumps: u64,
     pub slots_skipped: u64,
     pub partitions: u64,
@@ -282,6 +286,7 @@ impl Stats {
         self.writes_lost += o.writes_lost;
         self.proposer_crashes += o.proposer_crashes;
         self.learner_crashes += o.learner_crashes;
+        self.client_links_cut += o.client_links_cut;
         self.learner_jumps += o.learner_jumps;
         self.slots_skipped += o.slots_skipped;
         self.partitions += o.partitions;
@@ -555,6 +560,12 @@ enum Event {
     ClientRetry {
         call: usize,
     },
+    /// A keyed call whose connection broke sends `attempt` (numbered when
+    /// it broke) unless it ended meanwhile.
+    ClientResend {
+        call: usize,
+        attempt: u64,
+    },
     /// A leader's read of the keys chosen before it
     /// (`Proposer::keys_wanted`) comes back; None if the acceptor read
     /// could not give them.
@@ -749,6 +760,8 @@ struct Sim {
     healed: bool,
     /// Every request a proposer answered: one answer per request.
     answered: BTreeSet<RequestId>,
+    /// Requests a sequencer still holds whose client's connection broke.
+    abandoned: BTreeSet<(usize, RequestId)>,
     /// Per sequence: the highest ID any completed call returned.
     returned_max: BTreeMap<String, u64>,
     /// Per sequence: every returned range, by first ID.
@@ -828,6 +841,7 @@ impl Sim {
             cut: BTreeSet::new(),
             healed: false,
             answered: BTreeSet::new(),
+            abandoned: BTreeSet::new(),
             returned_max: BTreeMap::new(),
             returned: BTreeMap::new(),
             next_member: BLANK_MEMBER_FIRST,
@@ -912,6 +926,13 @@ impl Sim {
             Event::Compact => self.compact(),
             Event::ClientCall { client } => self.new_call(client),
             Event::ClientRetry { call } => self.attempt(call),
+            Event::ClientResend { call, attempt } => {
+                let c = &mut self.calls[call];
+                if c.outcome.is_none() && c.attempt == attempt {
+                    c.in_flight = true;
+                    self.send_attempt(call);
+                }
+            }
             Event::KeysRead { p, inc, below, parts } => self.keys_read(p, inc, below, parts),
             Event::Fault => self.fault(),
             Event::RestartAcceptor { a } => self.restart_acceptor(a),
@@ -1469,6 +1490,20 @@ impl Sim {
                 }
                 Effect::Reply { request, result } => {
                     let (call, attempt) = split_request_id(request);
+                    let abandoned = self.abandoned.remove(&(p, request));
+                    if abandoned && !self.answered.insert(request) {
+                        self.fail(format!("proposer {p} answered {request:?} twice"));
+                    }
+                    if abandoned {
+                        // Its client's connection broke: the answer goes
+                        // nowhere, but what it hands out is checked.
+                        if let Ok(allocation) = &result {
+                            if let Err(e) = self.ghost.check_reply(allocation) {
+                                self.fail(format!("proposer {p}: {e}"));
+                            }
+                        }
+                        continue;
+                    }
                     if call >= self.calls.len()
                         || self.calls[call].attempt != attempt
                         || self.calls[call].target != p
@@ -2049,7 +2084,7 @@ impl Sim {
         if self.healed {
             return;
         }
-        match self.rng.below(7) {
+        match self.rng.below(8) {
             0 | 1 => {
                 let a = self.rng.below(self.world.acceptors as u64) as usize;
                 self.crash_acceptor(a);
@@ -2060,6 +2095,7 @@ impl Sim {
             }
             3 | 4 => self.partition(),
             5 => self.crash_learner(),
+            6 => self.cut_client_link(),
             _ => {
                 // One link, one way.
                 let nodes = self.nodes();
@@ -2079,6 +2115,39 @@ impl Sim {
         nodes.extend((0..self.world.proposers).map(Node::Proposer));
         nodes.push(Node::Learner);
         nodes
+    }
+
+    /// A client's connection breaks mid-call: a plain call is lost (its
+    /// client cannot know whether IDs were allocated; the sequencer may
+    /// still allocate them and answer into the void), a keyed one is sent
+    /// again under its key to the next sequencer, as a client should, and
+    /// must get the IDs of its first attempt if that one took effect.
+    fn cut_client_link(&mut self) {
+        let in_flight: Vec<usize> = (0..self.calls.len())
+            .filter(|&c| self.calls[c].in_flight && self.calls[c].outcome.is_none())
+            .collect();
+        if in_flight.is_empty() {
+            return;
+        }
+        let call = *self.rng.pick(&in_flight);
+        self.stats.client_links_cut += 1;
+        let (target, attempt) = (self.calls[call].target, self.calls[call].attempt);
+        self.abandoned.insert((target, request_id(call, attempt)));
+        if self.trace {
+            println!("        call {call}'s connection to sequencer {target} breaks at attempt {attempt}");
+        }
+        if self.calls[call].key.is_some() {
+            // The next attempt is numbered now, so that whatever the broken
+            // one still gets (a refusal, a reply) is ignored.
+            let c = &mut self.calls[call];
+            c.attempt += 1;
+            c.target = (c.target + 1) % self.world.proposers;
+            c.in_flight = false;
+            let attempt = c.attempt;
+            self.at(CLIENT_BACKOFF_MS, Event::ClientResend { call, attempt });
+        } else {
+            self.complete(call, Outcome::Lost);
+        }
     }
 
     /// Splits the cluster in two; both ways or, sometimes, only one way.
