@@ -51,7 +51,9 @@
 //! answers given when each request is sent; tracked in the two new checks
 //! only). `model_check_void_allocation` (three requests, a second campaign)
 //! asks, as a `sometimes` property, for a chosen allocation that is void.
-//! Both new checks are `#[ignore]` until measured: not yet run to the end.
+//! Both new checks are `#[ignore]`: `model_check_commits` did not finish in
+//! 20 minutes on two cores at its bounds; `model_check_void_allocation`
+//! finishes (28.4 M unique states, 630 s) without reaching the void case.
 //!
 //! `PAXID_MODEL_TIMEOUTS`, `PAXID_MODEL_REQUESTS`, `PAXID_MODEL_CRASHES`,
 //! `PAXID_MODEL_DUPLICATES`, `PAXID_MODEL_DISK_LOSSES`, `PAXID_MODEL_REBUILDS`
@@ -1317,8 +1319,15 @@ fn model_check_commits() {
 /// Three requests, one proposer campaigns twice: a deposed leader's
 /// allocation, recovered at a later slot after a higher range was chosen
 /// below it, is chosen and void.
+///
+/// Run to the end (2026-12-04): 154.6 M states generated, 28.4 M unique,
+/// max depth 25, 630 s on two cores; every safety property holds, but the
+/// `sometimes` property "a chosen allocation is void" is never met, so
+/// these bounds are too small for the void case (the simulation reaches it:
+/// `allocations_voided` in its figures). Kept ignored until bounds that
+/// reach it are found.
 #[test]
-#[ignore = "not yet shown to reach the void case exhaustively: run with --ignored"]
+#[ignore = "exhaustive at these bounds, but the void case is not reached: see the comment"]
 fn model_check_void_allocation() {
     check(Paxid {
         restart_campaigns: false,
