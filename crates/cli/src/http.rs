@@ -1,5 +1,10 @@
-//! The HTTP client every command shares, and the one error type whose
-//! `Display` is the line `paxid` prints before exiting non-zero.
+//! The CLI's calls, and the one error type whose `Display` is the line
+//! `paxid` prints before exiting non-zero.
+//!
+//! Requests are built by the one internal client (`paxid_client::internal`:
+//! connection pool, route joining, bearer tokens); what is the CLI's own is
+//! on top: which scope's token goes to which route, failing over along an
+//! endpoint list, retrying 503s within `--retry-ms`, and one-line errors.
 
 use std::error::Error as _;
 use std::sync::{Arc, Mutex};
@@ -7,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use api::problem::Problem;
 use api::routes;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+pub use paxid_client::internal::join;
+use paxid_client::internal::{InternalClient, Options};
+pub use paxid_client::retry_after;
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -58,10 +66,11 @@ pub const RETRY_WAIT_DEFAULT: Duration = Duration::from_millis(500);
 /// Shortest wait between two rounds of retries (a `Retry-After: 0`).
 pub const RETRY_WAIT_MIN: Duration = Duration::from_millis(50);
 
-/// One reqwest client (keep-alive pool, HTTP/1.1) plus the cluster token.
+/// The internal client (keep-alive pool, HTTP/1.1) plus each scope's token.
 #[derive(Clone, Debug)]
 pub struct Api {
-    client: reqwest::Client,
+    internal: InternalClient,
+    /// The cluster token, for the internal `/v1` routes.
     token: Option<String>,
     /// For `POST /next-id` and for the subscription API (scoped tokens).
     client_token: Option<String>,
@@ -79,22 +88,21 @@ impl Api {
     /// `pool_idle_per_host` should be at least the number of concurrent
     /// requests, so that every closed-loop client keeps its connection.
     pub fn new(timeout: Duration, token: Option<String>, pool_idle_per_host: usize) -> Result<Api, CliError> {
-        // reqwest panics on building a client without a rustls provider
-        // when a `--workspace` build unifies in the learner's TLS feature.
-        paxid_client::install_tls_provider();
-        let client = reqwest::Client::builder()
-            .http1_only()
-            .tcp_nodelay(true)
-            // A paxid cluster is addressed directly; an HTTP_PROXY meant for
-            // the internet must not sit between the CLI and it.
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(pool_idle_per_host)
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot build an HTTP client: {e}")))?;
+        let options = Options {
+            cluster_id: None,
+            timeout: Some(timeout),
+            connect_timeout: timeout,
+            pool_idle_per_host,
+            // One connection per closed-loop `bench` client.
+            http1_only: true,
+            per_call_headers: None,
+        };
+        // The scope of each call is chosen in `request`, so the client
+        // itself carries no token.
+        let internal =
+            InternalClient::new(options, Arc::new(None)).map_err(|e| CliError::Usage(e.to_string()))?;
         Ok(Api {
-            client,
+            internal,
             token,
             client_token: None,
             subscription_token: None,
@@ -126,7 +134,7 @@ impl Api {
     }
 
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        self.internal.http()
     }
 
     /// The token `POST /next-id` carries, if any.
@@ -137,7 +145,7 @@ impl Api {
     /// `GET base + path`, decoded as `T`.
     pub async fn get_json<T: DeserializeOwned>(&self, base: &str, path: &str) -> Result<T, CliError> {
         let url = join(base, path);
-        let request = self.request(Method::GET, &url, path);
+        let request = self.request(Method::GET, base, path);
         decode(&url, check(Method::GET, &url, send(&url, request).await?).await?).await
     }
 
@@ -149,7 +157,7 @@ impl Api {
         body: Option<&B>,
     ) -> Result<T, CliError> {
         let url = join(base, path);
-        let mut request = self.request(Method::POST, &url, path);
+        let mut request = self.request(Method::POST, base, path);
         if let Some(body) = body {
             let bytes = serde_json::to_vec(body).map_err(|e| CliError::Usage(e.to_string()))?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
@@ -183,7 +191,7 @@ impl Api {
             let mut wait: Option<Duration> = None;
             for base in &order {
                 let url = join(base, path);
-                let mut request = self.request(method.clone(), &url, path);
+                let mut request = self.request(method.clone(), base, path);
                 if let Some(bytes) = &body {
                     request = request
                         .header(CONTENT_TYPE, "application/json")
@@ -252,34 +260,23 @@ impl Api {
 
     /// Each scope's token on its own routes: the subscription API, the
     /// client API, and every other internal `/v1` endpoint (the cluster's).
-    fn request(&self, method: Method, url: &str, path: &str) -> RequestBuilder {
-        let request = self.client.request(method, url);
-        let path = path.split('?').next().unwrap_or(path);
-        let token = if routes::is_subscription_api(path) {
+    fn request(&self, method: Method, base: &str, path: &str) -> RequestBuilder {
+        let route = path.split('?').next().unwrap_or(path);
+        let token = if routes::is_subscription_api(route) {
             &self.subscription_token
-        } else if path == routes::NEXT_ID {
+        } else if route == routes::NEXT_ID {
             &self.client_token
-        } else if path.starts_with(routes::V1_PREFIX) {
+        } else if route.starts_with(routes::V1_PREFIX) {
             &self.token
         } else {
             &None
         };
-        let request = match token {
-            Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
-            None => request,
-        };
+        let request = self.internal.request_as(method, base, path, token.as_deref());
         match &self.idempotency_key {
-            Some(key) if path == routes::NEXT_ID => request.header("idempotency-key", key),
+            Some(key) if route == routes::NEXT_ID => request.header("idempotency-key", key),
             _ => request,
         }
     }
-}
-
-/// `Retry-After` in seconds (its HTTP-date form is not used by paxid).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    let seconds: f64 = text.trim().parse().ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// One endpoint's error as it is; several as one line naming each.
@@ -295,11 +292,6 @@ fn all_unreachable(mut errors: Vec<CliError>) -> CliError {
         })
         .collect();
     CliError::NoEndpoint(reasons.join("; "))
-}
-
-/// `base` without trailing slashes, then `path`.
-pub fn join(base: &str, path: &str) -> String {
-    format!("{}{path}", base.trim_end_matches('/'))
 }
 
 pub async fn send(url: &str, request: RequestBuilder) -> Result<Response, CliError> {
@@ -392,19 +384,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(RETRY_AFTER, "2".parse().expect("header"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("header"),
-        );
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
     fn the_endpoint_that_answered_last_is_tried_first() {
         let api = Api::new(Duration::from_secs(1), None, 1).expect("client");
         let list: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
@@ -413,11 +392,5 @@ mod tests {
         assert_eq!(api.order(&list), ["c", "a", "b"]);
         api.remember("elsewhere");
         assert_eq!(api.order(&list), list);
-    }
-
-    #[test]
-    fn join_tolerates_trailing_slashes() {
-        assert_eq!(join("http://h:1/", "/next-id"), "http://h:1/next-id");
-        assert_eq!(join("http://h:1", "/v1/status"), "http://h:1/v1/status");
     }
 }

@@ -20,7 +20,7 @@ use api::internal::{
     JoinResponse, LearnerProgress, LogResponse, PrepareRequest, PrepareResponse, Snapshot, TransitionRequest,
 };
 use api::routes;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -340,12 +340,7 @@ pub async fn send(request: RequestBuilder) -> Result<Response, CallError> {
 
 async fn status_error(url: String, response: Response) -> CallError {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     CallError::Status {
         url,

@@ -584,11 +584,7 @@ impl Inner {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -648,6 +644,16 @@ fn is_retryable(status: u16) -> bool {
 /// `Retry-After` in seconds (the form paxid sends); an HTTP date is ignored.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// An answer's `Retry-After` in its delay-seconds form (the one paxid
+/// sends); absent, or an HTTP date, is None. Every paxid caller reads it
+/// here: the clients, the CLI, and the learner's webhook deliveries.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 /// The answer must be the allocation asked for, or its IDs could be cut

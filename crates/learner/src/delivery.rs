@@ -432,14 +432,7 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
 /// `Retry-After` in delay-seconds form; the HTTP-date form is ignored (the
 /// backoff applies).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
+    paxid_client::retry_after(headers).map(|after| after.min(RETRY_AFTER_MAX))
 }
 
 /// Applies an attempt's outcome to the record.
