@@ -3,45 +3,79 @@
 //! by slot, whether or not a client ever saw it.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
-use api::internal::{Allocation, LogResponse, Value};
+use api::internal::{Allocation, LogResponse, Snapshot, Value};
 
+use crate::delivery::Delivered;
 use crate::Cluster;
 
 /// Slot -> the effective allocations of that slot (void ones removed),
 /// for every chosen slot the acceptors still hold.
 pub type Effective = BTreeMap<u64, Vec<Allocation>>;
 
-/// Reads `/v1/log` from every running acceptor and merges it: a slot is
-/// chosen if one acceptor marks it chosen (or holds it below its
-/// `chosen_below`), or a majority accepted it under one ballot (the marks
-/// arrive one round trip late, so the last slots may be unmarked).
-/// Fails if the log was compacted (slots lost to the check).
-pub async fn read_chosen_log(cluster: &Cluster) -> Result<BTreeMap<u64, Value>, String> {
+/// The chosen log as far back as every acceptor that answered still holds
+/// it: the slots from `start.below` on, and `start.counters`, each
+/// sequence's next ID at that slot, so that which allocations take effect
+/// can be computed without the compacted prefix.
+#[derive(Clone, Debug, Default)]
+pub struct ChosenLog {
+    pub start: Snapshot,
+    pub slots: BTreeMap<u64, Value>,
+}
+
+/// One acceptor's snapshot and its log pages from the snapshot on.
+#[derive(Clone, Debug)]
+pub struct AcceptorLog {
+    pub snapshot: Snapshot,
+    pub pages: Vec<LogResponse>,
+}
+
+/// Reads `/v1/snapshot` and `/v1/log` from every running acceptor and
+/// merges them: a slot is chosen if one acceptor marks it chosen (or holds
+/// it below its `chosen_below`), or a majority accepted it under one
+/// ballot (the marks arrive one round trip late, so the last slots may be
+/// unmarked). Acceptors that compact (`--retain-slots`) keep the check to
+/// the slots they all still hold.
+pub async fn read_chosen_log(cluster: &Cluster) -> Result<ChosenLog, String> {
     let mut logs = Vec::new();
     for url in cluster.acceptor_urls() {
-        if let Ok(log) = read_log(cluster, &url).await {
+        if let Ok(log) = read_acceptor(cluster, &url).await {
             logs.push(log);
         }
     }
     merge(&logs, cluster.acceptors.len())
 }
 
-async fn read_log(cluster: &Cluster, url: &str) -> Result<Vec<LogResponse>, String> {
-    let mut pages = Vec::new();
-    let mut from = 0;
-    loop {
-        let mut request = cluster.http.get(format!("{url}/v1/log?from={from}&limit=10000"));
-        if let Some(token) = &cluster.spec.cluster_token {
-            request = request.bearer_auth(token);
+/// The snapshot, then the log from it on; again if the acceptor compacted
+/// in between (the log must start where the snapshot ends).
+async fn read_acceptor(cluster: &Cluster, url: &str) -> Result<AcceptorLog, String> {
+    for _ in 0..10 {
+        let snapshot: Snapshot = get(cluster, &format!("{url}/v1/snapshot")).await?;
+        let pages = read_log(cluster, url, snapshot.below).await?;
+        if pages
+            .first()
+            .is_some_and(|page| page.compacted_below == snapshot.below)
+        {
+            return Ok(AcceptorLog { snapshot, pages });
         }
-        let page: LogResponse = request
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+    }
+    Err(format!("{url} kept compacting while its log was read"))
+}
+
+async fn get<T: serde::de::DeserializeOwned>(cluster: &Cluster, url: &str) -> Result<T, String> {
+    let mut request = cluster.http.get(url);
+    if let Some(token) = &cluster.spec.cluster_token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    response.json().await.map_err(|e| e.to_string())
+}
+
+async fn read_log(cluster: &Cluster, url: &str, mut from: u64) -> Result<Vec<LogResponse>, String> {
+    let mut pages = Vec::new();
+    loop {
+        let page: LogResponse = get(cluster, &format!("{url}/v1/log?from={from}&limit=10000")).await?;
         let Some(last) = page.entries.last() else {
             pages.push(page);
             return Ok(pages);
@@ -51,29 +85,27 @@ async fn read_log(cluster: &Cluster, url: &str) -> Result<Vec<LogResponse>, Stri
     }
 }
 
-/// Merges the pages of each acceptor (`logs[i]` = one acceptor's pages).
-pub fn merge(logs: &[Vec<LogResponse>], acceptors: usize) -> Result<BTreeMap<u64, Value>, String> {
+/// Merges what each acceptor holds from the latest snapshot among them on.
+pub fn merge(logs: &[AcceptorLog], acceptors: usize) -> Result<ChosenLog, String> {
+    let start = logs
+        .iter()
+        .map(|log| &log.snapshot)
+        .max_by_key(|snapshot| snapshot.below)
+        .cloned()
+        .unwrap_or_default();
     let mut chosen = BTreeMap::new();
     // (slot, ballot as JSON) -> (value, votes)
     let mut votes: BTreeMap<(u64, String), (Value, usize)> = BTreeMap::new();
-    for pages in logs {
-        for page in pages {
-            if page.compacted_below > 0 {
-                return Err(format!(
-                    "an acceptor compacted below slot {}: raise --key-window-slots/--retain-slots",
-                    page.compacted_below
-                ));
+    for page in logs.iter().flat_map(|log| &log.pages) {
+        for entry in page.entries.iter().filter(|e| e.slot >= start.below) {
+            if entry.chosen || entry.slot < page.chosen_below {
+                insert(&mut chosen, entry.slot, &entry.value)?;
             }
-            for entry in &page.entries {
-                if entry.chosen || entry.slot < page.chosen_below {
-                    insert(&mut chosen, entry.slot, &entry.value)?;
-                }
-                let ballot = serde_json::to_string(&entry.ballot).unwrap_or_default();
-                votes
-                    .entry((entry.slot, ballot))
-                    .or_insert((entry.value.clone(), 0))
-                    .1 += 1;
-            }
+            let ballot = serde_json::to_string(&entry.ballot).unwrap_or_default();
+            votes
+                .entry((entry.slot, ballot))
+                .or_insert((entry.value.clone(), 0))
+                .1 += 1;
         }
     }
     for ((slot, _), (value, count)) in votes {
@@ -81,7 +113,39 @@ pub fn merge(logs: &[Vec<LogResponse>], acceptors: usize) -> Result<BTreeMap<u64
             insert(&mut chosen, slot, &value)?;
         }
     }
-    Ok(chosen)
+    Ok(ChosenLog { start, slots: chosen })
+}
+
+/// Whether `delivered` holds exactly the effective chosen allocations of
+/// the sequences `wanted` accepts, slot by slot, within `slots` (cut to
+/// what the chosen log still holds): every one, including those no client
+/// received. `Ok` says how many slots were compared; none is an error, so
+/// that a check the acceptors compacted away cannot pass.
+pub fn delivered_as_chosen(
+    chosen: &ChosenLog,
+    delivered: &Delivered,
+    slots: RangeInclusive<u64>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let effective = effective(chosen, wanted);
+    let slots = (*slots.start()).max(chosen.start.below)..=*slots.end();
+    let problems = delivered.missing_chosen(&effective, slots.clone());
+    let compared = effective.range(slots.clone()).count();
+    if compared == 0 {
+        Err(format!(
+            "no effective chosen slot in {slots:?} to compare (compacted?)"
+        ))
+    } else if problems.is_empty() {
+        Ok(format!(
+            "every one of {compared} effective chosen slots in {slots:?} delivered"
+        ))
+    } else {
+        Err(format!(
+            "{} slots of {compared} chosen in {slots:?} differ: {:?}",
+            problems.len(),
+            &problems[..problems.len().min(5)]
+        ))
+    }
 }
 
 fn insert(chosen: &mut BTreeMap<u64, Value>, slot: u64, value: &Value) -> Result<(), String> {
@@ -94,15 +158,20 @@ fn insert(chosen: &mut BTreeMap<u64, Value>, slot: u64, value: &Value) -> Result
     }
 }
 
-/// Applies the chosen log in slot order with the product's rule (an
-/// allocation takes effect only if it starts at or above its sequence's
-/// counter; every allocation raises the counter) and keeps, per slot, the
-/// effective allocations of the sequences `wanted` accepts. Slots left with
-/// none are left out.
-pub fn effective(chosen: &BTreeMap<u64, Value>, wanted: impl Fn(&str) -> bool) -> Effective {
-    let mut next: BTreeMap<&str, u64> = BTreeMap::new();
+/// Applies the chosen log in slot order from its start's counters with the
+/// product's rule (an allocation takes effect only if it starts at or above
+/// its sequence's counter; every allocation raises the counter) and keeps,
+/// per slot, the effective allocations of the sequences `wanted` accepts.
+/// Slots left with none are left out.
+pub fn effective(chosen: &ChosenLog, wanted: impl Fn(&str) -> bool) -> Effective {
+    let mut next: BTreeMap<&str, u64> = chosen
+        .start
+        .counters
+        .iter()
+        .map(|(sequence, next)| (sequence.as_str(), *next))
+        .collect();
     let mut out = Effective::new();
-    for (&slot, value) in chosen {
+    for (&slot, value) in &chosen.slots {
         let Value::Allocations { allocations, .. } = value else {
             continue;
         };

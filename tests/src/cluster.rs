@@ -1,5 +1,6 @@
 //! A paxid cluster of real processes on loopback ports.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -185,6 +186,10 @@ pub struct ClusterSpec {
     /// Starts the learner with `--allow-private-webhooks`, so that test
     /// subscribers on loopback are allowed (true by default).
     pub allow_private_webhooks: bool,
+    /// The URL the sequencers and the learner are given for acceptor `i`
+    /// instead of its own (a test's proxy in front of it,
+    /// [`crate::interpose`]); the test itself still talks to it directly.
+    pub acceptor_aliases: BTreeMap<usize, String>,
 }
 
 impl Default for ClusterSpec {
@@ -198,6 +203,7 @@ impl Default for ClusterSpec {
             sequencer_args: Vec::new(),
             learner_args: Vec::new(),
             allow_private_webhooks: true,
+            acceptor_aliases: BTreeMap::new(),
         }
     }
 }
@@ -240,7 +246,17 @@ impl Cluster {
                 make(format!("acceptor-{i}"), "paxid-acceptor", port, args)
             })
             .collect();
-        let acceptor_urls = acceptors.iter().map(Proc::url).collect::<Vec<_>>().join(",");
+        let acceptor_urls = acceptors
+            .iter()
+            .enumerate()
+            .map(|(i, proc)| {
+                spec.acceptor_aliases
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| proc.url())
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let learner = spec.learner.then(|| {
             let port = free_port();
             let mut args = vec![

@@ -460,13 +460,16 @@ mod tests {
             keys: Vec::new(),
         };
         // Slot 1 is void (starts inside slot 0's range); slot 4 is not delivered.
-        let chosen: BTreeMap<u64, api::internal::Value> = [
-            (0, value(&[("default", 1, 3)])),
-            (1, value(&[("default", 2, 1)])),
-            (2, value(&[("default", 5, 2)])),
-            (4, value(&[("default", 20, 1)])),
-        ]
-        .into();
+        let chosen = crate::chosen::ChosenLog {
+            start: api::internal::Snapshot::default(),
+            slots: [
+                (0, value(&[("default", 1, 3)])),
+                (1, value(&[("default", 2, 1)])),
+                (2, value(&[("default", 5, 2)])),
+                (4, value(&[("default", 20, 1)])),
+            ]
+            .into(),
+        };
         let effective = crate::chosen::effective(&chosen, |_| true);
         assert!(
             !effective.contains_key(&1),

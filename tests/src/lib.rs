@@ -6,6 +6,7 @@ pub mod checker;
 pub mod chosen;
 pub mod cluster;
 pub mod delivery;
+pub mod interpose;
 pub mod load;
 
 pub use checker::{check_history, Op};

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use api::learner::{LearnerStatus, SubscriptionCreated, WEBHOOK_GAP_TYPE};
+use paxid_tests::chosen;
 use paxid_tests::cluster::free_port;
 use paxid_tests::delivery::{self, Received};
 use paxid_tests::{check_history, run_load, serial, Cluster, ClusterSpec, LoadSpec, Op, Proc};
@@ -97,8 +98,10 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
         acceptor_args: [
             "--retain-slots",
             "200",
+            // The last 200 slots stay, whatever the learner read: the
+            // check against the chosen log below needs some.
             "--key-window-slots",
-            "0",
+            "200",
             "--compact-interval-ms",
             "100",
         ]
@@ -150,7 +153,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
 
     // Ready again, and every allocation made after the restart delivered.
     let started = Instant::now();
-    loop {
+    let delivered = loop {
         let ready = learner_ready(&cluster).await;
         let received = delivery::parse_log(&subscriber.log_text()).expect("subscriber log");
         let (gaps, allocated) = split_gaps(received, &created.secret);
@@ -162,7 +165,7 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
                 "delivered after the restart: {:?}; gap notices {gaps:?}",
                 delivered.summary
             );
-            break;
+            break delivered;
         }
         assert!(
             started.elapsed() < WITHIN,
@@ -174,6 +177,14 @@ async fn a_wiped_learner_behind_compaction_starts_from_the_snapshot_and_reports_
             cluster.learner.as_ref().expect("a learner").log_tail(30)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Also the allocations no client saw: slot by slot as the acceptors
+    // hold them (their last 200 slots).
+    let chosen = chosen::read_chosen_log(&cluster).await.expect("the chosen log");
+    let span = delivered.slot_span().expect("something delivered");
+    match chosen::delivered_as_chosen(&chosen, &delivered, span, |_| true) {
+        Ok(report) => println!("subscriber: {report}"),
+        Err(problems) => panic!("subscriber: {problems}"),
     }
 
     // The gap is stated: in the status, the metric, and to the subscriber
