@@ -348,7 +348,24 @@ fn check_subscriptions(cluster: &Cluster) {
     assert!(table.starts_with("ID "), "{table}");
     assert!(table.contains(&id) && table.contains("disabled"), "{table}");
 
-    // A receiver that acknowledges, then enable: delivery resumes.
+    // A ping to the 410 receiver: reported, exit 1, nothing on stderr.
+    let ping = [
+        "subscriptions",
+        "ping",
+        id.as_str(),
+        "--learner",
+        learner.as_str(),
+    ];
+    let refused = paxid(&ping, &token);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stdout(&refused).starts_with("not delivered") && stdout(&refused).contains("410"),
+        "{}",
+        stdout(&refused)
+    );
+
+    // A receiver that acknowledges: a ping reaches it (once it listens) and
+    // leaves the subscription disabled; then enable: delivery resumes.
     gone.kill9();
     let _receiver = cluster.spawn(
         "subscriber-204",
@@ -356,6 +373,22 @@ fn check_subscriptions(cluster: &Cluster) {
         port,
         vec!["--listen".into(), format!("127.0.0.1:{port}")],
     );
+    let started = std::time::Instant::now();
+    let pinged = loop {
+        let output = paxid(&ping, &token);
+        if output.status.success() {
+            break stdout(&output);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no ping reached the new receiver: {}",
+            stdout(&output)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(pinged.starts_with("delivered 204 in "), "{pinged}");
+    let view = ok_json(&["subscriptions", "get", &id, "--learner", &learner], &token);
+    assert_eq!(view["state"], "disabled", "a ping changes nothing: {view}");
     let enabled = ok_json(&["subscriptions", "enable", &id, "--learner", &learner], &token);
     assert_eq!(enabled["state"], "active", "{enabled}");
     assert_eq!(enabled["disabled_reason"], serde_json::Value::Null, "{enabled}");

@@ -64,6 +64,26 @@ pub struct ReplaySubscription {
     pub from_slot: u64,
 }
 
+/// `200` answer of `POST /v1/subscriptions/{id}/ping`: what became of the
+/// one `ping` webhook sent to the subscription's URL. Sent once, never
+/// retried, and it moves nothing: the subscription's cursor, state and
+/// pending message stay as they were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PingResult {
+    /// The `webhook-id` it was sent under (`ping_...`).
+    pub webhook_id: String,
+    /// The receiver answered 2xx.
+    pub delivered: bool,
+    /// The receiver's status, if it answered.
+    pub status: Option<u16>,
+    /// From sending to the answer (or the failure), in milliseconds.
+    #[schema(format = "uint64")]
+    pub latency_ms: u64,
+    /// Why it was not delivered: the status's reason, a timeout, a network
+    /// error, or a URL the SSRF guard refuses.
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub subscriptions: Vec<SubscriptionView>,
@@ -127,6 +147,25 @@ pub const WEBHOOK_TYPE: &str = "ids.allocated";
 
 /// `type` of the message telling a subscriber that slots were skipped.
 pub const WEBHOOK_GAP_TYPE: &str = "ids.gap";
+
+/// `type` of the test event `POST /v1/subscriptions/{id}/ping` sends.
+pub const WEBHOOK_PING_TYPE: &str = "ping";
+
+/// Body of a `ping` webhook: signed like every webhook, carries no IDs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPingMessage {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub data: WebhookPingData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPingData {
+    /// The subscription pinged.
+    pub subscription: String,
+}
 
 /// Body of an `ids.gap` webhook: the allocations of slots
 /// `data.from_slot .. data.below_slot` will never be delivered.

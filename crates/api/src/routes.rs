@@ -66,6 +66,8 @@ pub const SUBSCRIPTIONS: &str = "/v1/subscriptions";
 pub const SUBSCRIPTION: &str = "/v1/subscriptions/{id}";
 pub const SUBSCRIPTION_ENABLE: &str = "/v1/subscriptions/{id}/enable";
 pub const SUBSCRIPTION_REPLAY: &str = "/v1/subscriptions/{id}/replay";
+/// `POST` sends one `ping` webhook now and says what became of it.
+pub const SUBSCRIPTION_PING: &str = "/v1/subscriptions/{id}/ping";
 
 /// [`SUBSCRIPTION`] of `id`.
 pub fn subscription(id: &str) -> String {
@@ -80,6 +82,11 @@ pub fn subscription_enable(id: &str) -> String {
 /// [`SUBSCRIPTION_REPLAY`] of `id`.
 pub fn subscription_replay(id: &str) -> String {
     format!("{}/replay", subscription(id))
+}
+
+/// [`SUBSCRIPTION_PING`] of `id`.
+pub fn subscription_ping(id: &str) -> String {
+    format!("{}/ping", subscription(id))
 }
 
 /// Whether `path` (no query) is one of the subscription API's routes.

@@ -117,6 +117,9 @@ pub enum SubscriptionsCommand {
     Enable(SubscriptionId),
     /// Deliver again from a slot on (at or below its delivered_below).
     Replay(ReplayArgs),
+    /// Send one signed `ping` webhook now; exit 1 unless the receiver
+    /// answered 2xx. Changes nothing in the subscription.
+    Ping(SubscriptionId),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -444,6 +447,16 @@ async fn subscriptions_command(cli: &Cli, command: &SubscriptionsCommand, api: &
         SubscriptionsCommand::Replay(args) => {
             let view = subscriptions::replay(api, &args.learner.learner, &args.id, args.from_slot).await?;
             print(cli.json, &view, || render_view(&view))
+        }
+        SubscriptionsCommand::Ping(args) => {
+            let result = subscriptions::ping(api, &args.learner.learner, &args.id).await?;
+            print(cli.json, &result, || subscriptions::render_ping(&result))?;
+            // Printed either way; the exit code says whether it arrived.
+            if result.delivered {
+                Ok(())
+            } else {
+                Err(CliError::Silent)
+            }
         }
     }
 }

@@ -1,12 +1,13 @@
-//! `paxid subscriptions create|list|get|delete|enable|replay`: the
+//! `paxid subscriptions create|list|get|delete|enable|replay|ping`: the
 //! learner's subscription API (`/v1/subscriptions`), with the
 //! `--subscription-token` scope.
 //!
-//! The learner has no routes for rotating a secret or sending a test event,
-//! so there are no `rotate-secret` or `ping` commands.
+//! The learner has no route for rotating a secret, so there is no
+//! `rotate-secret` command.
 
 use api::learner::{
-    CreateSubscription, ReplaySubscription, SubscriptionCreated, SubscriptionList, SubscriptionView,
+    CreateSubscription, PingResult, ReplaySubscription, SubscriptionCreated, SubscriptionList,
+    SubscriptionView,
 };
 use api::routes;
 use reqwest::Method;
@@ -107,6 +108,34 @@ pub async fn replay(
         Retry::On503,
     )
     .await
+}
+
+/// Never repeated: a second ping would be a second event at the receiver.
+pub async fn ping(api: &Api, learner: &str, id: &str) -> Result<PingResult, CliError> {
+    api.call_json::<(), _>(
+        Method::POST,
+        &[learner.to_owned()],
+        &routes::subscription_ping(checked(id)?),
+        None,
+        Retry::Never,
+    )
+    .await
+}
+
+/// `delivered 204 in 3 ms (ping_...)`, or why not.
+pub fn render_ping(result: &PingResult) -> String {
+    match (&result.error, result.status) {
+        (None, status) => format!(
+            "delivered {} in {} ms ({})",
+            status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            result.latency_ms,
+            result.webhook_id
+        ),
+        (Some(error), _) => format!(
+            "not delivered after {} ms ({}): {error}",
+            result.latency_ms, result.webhook_id
+        ),
+    }
 }
 
 /// One subscription, a field a line.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::learner::{
-    LearnerGap, WebhookData, WebhookGapMessage, WebhookMessage, WebhookSlot, WEBHOOK_GAP_TYPE, WEBHOOK_TYPE,
+    LearnerGap, PingResult, WebhookData, WebhookGapMessage, WebhookMessage, WebhookPingData,
+    WebhookPingMessage, WebhookSlot, WEBHOOK_GAP_TYPE, WEBHOOK_PING_TYPE, WEBHOOK_TYPE,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
 use paxos_core::Value;
@@ -333,53 +334,100 @@ async fn send(
     pending: &PendingMessage,
     msg_id: &str,
 ) -> Outcome {
-    let refused = |reason: String| Outcome::Failed {
-        reason,
-        label: "refused",
-        retry_after: None,
-    };
-    let url = match reqwest::Url::parse(&record.url) {
-        Ok(url) => url,
-        Err(error) => return refused(format!("stored URL does not parse: {error}")),
-    };
-    if !context.allow_private {
-        // IP-literal hosts never reach the guarded resolver.
-        if let Err(reason) = ssrf::check_url(&url) {
-            return refused(reason);
-        }
-    }
-    let key = match SigningKey::from_secret(&record.secret) {
-        Ok(key) => key,
-        Err(reason) => return refused(reason),
-    };
     let body = match render(&context.store, record, pending) {
         Ok(body) => body,
         Err(error) => fatal(SERVICE_NAME, &format!("reading the learned log failed: {error}")),
     };
-    let timestamp_s = now_ms() / 1000;
-    let headers = match signed_headers(&key, msg_id, timestamp_s, &body) {
-        Ok(headers) => headers,
-        Err(reason) => return refused(reason),
-    };
-    let response = context.client.post(url).headers(headers).body(body).send().await;
-    let response = match response {
-        Ok(response) => response,
-        Err(error) => {
-            let label = if error.is_timeout() {
-                "timeout"
-            } else {
-                "network_error"
-            };
-            return Outcome::Failed {
-                reason: describe(&error),
-                label,
-                retry_after: None,
-            };
+    match post_signed(context, record, msg_id, body).await {
+        Ok(response) => {
+            let status = response.status();
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+            classify(status, response.headers())
         }
+        Err(unsent) => Outcome::Failed {
+            reason: unsent.reason,
+            label: unsent.label,
+            retry_after: None,
+        },
+    }
+}
+
+/// Why a webhook was not sent, or got no answer.
+struct Unsent {
+    reason: String,
+    /// The `result` label of the attempt metrics.
+    label: &'static str,
+}
+
+/// One signed POST of `body` under `msg_id` to the subscription's URL
+/// (through the SSRF guard unless private targets are allowed): the answer,
+/// whatever its status, or why there is none.
+async fn post_signed(
+    context: &DeliveryContext,
+    record: &SubscriptionRecord,
+    msg_id: &str,
+    body: Vec<u8>,
+) -> Result<reqwest::Response, Unsent> {
+    let refused = |reason: String| Unsent {
+        reason,
+        label: "refused",
     };
-    let status = response.status();
-    tracing::Span::current().record("http.response.status_code", status.as_u16());
-    classify(status, response.headers())
+    let url =
+        reqwest::Url::parse(&record.url).map_err(|e| refused(format!("stored URL does not parse: {e}")))?;
+    if !context.allow_private {
+        // IP-literal hosts never reach the guarded resolver.
+        ssrf::check_url(&url).map_err(refused)?;
+    }
+    let key = SigningKey::from_secret(&record.secret).map_err(refused)?;
+    let timestamp_s = now_ms() / 1000;
+    let headers = signed_headers(&key, msg_id, timestamp_s, &body).map_err(refused)?;
+    let response = context.client.post(url).headers(headers).body(body).send().await;
+    response.map_err(|error| Unsent {
+        reason: describe(&error),
+        label: if error.is_timeout() {
+            "timeout"
+        } else {
+            "network_error"
+        },
+    })
+}
+
+/// Sends one `ping` webhook to the subscription now: signed like every
+/// message, under a `webhook-id` of its own, never retried, and outside
+/// the delivery order (the cursor, the pending message and the state stay
+/// as they are, so a disabled subscription can be pinged before it is
+/// enabled again).
+pub async fn ping(context: &DeliveryContext, record: &SubscriptionRecord) -> PingResult {
+    let webhook_id = crate::subscriptions::random_id("ping");
+    let message = WebhookPingMessage {
+        type_: WEBHOOK_PING_TYPE.to_owned(),
+        timestamp: rfc3339(now_ms()),
+        data: WebhookPingData {
+            subscription: record.id.clone(),
+        },
+    };
+    let body = serde_json::to_vec(&message).expect("webhook messages serialize");
+    let started = Instant::now();
+    let answer = post_signed(context, record, &webhook_id, body).await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (status, error) = match answer {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) => (
+            Some(response.status().as_u16()),
+            Some(format!("the subscriber answered {}", response.status())),
+        ),
+        Err(unsent) => (None, Some(unsent.reason)),
+    };
+    let result = if error.is_none() { "delivered" } else { "failed" };
+    metrics::counter!(metric::PINGS_TOTAL, "result" => result).increment(1);
+    tracing::info!(subscription = %record.id, webhook_id, result, ?status, latency_ms, "ping sent");
+    PingResult {
+        webhook_id,
+        delivered: error.is_none(),
+        status,
+        latency_ms,
+        error,
+    }
 }
 
 fn signed_headers(

@@ -6,7 +6,7 @@
 
 use api::internal::ChosenPush;
 use api::learner::{
-    CreateSubscription, LearnerStatus, ReplaySubscription, SubscriptionCreated, SubscriptionList,
+    CreateSubscription, LearnerStatus, PingResult, ReplaySubscription, SubscriptionCreated, SubscriptionList,
     SubscriptionView,
 };
 use api::problem::Problem;
@@ -41,6 +41,7 @@ pub fn routes(state: AppState) -> Router {
         .route(routes::SUBSCRIPTION, get(show).delete(remove))
         .route(routes::SUBSCRIPTION_ENABLE, post(enable))
         .route(routes::SUBSCRIPTION_REPLAY, post(replay))
+        .route(routes::SUBSCRIPTION_PING, post(ping))
         .route_layer(service::require_bearer(state.config().subscription_token.clone()));
     internal.merge(subscriptions).with_state(state)
 }
@@ -245,4 +246,30 @@ async fn replay(
     JsonBody(request): JsonBody<ReplaySubscription>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     state.subscriptions().replay(&id, request.from_slot).map(Json)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/ping",
+    operation_id = "pingSubscription",
+    tag = "subscriptions",
+    summary = "Send one signed `ping` webhook now and report what became of it.",
+    description = "The `ping` event (`{\"type\":\"ping\",\"timestamp\":...,\"data\":{\"subscription\":ID}}`) \
+        is signed like every webhook, under a `webhook-id` of its own (`ping_...`). It is sent once, \
+        never retried, and changes nothing: the cursor, the pending message and the state stay as \
+        they are (a disabled subscription can be pinged before it is enabled). 200 whether or not \
+        the receiver took it: see `delivered`.",
+    params(("id" = String, Path, description = "The subscription's `id`, as `POST /v1/subscriptions` returned it.")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "What the receiver answered.", body = PingResult),
+        (status = 401, description = "A token of this scope is required.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer` (RFC 6750)."))),
+        (status = 404, description = "No such resource.",
+            body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn ping(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PingResult>, ApiError> {
+    state.subscriptions().ping(&id).await.map(Json)
 }

@@ -52,6 +52,8 @@ pub mod metric {
     pub const DELIVERY_LAG_SLOTS: &str = "paxid_learner_delivery_lag_slots";
     pub const DELIVERY_ATTEMPTS_TOTAL: &str = "paxid_learner_delivery_attempts_total";
     pub const WEBHOOK_DURATION_SECONDS: &str = "paxid_learner_webhook_duration_seconds";
+    /// `ping` webhooks sent (`POST /v1/subscriptions/{id}/ping`), by result.
+    pub const PINGS_TOTAL: &str = "paxid_learner_pings_total";
     pub const LOG_START: &str = "paxid_learner_log_start";
     /// Counter, by `source` (always `pull`): reports refused because they
     /// contradict a value the learner already holds (two values chosen for

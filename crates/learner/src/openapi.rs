@@ -25,7 +25,8 @@ use utoipa::OpenApi;
         super::show,
         super::remove,
         super::enable,
-        super::replay
+        super::replay,
+        super::ping
     )
 )]
 struct LearnerApi;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use api::learner::{CreateSubscription, SubscriptionCreated, SubscriptionView};
+use api::learner::{CreateSubscription, PingResult, SubscriptionCreated, SubscriptionView};
 use paxos_core::SequenceName;
 use rand::RngCore;
 use reqwest::Url;
@@ -85,7 +85,7 @@ impl Subscriptions {
         }
         let secret = signing::generate_secret();
         let record = SubscriptionRecord {
-            id: new_subscription_id(),
+            id: random_id("sub"),
             url: url.to_string(),
             sequences,
             secret: secret.clone(),
@@ -157,6 +157,13 @@ impl Subscriptions {
         });
         tracing::info!(subscription = %id, "subscription enabled");
         self.get(id)
+    }
+
+    /// Sends one `ping` webhook to the subscription's URL now and says what
+    /// became of it; changes nothing (see [`delivery::ping`]).
+    pub async fn ping(&self, id: &str) -> Result<PingResult, ApiError> {
+        let record = self.handle(id)?.snapshot();
+        Ok(delivery::ping(&self.context, &record).await)
     }
 
     /// Moves the cursor back to `from_slot`; the next message starts there.
@@ -397,11 +404,13 @@ pub fn validate_sequences(names: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn new_subscription_id() -> String {
+/// `prefix_` and 24 random hex digits: subscription ids (`sub`) and ping
+/// `webhook-id`s (`ping`).
+pub(crate) fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 12];
     rand::rng().fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sub_{hex}")
+    format!("{prefix}_{hex}")
 }
 
 fn no_such_subscription(id: &str) -> ApiError {

@@ -1,11 +1,11 @@
-//! The subscription API: create, list, view, enable, replay and delete;
+//! The subscription API: create, list, view, enable, replay, ping and delete;
 //! bad input refused with nothing stored; private webhook targets;
 //! scoped tokens; the bound on subscriptions. Over a real learner (see
 //! `support`).
 
 mod support;
 
-use api::learner::SubscriptionList;
+use api::learner::{PingResult, SubscriptionList, WebhookPingMessage};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,5 +363,63 @@ async fn the_number_of_subscriptions_is_bounded() {
         .await
         .expect("post");
     assert_eq!(response.status(), 409);
+    learner.stop().await;
+}
+
+/// `POST /v1/subscriptions/{id}/ping`: one signed `ping` webhook, sent at
+/// once and reported (status, latency, error), never retried, and the
+/// subscription does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_sends_one_signed_test_event_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let learner = start_learner(test_config(dir.path(), no_acceptors())).await;
+    let receiver = Subscriber::start().await;
+    // Nothing is learned, so the only webhooks it can get are pings.
+    let created = learner.subscribe(json!({ "url": receiver.url })).await;
+    let before = learner.view(&created.id).await;
+    let http = client();
+    let ping = |id: &str| {
+        http.post(format!("{}/v1/subscriptions/{id}/ping", learner.url))
+            .send()
+    };
+
+    let answer = ping(&created.id).await.expect("ping");
+    assert_eq!(answer.status(), 200);
+    let result: PingResult = answer.json().await.expect("a PingResult");
+    assert!(result.delivered && result.error.is_none(), "{result:?}");
+    assert_eq!(result.status, Some(200));
+    assert!(result.webhook_id.starts_with("ping_"), "{result:?}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        verify(&created.secret, &got[0]),
+        "signed with the subscription's secret"
+    );
+    assert_eq!(got[0].header("webhook-id"), result.webhook_id);
+    let message: WebhookPingMessage = serde_json::from_slice(&got[0].body).expect("a ping body");
+    assert_eq!(message.type_, api::learner::WEBHOOK_PING_TYPE);
+    assert_eq!(message.data.subscription, created.id);
+    assert_eq!(learner.view(&created.id).await, before);
+
+    // A receiver answering 500: reported, not retried, nothing moves.
+    receiver.set_default(Reply::status(500));
+    let result: PingResult = ping(&created.id).await.expect("ping").json().await.expect("json");
+    assert!(!result.delivered, "{result:?}");
+    assert_eq!(result.status, Some(500));
+    assert!(
+        result.error.as_deref().is_some_and(|e| e.contains("500")),
+        "{result:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 2, "a failed ping is not retried");
+    assert_eq!(
+        learner.view(&created.id).await,
+        before,
+        "not failing, cursor unmoved"
+    );
+
+    let missing = ping("sub_nope").await.expect("ping");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
     learner.stop().await;
 }
