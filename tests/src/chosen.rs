@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use api::internal::{Allocation, LogResponse, Snapshot, Value};
+use paxid_client::internal::{InternalClient, Options};
 
 use crate::delivery::Delivered;
 use crate::Cluster;
@@ -38,9 +40,11 @@ pub struct AcceptorLog {
 /// unmarked). Acceptors that compact (`--retain-slots`) keep the check to
 /// the slots they all still hold.
 pub async fn read_chosen_log(cluster: &Cluster) -> Result<ChosenLog, String> {
+    let client = InternalClient::new(Options::default(), Arc::new(cluster.spec.cluster_token.clone()))
+        .map_err(|e| e.to_string())?;
     let mut logs = Vec::new();
     for url in cluster.acceptor_urls() {
-        if let Ok(log) = read_acceptor(cluster, &url).await {
+        if let Ok(log) = read_acceptor(&client, &url).await {
             logs.push(log);
         }
     }
@@ -49,10 +53,10 @@ pub async fn read_chosen_log(cluster: &Cluster) -> Result<ChosenLog, String> {
 
 /// The snapshot, then the log from it on; again if the acceptor compacted
 /// in between (the log must start where the snapshot ends).
-async fn read_acceptor(cluster: &Cluster, url: &str) -> Result<AcceptorLog, String> {
+async fn read_acceptor(client: &InternalClient, url: &str) -> Result<AcceptorLog, String> {
     for _ in 0..10 {
-        let snapshot: Snapshot = get(cluster, &format!("{url}/v1/snapshot")).await?;
-        let pages = read_log(cluster, url, snapshot.below).await?;
+        let snapshot = client.snapshot(url).await.map_err(|e| e.to_string())?;
+        let pages = read_log(client, url, snapshot.below).await?;
         if pages
             .first()
             .is_some_and(|page| page.compacted_below == snapshot.below)
@@ -63,19 +67,10 @@ async fn read_acceptor(cluster: &Cluster, url: &str) -> Result<AcceptorLog, Stri
     Err(format!("{url} kept compacting while its log was read"))
 }
 
-async fn get<T: serde::de::DeserializeOwned>(cluster: &Cluster, url: &str) -> Result<T, String> {
-    let mut request = cluster.http.get(url);
-    if let Some(token) = &cluster.spec.cluster_token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
-    response.json().await.map_err(|e| e.to_string())
-}
-
-async fn read_log(cluster: &Cluster, url: &str, mut from: u64) -> Result<Vec<LogResponse>, String> {
+async fn read_log(client: &InternalClient, url: &str, mut from: u64) -> Result<Vec<LogResponse>, String> {
     let mut pages = Vec::new();
     loop {
-        let page: LogResponse = get(cluster, &format!("{url}/v1/log?from={from}&limit=10000")).await?;
+        let page = client.log(url, from, 10_000).await.map_err(|e| e.to_string())?;
         let Some(last) = page.entries.last() else {
             pages.push(page);
             return Ok(pages);
